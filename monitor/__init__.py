@@ -1,0 +1,1 @@
+"""The token-free monitor: observe every task, decide purely, act idempotently."""

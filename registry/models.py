@@ -1,0 +1,170 @@
+"""Registry records as immutable values.
+
+Every record is a frozen pydantic model; a transition returns a new record (``model_copy``), so the
+monitor's decisions can be computed from values and written back in one atomic update.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_VERSION = 1
+TASK_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Status(StrEnum):
+    queued = "queued"
+    running = "running"
+    checking = "checking"
+    ready = "ready"
+    merged = "merged"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def active(self) -> bool:
+        return self in (Status.queued, Status.running, Status.checking, Status.ready)
+
+    @property
+    def holds_slot(self) -> bool:
+        """Whether a task in this state occupies one of the `max_parallel` agent slots."""
+        return self is Status.running
+
+
+class FailureKind(StrEnum):
+    died = "died"
+    agent_error = "agent_error"
+    api_error = "api_error"
+    max_turns = "max_turns"
+    phantom = "phantom"
+    stuck = "stuck"
+    timeout = "timeout"
+    ci_failed = "ci_failed"
+    changes_requested = "changes_requested"
+    conflict = "conflict"
+    behind = "behind"
+    screenshots_missing = "screenshots_missing"
+    setup_failed = "setup_failed"
+    worktree_missing = "worktree_missing"
+    launch_failed = "launch_failed"
+
+
+class Failure(Frozen):
+    kind: FailureKind
+    summary: str
+    evidence: str = ""
+    at: datetime
+
+
+class Attempt(Frozen):
+    number: int
+    session: str
+    prompt_path: str
+    started_at: datetime
+    launched_at: datetime | None = None
+    ended_at: datetime | None = None
+    start_head: str | None = None
+    progress_at: datetime | None = None
+    log_size: int = 0
+    exit_code: int | None = None
+    failure: Failure | None = None
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class PullRequest(Frozen):
+    number: int
+    url: str
+
+
+class JobResult(Frozen):
+    """The outcome of a check job (CI or a local reviewer) at one head SHA."""
+
+    name: str
+    sha: str
+    state: str  # "pass" | "fail"
+    output_tail: str = ""
+
+
+class Task(Frozen):
+    id: str
+    title: str
+    prompt: str
+    agent: str
+    kind: str = "default"
+    status: Status = Status.queued
+    base_branch: str
+    branch: str
+    worktree: str
+    after: tuple[str, ...] = ()
+    attempts: tuple[Attempt, ...] = ()
+    pr: PullRequest | None = None
+    checks: dict[str, str] = Field(default_factory=dict)
+    reason: str = ""
+    notes: tuple[str, ...] = ()
+    fired: tuple[str, ...] = ()
+    jobs: tuple[JobResult, ...] = ()
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not TASK_ID_RE.match(value):
+            raise ValueError(f"task id {value!r} must match {TASK_ID_RE.pattern}")
+        return value
+
+    @property
+    def attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def tokens(self) -> int:
+        return sum(a.tokens for a in self.attempts)
+
+    @property
+    def cost_usd(self) -> float:
+        return round(sum(a.cost_usd for a in self.attempts), 6)
+
+    def with_attempt(self, attempt: Attempt) -> Task:
+        """Replace the current attempt (the last one) with an updated copy."""
+        return self.model_copy(update={"attempts": (*self.attempts[:-1], attempt)})
+
+
+class OutboxMessage(Frozen):
+    """A notification owed to the human, written in the same update as the state change behind it."""
+
+    key: str
+    task_id: str
+    kind: str
+    text: str
+    created_at: datetime
+    sent_at: datetime | None = None
+    tries: int = 0
+    last_error: str = ""
+
+
+class RegistryState(Frozen):
+    schema_version: int = SCHEMA_VERSION
+    serial: int = 0
+    tasks: dict[str, Task] = Field(default_factory=dict)
+    outbox: tuple[OutboxMessage, ...] = ()
+
+    def with_task(self, task: Task) -> RegistryState:
+        tasks = dict(self.tasks)
+        tasks[task.id] = task
+        return self.model_copy(update={"tasks": tasks})
+
+    def enqueue(self, message: OutboxMessage) -> RegistryState:
+        if any(m.key == message.key for m in self.outbox):
+            return self
+        return self.model_copy(update={"outbox": (*self.outbox, message)})
