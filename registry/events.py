@@ -20,22 +20,28 @@ class EventLog:
         line = (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # O_APPEND with one write per line: concurrent writers interleave whole lines.
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                # The last line was cut by a crash: end it, or this record would be glued onto it and lost.
+                line = b"\n" + line
             os.write(fd, line)
         finally:
             os.close(fd)
 
     def read(self, task: str | None = None) -> Iterator[dict[str, Any]]:
         try:
-            handle = self.path.open(encoding="utf-8")
+            handle = self.path.open("rb")
         except FileNotFoundError:
             return
         with handle:
             for line in handle:
                 try:
                     record = json.loads(line)
-                except json.JSONDecodeError:
+                except ValueError:  # JSONDecodeError, or UnicodeDecodeError when cut inside a character
                     continue  # a line cut by a crash; the rest of the history still counts
+                if not isinstance(record, dict):
+                    continue
                 if task is None or record.get("task") == task:
                     yield record

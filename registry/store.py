@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import secrets
@@ -57,6 +58,11 @@ class Registry:
         try:
             state = RegistryState.model_validate_json(raw)
         except ValidationError as exc:
+            version = _declared_schema_version(raw)
+            if version is not None and version > SCHEMA_VERSION:
+                # A newer swarm's file (new fields fail validation here) is not damage: refuse it as too
+                # new instead of falling back to an older backup that `restore` would put over it.
+                raise _too_new(path, version) from None
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "top level"
             raise RegistryCorrupt(f"{path} is not a valid registry ({where}: {first['msg']})") from None
@@ -90,6 +96,21 @@ class Registry:
                 f"(serial {state.serial}). Writes are refused until you run `swarm registry restore`"
             )
 
+    def check_writable(self) -> None:
+        """Raise the error an update would raise (damaged file, newer schema) without writing."""
+        self._writable()
+
+    def _writable(self) -> tuple[RegistryState, bytes | None]:
+        state, raw, problem = self._load()
+        if problem:
+            raise RegistryCorrupt(problem.removeprefix("WARNING: "))
+        if state.schema_version > SCHEMA_VERSION:
+            raise RegistryTooNew(
+                f"{self.path} has schema_version {state.schema_version}, newer than this swarm "
+                f"understands ({SCHEMA_VERSION}); upgrade swarm. The registry was not changed"
+            )
+        return state, raw
+
     # -- writing -------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -114,10 +135,7 @@ class Registry:
             if problem:
                 raise RegistryCorrupt(problem.removeprefix("WARNING: "))
             if state.schema_version > SCHEMA_VERSION:
-                raise RegistryTooNew(
-                    f"{self.path} has schema_version {state.schema_version}, newer than this swarm "
-                    f"understands ({SCHEMA_VERSION}); upgrade swarm. The registry was not changed"
-                )
+                raise _too_new(self.path, state.schema_version)
             new = fn(state)
             if new is state:
                 return state
@@ -167,3 +185,20 @@ class Registry:
             with contextlib.suppress(FileNotFoundError):
                 stray.unlink()
                 log.info("removed stray temp file %s", stray.name)
+
+
+def _declared_schema_version(raw: bytes) -> int | None:
+    """The ``schema_version`` a file claims, read without validating the rest; None if there is none."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    return version if isinstance(version, int) and not isinstance(version, bool) else None
+
+
+def _too_new(path: Path, version: int) -> RegistryTooNew:
+    return RegistryTooNew(
+        f"{path} has schema_version {version}, newer than this swarm understands ({SCHEMA_VERSION}); "
+        "upgrade swarm. The registry was not changed"
+    )

@@ -1,0 +1,372 @@
+"""Carry out the actions ``decide`` asked for, idempotently and crash-safely.
+
+The rule: the registry records what is about to happen (a new attempt with ``launched_at = None``, an
+outbox message) *before* the side effect, in the same atomic update as the state change; the side
+effect checks the world before acting (a session that already exists is not launched twice); and a
+confirmation is written after. A tick killed anywhere in between is repaired by the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from monitor.actions import (
+    Action,
+    BackToChecking,
+    Fail,
+    Launch,
+    MarkClosed,
+    MarkMerged,
+    MarkReady,
+    OpenPR,
+    Progress,
+    Respawn,
+    Start,
+    StartChecks,
+    ToChecking,
+    UpdateBranch,
+)
+from monitor.decide import Decision
+from monitor.layout import job_session_for, session_for
+from monitor.messages import needs_help_message, ready_message
+from monitor.observation import RunResult
+from monitor.policy import Policy
+from monitor.retry import RetryPrompter, TemplateRetryPrompter
+from monitor.runner import LaunchError, Runner
+from monitor.world.forge import Forge
+from monitor.world.git import Git, GitError
+from monitor.world.tmux import Tmux, TmuxError
+from registry.events import EventLog
+from registry.models import Attempt, Failure, FailureKind, OutboxMessage, RegistryState, Status, Task
+from registry.store import Registry
+
+log = logging.getLogger(__name__)
+
+TaskFn = Callable[[Task], Task | None]
+
+
+class Actor:
+    def __init__(
+        self,
+        registry: Registry,
+        events: EventLog,
+        runner: Runner,
+        forge: Forge,
+        tmux: Tmux,
+        git: Git,
+        policy: Policy,
+        prompter: RetryPrompter,
+        now: datetime,
+    ) -> None:
+        self.registry = registry
+        self.events = events
+        self.runner = runner
+        self.forge = forge
+        self.tmux = tmux
+        self.git = git
+        self.policy = policy
+        self.prompter = prompter
+        self.now = now
+        self.done: list[str] = []
+
+    # -- plumbing -------------------------------------------------------------------------------------
+
+    def _update(self, task_id: str, fn: TaskFn, message: OutboxMessage | None = None) -> Task | None:
+        """Apply ``fn`` to the task's current record; None from ``fn`` means "no longer applies"."""
+        changed: list[Task] = []
+
+        def apply(state: RegistryState) -> RegistryState:
+            task = state.tasks.get(task_id)
+            if task is None:
+                return state
+            new = fn(task)
+            if new is None:
+                return state
+            new = new.model_copy(update={"updated_at": self.now})
+            changed.append(new)
+            out = state.with_task(new)
+            return out.enqueue(message) if message is not None else out
+
+        self.registry.update(apply)
+        return changed[0] if changed else None
+
+    def _event(self, task_id: str, event: str, **data: object) -> None:
+        self.events.append(self.now, task_id, event, **data)
+        self.done.append(f"{task_id}: {event}")
+        log.info("task %s: %s %s", task_id, event, " ".join(f"{k}={v}" for k, v in data.items() if v != ""))
+
+    def _current(self, task_id: str) -> Task | None:
+        return self.registry.read().tasks.get(task_id)
+
+    @staticmethod
+    def _at_attempt(task: Task, number: int, *statuses: Status) -> bool:
+        attempt = task.attempt
+        return attempt is not None and attempt.number == number and task.status in statuses
+
+    # -- dispatch -------------------------------------------------------------------------------------
+
+    def apply(self, decision: Decision) -> None:
+        for action in decision.actions:
+            try:
+                self.run(action)
+            except (GitError, TmuxError, LaunchError) as exc:
+                log.error("task %s: %s failed: %s", decision.task_id, type(action).__name__, exc)
+                self._event(decision.task_id, "action_error", action=type(action).__name__, error=str(exc))
+
+    def run(self, action: Action) -> None:
+        handler = getattr(self, f"_do_{type(action).__name__}")
+        handler(action)
+
+    # -- starting and launching -------------------------------------------------------------------------
+
+    def _do_Start(self, action: Start) -> None:
+        task = self._current(action.task_id)
+        if task is None or task.status is not Status.queued:
+            return
+        try:
+            start_head = self.runner.ensure_worktree(task)
+        except GitError as exc:
+            self._fail_now(task, FailureKind.launch_failed, f"could not create the worktree: {exc}")
+            return
+        number = len(task.attempts) + 1  # a task re-queued by the human keeps its history
+        body = task.prompt
+        if task.notes:
+            body += "\n\n## Notes from the human\n" + "\n".join(f"- {note}" for note in task.notes)
+        prompt_path = self.runner.write_attempt(task, number, body)
+        attempt = Attempt(
+            number=number, session=session_for(task.id), prompt_path=str(prompt_path), started_at=self.now,
+            start_head=start_head, progress_at=self.now,
+        )
+
+        def start(current: Task) -> Task | None:
+            if current.status is not Status.queued or len(current.attempts) + 1 != number:
+                return None
+            return current.model_copy(update={
+                "status": Status.running, "attempts": (*current.attempts, attempt), "reason": "launching the agent"
+            })
+
+        if self._update(task.id, start) is not None:
+            self._event(task.id, "started", attempt=number, agent=task.agent)
+            self._launch(task.id, number)
+
+    def _do_Launch(self, action: Launch) -> None:
+        self._launch(action.task_id, action.attempt)
+
+    def run_launch(self, task_id: str, number: int) -> None:
+        """Launch a recorded, unconfirmed attempt (the CLI's retry uses this)."""
+        self._launch(task_id, number)
+
+    def _launch(self, task_id: str, number: int) -> None:
+        task = self._current(task_id)
+        if task is None or not self._at_attempt(task, number, Status.running):
+            return
+        attempt = task.attempt
+        assert attempt is not None
+        if attempt.launched_at is not None:
+            return
+        try:
+            self._clear_dead_session(attempt.session)
+            self.runner.launch(task, attempt)
+        except (LaunchError, TmuxError) as exc:
+            self._fail_now(task, FailureKind.launch_failed, f"could not start the agent: {exc}")
+            return
+
+        def confirm(current: Task) -> Task | None:
+            if not self._at_attempt(current, number, Status.running):
+                return None
+            now_attempt = current.attempt
+            assert now_attempt is not None
+            return current.with_attempt(now_attempt.model_copy(update={"launched_at": self.now,
+                                                                        "progress_at": self.now}))
+
+        self._update(task_id, confirm)
+        self._event(task_id, "launched", attempt=number, session=attempt.session)
+
+    def _clear_dead_session(self, session: str) -> None:
+        """A dead pane kept by remain-on-exit would make the (idempotent) launch a no-op."""
+        panes = self.tmux.panes()
+        pane = panes.get(session) if panes else None
+        if pane is not None and pane.dead:
+            self.tmux.kill(session)
+
+    # -- running-phase outcomes -------------------------------------------------------------------------
+
+    def _do_Progress(self, action: Progress) -> None:
+        """Progress marks are written for the whole tick in one update (see tick._soft_updates)."""
+
+    def _closed_attempt(self, attempt: Attempt, result: RunResult | None, failure: Failure | None) -> Attempt:
+        update: dict[str, object] = {"ended_at": attempt.ended_at or self.now, "failure": failure}
+        if result is not None:
+            update.update(exit_code=result.exit_code, tokens=result.tokens, cost_usd=result.cost_usd,
+                          ended_at=result.ended_at)
+        return attempt.model_copy(update=update)
+
+    def _do_ToChecking(self, action: ToChecking) -> None:
+        def to_checking(task: Task) -> Task | None:
+            if not self._at_attempt(task, action.attempt, Status.running):
+                return None
+            attempt = task.attempt
+            assert attempt is not None
+            return task.with_attempt(self._closed_attempt(attempt, action.result, None)).model_copy(
+                update={"status": Status.checking, "reason": "agent finished; checking"}
+            )
+
+        task = self._update(action.task_id, to_checking)
+        if task is not None:
+            self.tmux.kill(session_for(task.id))
+            self._event(task.id, "agent_finished", attempt=action.attempt,
+                        exit_code=action.result.exit_code if action.result else "")
+
+    def _do_Respawn(self, action: Respawn) -> None:
+        task = self._current(action.task_id)
+        if task is None or not self._at_attempt(task, action.attempt, Status.running, Status.checking, Status.ready):
+            return
+        self.tmux.kill(session_for(task.id))  # the old attempt's session, alive or a dead pane
+        number = action.attempt + 1
+        failed_task = task.with_attempt(self._closed_attempt(task.attempts[-1], action.result, action.failure))
+        try:
+            body = self.prompter.retry_prompt(failed_task, action.failure, number, self.policy.max_attempts)
+        except Exception as exc:  # an injected (LLM) prompter must never stop a respawn
+            log.warning("task %s: retry prompter failed (%s); using the template", task.id, exc)
+            body = TemplateRetryPrompter().retry_prompt(failed_task, action.failure, number, self.policy.max_attempts)
+        prompt_path = self.runner.write_attempt(task, number, body)
+        new_attempt = Attempt(
+            number=number, session=session_for(task.id), prompt_path=str(prompt_path), started_at=self.now,
+            start_head=self.git.head(task.branch), progress_at=self.now,
+        )
+
+        def respawn(current: Task) -> Task | None:
+            if not self._at_attempt(current, action.attempt, Status.running, Status.checking, Status.ready):
+                return None
+            closed = self._closed_attempt(current.attempts[-1], action.result, action.failure)
+            fired = (*current.fired, action.fired) if action.fired else current.fired
+            return current.model_copy(update={
+                "attempts": (*current.attempts[:-1], closed, new_attempt), "status": Status.running,
+                "fired": fired, "reason": f"retrying after {action.failure.kind.value}: {action.failure.summary}",
+            })
+
+        if self._update(task.id, respawn) is not None:
+            self._event(task.id, "respawn", attempt=number, failure=action.failure.kind.value,
+                        summary=action.failure.summary)
+            self._launch(task.id, number)
+
+    def _do_Fail(self, action: Fail) -> None:
+        task = self._current(action.task_id)
+        if task is None or not self._at_attempt(task, action.attempt, Status.running, Status.checking, Status.ready):
+            return
+        if action.kill:
+            self.tmux.kill(session_for(task.id))
+
+        def fail(current: Task) -> Task | None:
+            if not self._at_attempt(current, action.attempt, Status.running, Status.checking, Status.ready):
+                return None
+            closed = self._closed_attempt(current.attempts[-1], action.result, action.failure)
+            return current.with_attempt(closed).model_copy(update={
+                "status": Status.failed, "ended_at": self.now,
+                "reason": f"{action.failure.kind.value}: {action.failure.summary}",
+            })
+
+        final = fail(task)
+        assert final is not None
+        message = needs_help_message(final, self.now)
+        if self._update(task.id, fail, message) is not None:
+            self._event(task.id, "failed", failure=action.failure.kind.value, summary=action.failure.summary)
+
+    def _fail_now(self, task: Task, kind: FailureKind, summary: str) -> None:
+        failure = Failure(kind=kind, summary=summary, at=self.now)
+        if task.attempt is None:
+            task_with = task.model_copy(update={"status": Status.running, "attempts": (Attempt(
+                number=1, session=session_for(task.id), prompt_path="", started_at=self.now),)})
+
+            def promote(current: Task) -> Task | None:
+                return task_with if current.status is Status.queued else None
+
+            if self._update(task.id, promote) is None:
+                return
+            task = task_with
+        assert task.attempt is not None
+        self._do_Fail(Fail(task.id, task.attempt.number, failure))
+
+    # -- checking-phase actions -------------------------------------------------------------------------
+
+    def _do_OpenPR(self, action: OpenPR) -> None:
+        task = self._current(action.task_id)
+        if task is None or task.pr is not None:
+            return
+        pr = self.forge.open_pr(task, action.head)
+        self._update(task.id, lambda t: t.model_copy(update={"pr": pr}) if t.pr is None else None)
+        self._event(task.id, "pr_opened", number=pr.number, url=pr.url)
+
+    def _do_StartChecks(self, action: StartChecks) -> None:
+        task = self._current(action.task_id)
+        if task is None:
+            return
+        self.forge.start_checks(task, action.head, action.jobs)
+        self._event(task.id, "checks_started", head=action.head[:12], jobs=",".join(action.jobs))
+
+    def _do_UpdateBranch(self, action: UpdateBranch) -> None:
+        task = self._current(action.task_id)
+        if task is None:
+            return
+        ok = self.forge.update_branch(task)
+        self._event(task.id, "branch_updated" if ok else "branch_update_conflict", base=task.base_branch)
+
+    def _do_MarkReady(self, action: MarkReady) -> None:
+        def ready(task: Task) -> Task | None:
+            if task.status is not Status.checking:
+                return None
+            return task.model_copy(update={"status": Status.ready, "reason": "ready for review"})
+
+        task = self._current(action.task_id)
+        if task is None or task.status is not Status.checking:
+            return
+        message = ready_message(ready(task) or task, action.head, self.now)
+        if self._update(action.task_id, ready, message) is not None:
+            self._event(action.task_id, "ready", head=action.head[:12])
+
+    def _do_BackToChecking(self, action: BackToChecking) -> None:
+        def back(task: Task) -> Task | None:
+            return task.model_copy(update={"status": Status.checking}) if task.status is Status.ready else None
+
+        if self._update(action.task_id, back) is not None:
+            self._event(action.task_id, "rechecking")
+
+    def _do_MarkMerged(self, action: MarkMerged) -> None:
+        def merged(task: Task) -> Task | None:
+            if task.status not in (Status.checking, Status.ready):
+                return None
+            return task.model_copy(update={"status": Status.merged, "ended_at": self.now, "reason": "merged"})
+
+        task = self._update(action.task_id, merged)
+        if task is not None:
+            self._event(task.id, "merged")
+            self.clean_up(task)
+
+    def _do_MarkClosed(self, action: MarkClosed) -> None:
+        def closed(task: Task) -> Task | None:
+            if task.status not in (Status.checking, Status.ready):
+                return None
+            return task.model_copy(update={"status": Status.cancelled, "ended_at": self.now,
+                                           "reason": "pull request closed"})
+
+        task = self._update(action.task_id, closed)
+        if task is not None:
+            self._event(task.id, "cancelled", by="pull request closed")
+
+    def clean_up(self, task: Task) -> None:
+        """Remove a finished task's sessions and worktree (never anything outside the worktree root)."""
+        self.tmux.kill(session_for(task.id))
+        prefix = job_session_for(task.id, "")
+        for session in self.tmux.panes() or {}:
+            if session.startswith(prefix):
+                self.tmux.kill(session)
+        worktree = Path(task.worktree)
+        if worktree.exists():
+            try:
+                self.git.remove_worktree(worktree, self.runner.layout.worktree_root)
+                self._event(task.id, "worktree_removed", path=str(worktree))
+            except GitError as exc:
+                log.warning("task %s: worktree kept: %s", task.id, exc)

@@ -1,0 +1,109 @@
+"""The actions ``decide`` can ask for, as immutable values; ``act`` carries them out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from monitor.observation import RunResult
+from registry.models import Failure
+
+
+@dataclass(frozen=True)
+class Start:
+    """Queued → running: create the worktree and launch attempt 1."""
+
+    task_id: str
+
+
+@dataclass(frozen=True)
+class Launch:
+    """An attempt was recorded but its session was never confirmed: launch it (idempotently)."""
+
+    task_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    task_id: str
+    attempt: int
+    log_size: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ToChecking:
+    """The agent exited with work on the branch: judge the definition of done from now on."""
+
+    task_id: str
+    attempt: int
+    result: RunResult | None
+
+
+@dataclass(frozen=True)
+class Respawn:
+    task_id: str
+    attempt: int
+    failure: Failure
+    result: RunResult | None = None
+    kill: bool = False
+    fired: str = ""  # a key that makes this failure fire once (e.g. ci_failed:<sha>)
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Attempts exhausted (or a failure no agent can fix): failed, and the human is told."""
+
+    task_id: str
+    attempt: int
+    failure: Failure
+    result: RunResult | None = None
+    kill: bool = False
+
+
+@dataclass(frozen=True)
+class OpenPR:
+    task_id: str
+    head: str
+
+
+@dataclass(frozen=True)
+class StartChecks:
+    task_id: str
+    head: str
+    jobs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UpdateBranch:
+    task_id: str
+
+
+@dataclass(frozen=True)
+class MarkReady:
+    task_id: str
+    head: str
+
+
+@dataclass(frozen=True)
+class BackToChecking:
+    """A ready task whose head or checks changed is judged again."""
+
+    task_id: str
+
+
+@dataclass(frozen=True)
+class MarkMerged:
+    task_id: str
+
+
+@dataclass(frozen=True)
+class MarkClosed:
+    task_id: str
+
+
+Action = (
+    Start | Launch | Progress | ToChecking | Respawn | Fail | OpenPR | StartChecks | UpdateBranch | MarkReady
+    | BackToChecking | MarkMerged | MarkClosed
+)

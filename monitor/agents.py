@@ -1,0 +1,383 @@
+"""Agent profiles (how to launch each coding-agent CLI) and parsers for what each CLI printed on exit.
+
+The monitor judges a run without spending model tokens, so it reads the CLI's own output: real recordings
+(tests/fixtures) show exit code 0 proves nothing and ``subtype=success`` can carry ``is_error=true``.
+Parsers are lenient: stray text and garbage never raise."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+FINAL_TEXT_LIMIT = 2000
+ERROR_LIMIT = 300
+PROMPT_PLACEHOLDER = "{prompt_file}"
+GEMINI_TURN_LIMIT_EXIT = 53
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# Signs that a failure came from the model API or its transport, not from the agent's own work.
+_API_FAILURE = re.compile(
+    r"reconnect|stream|\bhttps?\b|\bstatus\b|\b[45]\d\d\b|server_error|rate.?limit|overloaded|"
+    r"high demand|timed? ?out|connection|unavailable|quota|\bapi\b|\{\s*\"error\"",
+    re.IGNORECASE,
+)
+
+
+class AgentReport(BaseModel):
+    """What one finished agent run reported about itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    parser: str
+    tool_calls: int = 0
+    failed_commands: int = 0
+    is_error: bool = False
+    subtype: str | None = None
+    num_turns: int | None = None
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    api_error: bool = False
+    max_turns: bool = False
+    final_text: str = ""
+    error: str = ""
+    has_result: bool = False
+
+
+class AgentProfile(BaseModel):
+    """How to launch one agent CLI and how to read its output."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command: list[str]
+    prompt: Literal["stdin", "file"] = "stdin"
+    env: dict[str, str] = Field(default_factory=dict)
+    parser: Literal["claude", "codex", "aider", "gemini", "plain"] = "plain"
+    forge_token: bool = False
+
+    @field_validator("command")
+    @classmethod
+    def _command_not_empty(cls, value: list[str]) -> list[str]:
+        if not value or not value[0].strip():
+            raise ValueError("command must be a non-empty list whose first element names the program")
+        return value
+
+    @model_validator(mode="after")
+    def _file_prompt_needs_placeholder(self) -> AgentProfile:
+        if self.prompt == "file" and not any(PROMPT_PLACEHOLDER in part for part in self.command):
+            raise ValueError(f'prompt = "file" needs an element of command containing "{PROMPT_PLACEHOLDER}"')
+        return self
+
+
+BUILTIN_PROFILES: dict[str, AgentProfile] = {
+    "claude": AgentProfile(
+        command=[
+            "claude",
+            "-p",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--dangerously-skip-permissions",
+        ],
+        env={"IS_SANDBOX": "1"},
+        parser="claude",
+    ),
+    "codex": AgentProfile(command=["codex", "exec", "--json", "--sandbox", "workspace-write", "-"], parser="codex"),
+    "aider": AgentProfile(
+        command=["aider", "--yes-always", "--message-file", PROMPT_PLACEHOLDER], prompt="file", parser="aider"
+    ),
+    "gemini": AgentProfile(command=["gemini", "--output-format", "json", "--yolo"], parser="gemini"),
+}
+
+
+def resolve_profiles(user: Mapping[str, Mapping[str, Any]]) -> dict[str, AgentProfile]:
+    """The built-in profiles with the user's tables merged over them key by key (new names need a command)."""
+    profiles = dict(BUILTIN_PROFILES)
+    for name, table in user.items():
+        if not isinstance(table, Mapping):
+            raise ValueError(f"agents.{name}: must be a table, not {type(table).__name__}")
+        base = BUILTIN_PROFILES.get(name)
+        if base is None and "command" not in table:
+            raise ValueError(f"agents.{name}: command: required for a profile that is not built in")
+        merged = {**(base.model_dump() if base else {}), **table}
+        try:
+            profiles[name] = AgentProfile.model_validate(merged)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "profile"
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ValueError(f"agents.{name}: {field}: {message}") from None
+    return profiles
+
+
+def render_argv(profile: AgentProfile, prompt_file: Path) -> list[str]:
+    """The argv to execute, with ``{prompt_file}`` replaced inside every element (no shell involved)."""
+    return [part.replace(PROMPT_PLACEHOLDER, str(prompt_file)) for part in profile.command]
+
+
+def _float(value: object) -> float:
+    try:
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    except OverflowError:  # a huge JSON integer
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
+def _int(value: object) -> int:
+    return int(_float(value))
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _tail(text: str) -> str:
+    return text[-FINAL_TEXT_LIMIT:]
+
+
+def _one_line(text: object) -> str:
+    flat = " ".join(_ANSI.sub("", str(text)).split())
+    return flat if len(flat) <= ERROR_LIMIT else flat[: ERROR_LIMIT - 1] + "…"
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in _ANSI.sub("", text).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def _loads(text: str) -> object:
+    """The JSON document at the start of ``text`` (trailing text ignored), or None."""
+    try:
+        return json.JSONDecoder().raw_decode(text.strip())[0]
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested garbage
+        return None
+
+
+def _events(text: str) -> Iterator[dict[str, Any]]:
+    """JSON objects in ``text``: one per line (arrays are flattened), or the whole text as one document."""
+    found = False
+    for line in text.splitlines():
+        value = _loads(line) if line.lstrip().startswith(("{", "[")) else None
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                found = True
+                yield item
+    if not found:
+        whole = _loads(text)
+        yield from (item for item in (whole if isinstance(whole, list) else [whole]) if isinstance(item, dict))
+
+
+def _stray_lines(text: str) -> str:
+    """The text with every JSON line removed (what the CLI printed besides its event stream)."""
+    return "\n".join(line for line in text.splitlines() if not line.strip().startswith(("{", "[")))
+
+
+def _parse_claude(text: str, exit_code: int) -> AgentReport:
+    tool_calls = 0
+    last_text = ""
+    result: dict[str, Any] | None = None
+    last_retry: dict[str, Any] | None = None
+    for event in _events(text):
+        kind = event.get("type")
+        if kind == "assistant":
+            for block in _list(_dict(event.get("message")).get("content")):
+                if isinstance(block, dict) and block.get("type") == "tool_use":
+                    tool_calls += 1
+                elif isinstance(block, dict) and block.get("type") == "text" and block.get("text"):
+                    last_text = str(block["text"])
+        elif kind == "system" and event.get("subtype") == "api_retry":
+            last_retry = event
+        elif kind == "result":
+            result = event
+
+    if result is None:
+        retry = last_retry or {}
+        error = f"API failing, still retrying (attempt {retry.get('attempt')}/{retry.get('max_retries')}): "
+        error += f"HTTP {retry.get('error_status')} {retry.get('error') or ''}"
+        if last_retry is None:
+            error = _last_line(_stray_lines(text)) or f"exited with code {exit_code} without a result record"
+            error = error if exit_code != 0 else ""
+        return AgentReport(
+            parser="claude",
+            tool_calls=tool_calls,
+            is_error=exit_code != 0,
+            api_error=last_retry is not None,
+            final_text=_tail(last_text),
+            error=_one_line(error),
+        )
+
+    usage = _dict(result.get("usage"))
+    turns = result.get("num_turns")
+    result_text = str(result["result"]) if isinstance(result.get("result"), str) else ""
+    subtype = str(result["subtype"]) if isinstance(result.get("subtype"), str) else None
+    is_error = bool(result.get("is_error")) or (subtype or "").startswith("error")
+    api_status = result.get("api_error_status")
+    api_error = api_status is not None or result.get("terminal_reason") == "api_error"
+    api_error = api_error or result_text.startswith("API Error")
+    errors = result.get("errors")
+    detail = "; ".join(map(str, errors)) if isinstance(errors, list) else ""
+    fallback = f"API error (HTTP {api_status})" if api_error else (subtype or "error")
+    error = ((result_text if api_error else detail) or detail or result_text or fallback) if is_error else ""
+    return AgentReport(
+        parser="claude",
+        tool_calls=tool_calls,
+        is_error=is_error,
+        subtype=subtype,
+        num_turns=turns if isinstance(turns, int) and not isinstance(turns, bool) else None,
+        cost_usd=_float(result.get("total_cost_usd")),
+        input_tokens=_int(usage.get("input_tokens"))
+        + _int(usage.get("cache_creation_input_tokens"))
+        + _int(usage.get("cache_read_input_tokens")),
+        output_tokens=_int(usage.get("output_tokens")),
+        api_error=api_error,
+        max_turns=subtype == "error_max_turns" or result.get("terminal_reason") == "max_turns",
+        final_text=_tail(result_text or last_text),
+        error=_one_line(error),
+        has_result=True,
+    )
+
+
+def _codex_message(raw: object) -> str:
+    """An error message; codex often wraps the API's JSON error body in it, so unwrap that."""
+    text = str(raw or "")
+    inner = _dict(_dict(_loads(text)).get("error"))
+    if inner.get("message"):
+        kind = f" ({inner['type']})" if inner.get("type") else ""
+        return f"{inner['message']}{kind}"
+    return text
+
+
+def _parse_codex(text: str, exit_code: int) -> AgentReport:
+    tools: set[str] = set()  # item ids (started and completed events describe the same item)
+    failed: set[str] = set()
+    input_tokens = output_tokens = 0
+    last_message = ""
+    stream_errors: list[str] = []
+    turn_failed: str | None = None
+    has_result = False
+    for position, event in enumerate(_events(text)):
+        kind = event.get("type")
+        if kind in ("item.started", "item.completed", "item.updated"):
+            item = _dict(event.get("item"))
+            item_type = item.get("type")
+            item_id = item.get("id") if isinstance(item.get("id"), str) else None
+            if item_id is None and kind != "item.completed":
+                continue  # an anonymous item is counted once, when it completes
+            key = item_id or f"#{position}"
+            if item_type in ("command_execution", "file_change"):
+                tools.add(key)
+            if kind != "item.completed":
+                continue
+            if item_type == "command_execution":
+                code = item.get("exit_code")
+                if (isinstance(code, int) and code != 0) or item.get("status") == "failed":
+                    failed.add(key)
+            elif item_type == "agent_message" and isinstance(item.get("text"), str):
+                last_message = item["text"]
+        elif kind == "error":
+            stream_errors.append(_codex_message(event.get("message")))
+        elif kind == "turn.completed":
+            has_result = True
+            usage = _dict(event.get("usage"))
+            input_tokens += _int(usage.get("input_tokens"))
+            output_tokens += _int(usage.get("output_tokens")) + _int(usage.get("reasoning_output_tokens"))
+        elif kind == "turn.failed":
+            has_result = True
+            turn_failed = _codex_message(_dict(event.get("error")).get("message")) or "turn failed"
+
+    failure = turn_failed is not None or (not has_result and exit_code != 0)
+    error = turn_failed or (stream_errors[-1] if stream_errors else _last_line(_stray_lines(text)))
+    error = (error or f"exited with code {exit_code} without finishing a turn") if failure else ""
+    api_error = failure and (bool(stream_errors) or bool(turn_failed and _API_FAILURE.search(turn_failed)))
+    return AgentReport(
+        parser="codex",
+        tool_calls=len(tools),
+        failed_commands=len(failed),
+        is_error=failure,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        api_error=api_error,
+        final_text=_tail(last_message),
+        error=_one_line(error),
+        has_result=has_result,
+    )
+
+
+def _gemini_payload(text: str) -> dict[str, Any] | None:
+    """The CLI's JSON object: the whole text, the last line that parses, or a block starting at a line."""
+    lines = text.splitlines()
+    candidates = [text, *[line for line in reversed(lines) if line.lstrip().startswith("{")][:50]]
+    candidates += ["\n".join(lines[i:]) for i, line in enumerate(lines) if line.startswith("{")][:20]
+    for candidate in candidates:
+        value = _loads(candidate)
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _parse_gemini(text: str, exit_code: int) -> AgentReport:
+    payload = _gemini_payload(text) or {}
+    stats = _dict(payload.get("stats"))
+    input_tokens = _int(stats.get("inputTokens"))
+    output_tokens = _int(stats.get("outputTokens"))
+    for model in _dict(stats.get("models")).values():
+        tokens = _dict(_dict(model).get("tokens"))
+        input_tokens += _int(tokens.get("prompt"))
+        output_tokens += _int(tokens.get("candidates")) + _int(tokens.get("thoughts"))
+    raw_error = payload.get("error")
+    is_error = exit_code != 0 or raw_error is not None
+    error = ""
+    if raw_error is not None:
+        error = str(_dict(raw_error).get("message") or raw_error)
+    elif is_error:
+        error = _last_line(text) or f"exited with code {exit_code}"
+    response = payload.get("response")
+    return AgentReport(
+        parser="gemini",
+        tool_calls=_int(_dict(stats.get("tools")).get("totalCalls")),
+        is_error=is_error,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        api_error=bool(raw_error is not None and _API_FAILURE.search(error)),
+        max_turns=exit_code == GEMINI_TURN_LIMIT_EXIT,
+        final_text=_tail(response if isinstance(response, str) else ("" if payload else text)),
+        error=_one_line(error),
+        has_result=bool(payload),
+    )
+
+
+def _parse_unstructured(parser: str, text: str, exit_code: int) -> AgentReport:
+    failed = exit_code != 0
+    return AgentReport(
+        parser=parser,
+        is_error=failed,
+        final_text=_tail(text),
+        error=_one_line(_last_line(text) or f"exited with code {exit_code}") if failed else "",
+    )
+
+
+_PARSERS: dict[str, Callable[[str, int], AgentReport]] = {
+    "claude": _parse_claude,
+    "codex": _parse_codex,
+    "gemini": _parse_gemini,
+    "aider": partial(_parse_unstructured, "aider"),
+    "plain": partial(_parse_unstructured, "plain"),
+}
+
+
+def parse_output(parser: str, text: str, exit_code: int) -> AgentReport:
+    """Read what an agent CLI printed; ``parser`` names the format. Never raises on malformed output."""
+    if parser not in _PARSERS:
+        raise ValueError(f"unknown agent output parser {parser!r} (known: {', '.join(_PARSERS)})")
+    return _PARSERS[parser](text, exit_code)

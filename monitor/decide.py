@@ -1,0 +1,337 @@
+"""The monitor's judgement, as pure functions: (task, observation, policy, now) → actions.
+
+No I/O and no clock here: everything the decision depends on is passed in, so the whole lifecycle is
+tested as tables and can be read in this one file.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from monitor.actions import (
+    Action,
+    BackToChecking,
+    Fail,
+    Launch,
+    MarkClosed,
+    MarkMerged,
+    MarkReady,
+    OpenPR,
+    Progress,
+    Respawn,
+    Start,
+    StartChecks,
+    ToChecking,
+    UpdateBranch,
+)
+from monitor.durations import format_duration
+from monitor.layout import SCREENSHOT_DIR
+from monitor.observation import Liveness, Observation, RunResult
+from monitor.policy import Policy
+from registry.models import Attempt, Failure, FailureKind, RegistryState, Status, Task
+
+# Failures whose retry must produce new commits: the old head is the thing that failed.
+HEAD_BOUND = {
+    FailureKind.ci_failed,
+    FailureKind.changes_requested,
+    FailureKind.conflict,
+    FailureKind.behind,
+    FailureKind.screenshots_missing,
+}
+# Failures no new agent attempt can fix: the human is told at once.
+TERMINAL = {FailureKind.setup_failed, FailureKind.launch_failed, FailureKind.worktree_missing}
+CLOCK_SLACK = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Decision:
+    task_id: str
+    actions: tuple[Action, ...] = ()
+    reason: str = ""
+    checks: Mapping[str, str] = field(default_factory=dict)
+
+
+def _failure(kind: FailureKind, summary: str, evidence: str, now: datetime) -> Failure:
+    return Failure(kind=kind, summary=summary, evidence=evidence, at=now)
+
+
+def _retry_or_fail(
+    task: Task,
+    attempt: Attempt,
+    failure: Failure,
+    policy: Policy,
+    *,
+    result: RunResult | None = None,
+    kill: bool = False,
+    fired: str = "",
+) -> Action:
+    if failure.kind in TERMINAL or attempt.number >= policy.max_attempts:
+        return Fail(task.id, attempt.number, failure, result, kill)
+    return Respawn(task.id, attempt.number, failure, result, kill, fired)
+
+
+def _exit_evidence(result: RunResult | None, obs: Observation) -> str:
+    lines = []
+    if result is not None:
+        lines.append(f"exit code: {result.exit_code}")
+        if result.error:
+            lines.append(f"error: {result.error}")
+        if result.final_text:
+            lines.append(f"the agent's last message: {result.final_text[-1500:]}")
+    elif obs.pane_status is not None:
+        lines.append(f"pane exit status: {obs.pane_status}")
+    if obs.log_tail:
+        lines += ["last output:", obs.log_tail]
+    return "\n".join(lines)
+
+
+def classify_exit(task: Task, attempt: Attempt, result: RunResult, obs: Observation) -> FailureKind | None:
+    """The failure kind of a finished attempt, or None when it left real work behind."""
+    if result.phase == "launch":
+        return FailureKind.launch_failed
+    if result.phase == "setup":
+        return FailureKind.setup_failed
+    if result.killed_by:
+        return FailureKind.died
+    if result.api_error:
+        return FailureKind.api_error
+    if result.max_turns:
+        return FailureKind.max_turns
+    if result.exit_code != 0 or result.is_error:
+        return FailureKind.agent_error
+    previous = task.attempts[-2].failure if len(task.attempts) > 1 else None
+    needs_new = previous is not None and previous.kind in HEAD_BOUND
+    if obs.ahead == 0 or (needs_new and obs.new_commits == 0):
+        return FailureKind.phantom
+    return None
+
+
+def _phantom_summary(result: RunResult, obs: Observation) -> str:
+    what = "no commit on the branch" if obs.ahead == 0 else "no new commit since the last failure"
+    detail = f"{result.tool_calls} tool calls"
+    if obs.dirty:
+        detail += f"; uncommitted changes left in: {', '.join(obs.dirty[:10])}"
+    return f"exited 0 claiming success, but {what} ({detail})"
+
+
+def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) -> Decision:
+    attempt = task.attempt
+    assert attempt is not None, "a running task always has an attempt"
+    if not obs.worktree_exists:
+        failure = _failure(
+            FailureKind.worktree_missing,
+            f"the worktree {task.worktree} is gone; nothing was re-created. Restore it, then `swarm retry {task.id}`",
+            "",
+            now,
+        )
+        return Decision(task.id, (Fail(task.id, attempt.number, failure, kill=True),), failure.summary)
+    if attempt.launched_at is None and obs.result is None:
+        if obs.liveness is Liveness.alive:
+            return Decision(task.id, (Progress(task.id, attempt.number, obs.log_size, now),), "agent running")
+        return Decision(task.id, (Launch(task.id, attempt.number),), "launching the agent")
+    result = obs.result
+    if result is not None:
+        kind = classify_exit(task, attempt, result, obs)
+        if kind is None:
+            return Decision(task.id, (ToChecking(task.id, attempt.number, result),), "agent finished; checking")
+        if kind is FailureKind.phantom:
+            summary = _phantom_summary(result, obs)
+        elif kind in (FailureKind.setup_failed, FailureKind.launch_failed):
+            summary = result.error or f"{result.phase} failed with exit code {result.exit_code}"
+        else:
+            summary = f"agent exited with code {result.exit_code}" + (f": {result.error}" if result.error else "")
+        failure = _failure(kind, summary, _exit_evidence(result, obs), now)
+        return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, result=result),), summary)
+
+    progress_at = attempt.progress_at or attempt.launched_at or attempt.started_at
+    if obs.liveness in (Liveness.gone, Liveness.exited):
+        failure = _failure(
+            FailureKind.died,
+            "the agent's session ended without a result (crash, kill or reboot)",
+            _exit_evidence(None, obs),
+            now,
+        )
+        return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, kill=True),), failure.summary)
+
+    if now + CLOCK_SLACK < progress_at:
+        # The clock went backwards: restart the progress window instead of trusting negative ages.
+        return Decision(task.id, (Progress(task.id, attempt.number, obs.log_size, now),), "clock moved back")
+    if obs.log_size != attempt.log_size:
+        return Decision(task.id, (Progress(task.id, attempt.number, obs.log_size, now),), "agent running")
+    idle = now - progress_at
+    if obs.liveness is Liveness.unknown:
+        if idle.total_seconds() > policy.stuck_after:
+            failure = _failure(
+                FailureKind.died,
+                "the tmux server cannot be reached and the agent made no progress for "
+                f"{format_duration(idle.total_seconds())}",
+                _exit_evidence(None, obs),
+                now,
+            )
+            return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, kill=True),), failure.summary)
+        return Decision(task.id, (), "tmux server unreachable; waiting (not counted as a death)")
+    started = attempt.launched_at or attempt.started_at
+    age = now - started
+    if age.total_seconds() > policy.attempt_timeout:
+        failure = _failure(
+            FailureKind.timeout,
+            f"the attempt ran {format_duration(age.total_seconds())}, over the budget of "
+            f"{format_duration(policy.attempt_timeout)}",
+            _exit_evidence(None, obs),
+            now,
+        )
+        return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, kill=True),), failure.summary)
+    if idle.total_seconds() > policy.stuck_after:
+        failure = _failure(
+            FailureKind.stuck,
+            f"no output and no commit for {format_duration(idle.total_seconds())}",
+            _exit_evidence(None, obs),
+            now,
+        )
+        return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, kill=True),), failure.summary)
+    return Decision(task.id, (), f"agent running (quiet for {format_duration(idle.total_seconds())})")
+
+
+def _ui_files(changed: Sequence[str], globs: Sequence[str]) -> list[str]:
+    return [
+        path for path in changed
+        if not path.startswith(f"{SCREENSHOT_DIR}/") and any(fnmatch.fnmatch(path, g) for g in globs)
+    ]
+
+
+def decide_checking(task: Task, obs: Observation, policy: Policy, now: datetime) -> Decision:
+    """Checking or ready: walk the definition of done in order; the first unmet item decides."""
+    attempt = task.attempt
+    assert attempt is not None
+    done = policy.done
+    checks: dict[str, str] = {}
+    if obs.merged:
+        return Decision(task.id, (MarkMerged(task.id),), "merged into the base branch")
+    forge = obs.forge
+    if forge is not None and forge.closed:
+        return Decision(task.id, (MarkClosed(task.id),), "the pull request was closed without merging")
+    if not obs.worktree_exists:
+        failure = _failure(
+            FailureKind.worktree_missing,
+            f"the worktree {task.worktree} is gone; nothing was re-created. Restore it, then `swarm retry {task.id}`",
+            "",
+            now,
+        )
+        return Decision(task.id, (Fail(task.id, attempt.number, failure),), failure.summary)
+    head = obs.head or ""
+    back = (BackToChecking(task.id),) if task.status is Status.ready else ()
+
+    def unmet(reason: str, *actions: Action) -> Decision:
+        return Decision(task.id, (*back, *actions), reason, checks)
+
+    def failed(kind: FailureKind, summary: str, evidence: str) -> Decision:
+        key = f"{kind.value}:{head}"
+        if key in task.fired:
+            return unmet(f"{summary} (already retried for {head[:8]}; waiting for new commits)")
+        failure = _failure(kind, summary, evidence, now)
+        return unmet(summary, _retry_or_fail(task, attempt, failure, policy, fired=key))
+
+    checks["commits"] = "ok" if obs.ahead > 0 else "missing"
+    if done.commits and obs.ahead == 0:
+        return failed(FailureKind.phantom, "the branch has no commits ahead of the base", "")
+    if done.no_conflict:
+        checks["conflict"] = "conflict" if obs.conflicts else "ok"
+        if obs.conflicts:
+            evidence = "conflicting files:\n" + "\n".join(obs.conflicts)
+            return failed(FailureKind.conflict, f"conflicts with {task.base_branch} in "
+                          f"{len(obs.conflicts)} file(s)", evidence)
+    if done.up_to_date:
+        checks["synced"] = "ok" if obs.behind == 0 else f"behind {obs.behind}"
+        if obs.behind:
+            return unmet(f"{obs.behind} commit(s) behind {task.base_branch}; updating the branch",
+                         UpdateBranch(task.id))
+    if forge is None or forge.ci == "unknown":
+        checks["ci"] = "unknown"
+        return Decision(task.id, (), f"forge state unknown: {forge.unknown_reason if forge else 'not read'}", checks)
+    if done.pr and forge.supports_pr:
+        checks["pr"] = "ok" if forge.pr else "missing"
+        if forge.pr is None:
+            return unmet("opening the pull request", OpenPR(task.id, head))
+    if done.ci:
+        checks["ci"] = forge.ci
+        if forge.ci == "not_started":
+            return unmet("starting CI", StartChecks(task.id, head, ("ci",)))
+        if forge.ci == "pending":
+            return unmet("waiting for CI")
+        if forge.ci == "fail":
+            return failed(FailureKind.ci_failed, "CI failed", forge.ci_evidence)
+    if done.reviews:
+        wanted = set(done.reviewers)
+        latest = {r.reviewer: r for r in forge.reviews if not wanted or r.reviewer in wanted}
+        approvals = sum(1 for r in latest.values() if r.state == "APPROVED")
+        blocking = [r for r in latest.values() if r.state == "CHANGES_REQUESTED"]
+        checks["reviews"] = f"{approvals}/{done.reviews}"
+        if blocking:
+            evidence = "\n\n".join(f"review by {r.reviewer}:\n{r.body}" for r in blocking)
+            names = ", ".join(r.reviewer for r in blocking)
+            return failed(FailureKind.changes_requested, f"changes requested by {names}", evidence)
+        if approvals < done.reviews:
+            if forge.reviews_not_started:
+                return unmet("starting reviewers", StartChecks(task.id, head, forge.reviews_not_started))
+            return unmet(f"waiting for reviews ({approvals}/{done.reviews} approvals)")
+    if done.screenshots_for:
+        ui = _ui_files(obs.changed_files, done.screenshots_for)
+        shots = [p for p in obs.changed_files if p.startswith(f"{SCREENSHOT_DIR}/")]
+        checks["screenshots"] = "n/a" if not ui else ("ok" if shots else "missing")
+        if ui and not shots:
+            return failed(FailureKind.screenshots_missing, f"{len(ui)} UI file(s) changed without screenshots",
+                          "UI files changed:\n" + "\n".join(ui))
+    if task.status is Status.ready:
+        return Decision(task.id, (), "ready for review", checks)
+    return Decision(task.id, (MarkReady(task.id, head),), "ready for review", checks)
+
+
+def decide(task: Task, obs: Observation, policy: Policy, now: datetime) -> Decision:
+    if task.status is Status.running:
+        return decide_running(task, obs, policy, now)
+    if task.status in (Status.checking, Status.ready):
+        return decide_checking(task, obs, policy, now)
+    return Decision(task.id)
+
+
+def plan_starts(state: RegistryState, policy: Policy, busy: int) -> tuple[list[Start], dict[str, str]]:
+    """Queued tasks to start now (dependencies merged, capacity free), and why the others wait."""
+    free = policy.max_parallel - busy
+    starts: list[Start] = []
+    waiting: dict[str, str] = {}
+    queued = sorted((t for t in state.tasks.values() if t.status is Status.queued), key=lambda t: t.created_at)
+    for task in queued:
+        blockers = []
+        for dep in task.after:
+            other = state.tasks.get(dep)
+            if other is None:
+                blockers.append(f"{dep} (unknown task)")
+            elif other.status is not Status.merged:
+                blockers.append(f"{dep} ({other.status.value})")
+        if blockers:
+            waiting[task.id] = "waiting for " + ", ".join(blockers)
+        elif free <= 0:
+            waiting[task.id] = f"waiting for a free slot (max_parallel = {policy.max_parallel})"
+        else:
+            starts.append(Start(task.id))
+            free -= 1
+    return starts, waiting
+
+
+def cap_respawns(decisions: Sequence[Decision], policy: Policy) -> list[Decision]:
+    """At most ``max_respawns_per_tick`` new agents per tick: a mass death (reboot, clock jump, a broken
+    tmux) is handled over several ticks instead of as a storm."""
+    budget = policy.max_respawns_per_tick
+    capped = []
+    for decision in decisions:
+        respawns = [a for a in decision.actions if isinstance(a, Respawn)]
+        if respawns and budget <= 0:
+            capped.append(Decision(decision.task_id, (), f"{decision.reason} (respawn deferred: per-tick cap)",
+                                   decision.checks))
+            continue
+        budget -= len(respawns)
+        capped.append(decision)
+    return capped

@@ -1,0 +1,78 @@
+"""What one tick saw about one task, as plain immutable values (the input of the pure ``decide``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from registry.models import PullRequest
+
+
+class Liveness(StrEnum):
+    alive = "alive"          # the session's pane is running
+    exited = "exited"        # the pane is dead (remain-on-exit) or the wrapper wrote its result
+    gone = "gone"            # the tmux server answers and the session does not exist
+    unknown = "unknown"      # the tmux server cannot be reached: NOT evidence that anything died
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """``result.json`` written by the in-session wrapper when the agent (or its setup) exited."""
+
+    phase: str  # "agent" | "setup" | "launch"
+    exit_code: int
+    started_at: datetime
+    ended_at: datetime
+    tool_calls: int = 0
+    is_error: bool = False
+    api_error: bool = False
+    max_turns: bool = False
+    has_result: bool = False
+    killed_by: str = ""
+    error: str = ""
+    final_text: str = ""
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class Review:
+    reviewer: str
+    state: str  # "APPROVED" | "CHANGES_REQUESTED" | "COMMENTED"
+    body: str = ""
+
+
+@dataclass(frozen=True)
+class ForgeView:
+    """The definition-of-done items the forge knows about, at the branch's current head."""
+
+    supports_pr: bool
+    pr: PullRequest | None = None
+    ci: str = "none"  # "none" | "not_started" | "pending" | "pass" | "fail" | "unknown"
+    ci_evidence: str = ""
+    reviews: tuple[Review, ...] = ()
+    reviews_not_started: tuple[str, ...] = ()
+    closed: bool = False
+    unknown_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    liveness: Liveness
+    worktree_exists: bool
+    result: RunResult | None = None
+    pane_status: int | None = None
+    log_size: int = 0
+    log_tail: str = ""
+    head: str | None = None
+    ahead: int = 0
+    behind: int = 0
+    new_commits: int = 0
+    dirty: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+    changed_files: tuple[str, ...] = ()
+    merged: bool = False
+    forge: ForgeView | None = None
+    observed_at: datetime | None = None
+    extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,141 @@
+"""Gather one Observation per active task: read-only I/O, as cheap as possible on a healthy tick.
+
+One ``tmux list-panes -a`` call for the whole fleet; for a running agent only two ``stat``s and the
+branch head; git's heavier questions (divergence, conflicts, merged) only once the agent has exited.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+
+from monitor.agent_run import LOG, RESULT
+from monitor.files import file_size, read_json, read_tail
+from monitor.layout import Layout
+from monitor.observation import ForgeView, Liveness, Observation, RunResult
+from monitor.world.forge import Forge, ForgeUnavailable
+from monitor.world.git import Git, GitError
+from monitor.world.tmux import Pane, Tmux, TmuxError
+from registry.models import RegistryState, Status, Task
+
+log = logging.getLogger(__name__)
+
+
+def read_panes(tmux: Tmux) -> dict[str, Pane] | None:
+    """All panes of the agents' tmux server, or None when it cannot be reached (= unknown, not dead)."""
+    try:
+        return tmux.panes()
+    except TmuxError as exc:
+        log.warning("tmux server unreachable: %s", exc)
+        return None
+
+
+def load_result(path: Path) -> RunResult | None:
+    data = read_json(path)
+    if data is None:
+        return None
+    report = data.get("report") or {}
+    return RunResult(
+        phase=str(data.get("phase", "agent")),
+        exit_code=int(data.get("exit_code", -1)),
+        started_at=datetime.fromisoformat(data["started_at"]),
+        ended_at=datetime.fromisoformat(data["ended_at"]),
+        tool_calls=int(report.get("tool_calls", 0)),
+        is_error=bool(report.get("is_error", False)),
+        api_error=bool(report.get("api_error", False)),
+        max_turns=bool(report.get("max_turns", False)),
+        has_result=bool(report.get("has_result", False)),
+        killed_by=str(data.get("killed_by", "")),
+        error=str(data.get("error", "")),
+        final_text=str(report.get("final_text", "")),
+        tokens=int(report.get("input_tokens", 0)) + int(report.get("output_tokens", 0)),
+        cost_usd=float(report.get("cost_usd", 0.0)),
+    )
+
+
+class Observer:
+    def __init__(self, layout: Layout, tmux: Tmux, git: Git, forge: Forge) -> None:
+        self.layout = layout
+        self.tmux = tmux
+        self.git = git
+        self.forge = forge
+
+    def observe_all(self, state: RegistryState, now: datetime) -> dict[str, Observation]:
+        active = [t for t in state.tasks.values() if t.status in (Status.running, Status.checking, Status.ready)]
+        if not active:
+            return {}
+        panes = read_panes(self.tmux)
+        try:
+            self.forge.prefetch([t for t in active if t.status is not Status.running])
+        except ForgeUnavailable as exc:
+            log.warning("forge unavailable this tick: %s", exc)
+        observations = {}
+        for task in active:
+            try:
+                observations[task.id] = self.observe(task, panes, now)
+            except GitError as exc:
+                log.warning("task %s: git failed while observing: %s", task.id, exc)
+        return observations
+
+    def observe(self, task: Task, panes: Mapping[str, Pane] | None, now: datetime) -> Observation:
+        worktree_exists = Path(task.worktree).is_dir()
+        head = self.git.head(task.branch)
+        if task.status is Status.running:
+            return self._running(task, panes, head, worktree_exists, now)
+        return self._checking(task, panes, head, worktree_exists, now)
+
+    def _running(
+        self, task: Task, panes: Mapping[str, Pane] | None, head: str | None, worktree_exists: bool, now: datetime
+    ) -> Observation:
+        attempt = task.attempt
+        assert attempt is not None
+        run_dir = self.layout.run_dir(task.id, attempt.number)
+        result = load_result(run_dir / RESULT)
+        log_size = file_size(run_dir / LOG)
+        pane = panes.get(attempt.session) if panes is not None else None
+        if result is not None:
+            liveness = Liveness.exited
+        elif panes is None:
+            liveness = Liveness.unknown
+        elif pane is None:
+            liveness = Liveness.gone
+        else:
+            liveness = Liveness.exited if pane.dead else Liveness.alive
+        obs = Observation(
+            liveness=liveness, worktree_exists=worktree_exists, result=result,
+            pane_status=pane.dead_status if pane else None, log_size=log_size, head=head, observed_at=now,
+        )
+        if liveness is Liveness.alive or liveness is Liveness.unknown or not worktree_exists:
+            if head != attempt.start_head and liveness is Liveness.alive:
+                # a new commit is progress too, even when the agent prints nothing
+                return Observation(**{**obs.__dict__, "log_size": log_size + 1 if log_size == attempt.log_size
+                                      else log_size})
+            return obs
+        ahead = self.git.divergence(task.base_branch, task.branch).ahead if head else 0
+        new_commits = self.git.commits_between(attempt.start_head, head) if head and attempt.start_head else ahead
+        dirty = tuple(self.git.is_dirty(Path(task.worktree)))
+        return Observation(
+            **{**obs.__dict__, "log_tail": read_tail(run_dir / LOG), "ahead": ahead, "new_commits": new_commits,
+               "dirty": dirty}
+        )
+
+    def _checking(
+        self, task: Task, panes: Mapping[str, Pane] | None, head: str | None, worktree_exists: bool, now: datetime
+    ) -> Observation:
+        if head is None:
+            return Observation(liveness=Liveness.exited, worktree_exists=worktree_exists, observed_at=now)
+        merged = self.git.is_merged(task.branch, task.base_branch)
+        divergence = self.git.divergence(task.base_branch, task.branch)
+        conflicts = tuple(self.git.conflicts(task.base_branch, task.branch)) if not merged else ()
+        changed = tuple(self.git.changed_files(task.base_branch, task.branch))
+        try:
+            forge = self.forge.view(task, head, panes)
+        except ForgeUnavailable as exc:
+            forge = ForgeView(supports_pr=self.forge.supports_pr, ci="unknown", unknown_reason=str(exc))
+        return Observation(
+            liveness=Liveness.exited, worktree_exists=worktree_exists, head=head, ahead=divergence.ahead,
+            behind=divergence.behind, conflicts=conflicts, changed_files=changed, merged=merged, forge=forge,
+            observed_at=now,
+        )

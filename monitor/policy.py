@@ -1,0 +1,28 @@
+"""What the monitor enforces, as plain values: built by the CLI from the settings, so the monitor never
+imports the orchestrator's config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DonePolicy:
+    commits: bool = True
+    pr: bool = True
+    no_conflict: bool = True
+    up_to_date: bool = False
+    ci: bool = True
+    reviews: int = 0
+    reviewers: tuple[str, ...] = ()
+    screenshots_for: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Policy:
+    max_attempts: int = 3
+    stuck_after: float = 1200.0
+    attempt_timeout: float = 7200.0
+    max_parallel: int = 4
+    max_respawns_per_tick: int = 4
+    done: DonePolicy = field(default_factory=DonePolicy)

@@ -1,0 +1,130 @@
+"""Spawning an attempt: worktree, prompt file, run spec, and a tmux session running ``agent-run``.
+
+Also launches check jobs (local CI, local reviewers) through the same wrapper, so every process the
+monitor starts is visible in tmux, survives the monitor, and leaves a ``result.json`` behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.agent_run import RESULT, SPEC
+from monitor.agents import AgentProfile, render_argv
+from monitor.layout import Layout, job_session_for
+from monitor.retry import with_footer
+from monitor.world.git import Git
+from monitor.world.tmux import Tmux
+from registry.models import Attempt, Task
+
+
+class LaunchError(Exception):
+    """The attempt could not be started; the message says why."""
+
+
+@dataclass(frozen=True)
+class SetupSpec:
+    command: str
+    timeout: float
+
+
+class Runner:
+    def __init__(
+        self,
+        layout: Layout,
+        tmux: Tmux,
+        git: Git,
+        profiles: Mapping[str, AgentProfile],
+        *,
+        setup: SetupSpec | None = None,
+        unset_env: Sequence[str] = (),
+        python: str = sys.executable,
+    ) -> None:
+        self.layout = layout
+        self.tmux = tmux
+        self.git = git
+        self.profiles = profiles
+        self.setup = setup
+        self.unset_env = list(unset_env)
+        self.python = python
+
+    def _wrapper_argv(self, run_dir: Path) -> list[str]:
+        return [self.python, "-m", "monitor.agent_run", str(run_dir)]
+
+    def ensure_worktree(self, task: Task) -> str | None:
+        """Create the task's branch and worktree (idempotent); returns the branch head."""
+        worktree = Path(task.worktree)
+        worktree.parent.mkdir(parents=True, exist_ok=True)
+        self.git.create_worktree(worktree, task.branch, task.base_branch)
+        return self.git.head(task.branch)
+
+    def write_attempt(self, task: Task, number: int, body: str) -> Path:
+        """Write prompt.md and run.json for an attempt; returns the prompt path."""
+        profile = self.profiles.get(task.agent)
+        if profile is None:
+            raise LaunchError(f"task {task.id}: unknown agent profile {task.agent!r}")
+        run_dir = self.layout.run_dir(task.id, number)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        prompt_path = run_dir / "prompt.md"
+        prompt_path.write_text(with_footer(body), encoding="utf-8")
+        setup = None
+        if self.setup and self.setup.command.strip():
+            setup = {
+                "command": self.setup.command,
+                "timeout": self.setup.timeout,
+                "marker": str(self.layout.task_dir(task.id) / "setup.ok"),
+            }
+        spec = {
+            "task": task.id,
+            "attempt": number,
+            "argv": render_argv(profile, prompt_path),
+            "prompt_mode": profile.prompt,
+            "prompt_file": str(prompt_path),
+            "parser": profile.parser,
+            "env": dict(profile.env),
+            "unset_env": [] if profile.forge_token else self.unset_env,
+            "cwd": task.worktree,
+            "setup": setup,
+        }
+        (run_dir / SPEC).write_text(json.dumps(spec, indent=1), encoding="utf-8")
+        return prompt_path
+
+    def launch(self, task: Task, attempt: Attempt) -> None:
+        worktree = Path(task.worktree)
+        if not worktree.is_dir():
+            raise LaunchError(f"task {task.id}: worktree {worktree} does not exist")
+        run_dir = self.layout.run_dir(task.id, attempt.number)
+        if (run_dir / RESULT).exists():
+            return  # this attempt already ran to the end; never run it twice
+        self.tmux.launch(attempt.session, self._wrapper_argv(run_dir), worktree)
+
+    def launch_job(self, task: Task, sha: str, job: str, command: str, timeout: float) -> None:
+        """Start a check job at ``sha`` (idempotent per sha: a finished job is never re-run)."""
+        job_dir = self.layout.job_dir(task.id, sha, job)
+        if (job_dir / RESULT).exists():
+            return
+        session = job_session_for(task.id, job)
+        spec_path = job_dir / SPEC
+        if spec_path.exists() and self.tmux.has_session(session):
+            return  # already running for this sha
+        self.tmux.kill(session)  # a job of an older head, or a dead pane
+        job_dir.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "task": task.id,
+            "job": job,
+            "sha": sha,
+            "argv": shlex.split(command),
+            "prompt_mode": "none",
+            "parser": "plain",
+            "env": {},
+            "unset_env": self.unset_env,
+            "cwd": task.worktree,
+            "timeout": timeout,
+            "setup": None,
+        }
+        spec_path.write_text(json.dumps(spec, indent=1), encoding="utf-8")
+        self.tmux.launch(session, self._wrapper_argv(job_dir), Path(task.worktree))

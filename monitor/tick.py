@@ -1,0 +1,209 @@
+"""One tick of the monitor: lock, observe all, decide, act, flush the outbox. The daemon is a loop
+around it (``monitor/daemon.py``); ``swarm monitor run-once`` is one call, for systemd timers and cron."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from monitor.act import Actor
+from monitor.actions import Fail, Progress, Respawn, ToChecking
+from monitor.decide import Decision, cap_respawns, decide, plan_starts
+from monitor.layout import Layout
+from monitor.observe import Observer
+from monitor.policy import Policy
+from monitor.retry import RetryPrompter
+from monitor.runner import Runner
+from monitor.world.forge import Forge
+from monitor.world.git import Git
+from monitor.world.notify import Notifier
+from monitor.world.tmux import Tmux
+from registry.events import EventLog
+from registry.models import RegistryState, Status
+from registry.store import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class World:
+    """Every outside system the monitor touches, wired once by the CLI (or by a test)."""
+
+    layout: Layout
+    registry: Registry
+    events: EventLog
+    tmux: Tmux
+    git: Git
+    runner: Runner
+    forge: Forge
+    notifier: Notifier
+    prompter: RetryPrompter
+    policy: Policy
+    clock: Callable[[], datetime]
+
+
+@dataclass
+class TickReport:
+    skipped: bool = False
+    actions: list[str] = field(default_factory=list)
+    tasks: int = 0
+    notified: int = 0
+    stopped_early: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "skipped": self.skipped, "tasks": self.tasks, "actions": self.actions, "notified": self.notified,
+            "stopped_early": self.stopped_early, "errors": self.errors,
+        }
+
+
+@contextlib.contextmanager
+def tick_lock(layout: Layout) -> Iterator[bool]:
+    """Non-blocking: yields False when another tick holds it."""
+    layout.state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(layout.tick_lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _soft_updates(
+    decisions: list[Decision], waiting: dict[str, str], now: datetime
+) -> Callable[[RegistryState], RegistryState]:
+    """Progress marks, reasons and checks of the whole tick, as one registry update."""
+    progress = {a.task_id: a for d in decisions for a in d.actions if isinstance(a, Progress)}
+    views = {d.task_id: (d.reason, dict(d.checks)) for d in decisions}
+
+    def apply(state: RegistryState) -> RegistryState:
+        tasks = dict(state.tasks)
+        changed = False
+        for task_id, task in state.tasks.items():
+            update: dict[str, Any] = {}
+            mark = progress.get(task_id)
+            attempt = task.attempt
+            if mark and attempt and attempt.number == mark.attempt and task.status is Status.running:
+                task = task.with_attempt(attempt.model_copy(update={"log_size": mark.log_size,
+                                                                    "progress_at": mark.at}))
+                update["updated_at"] = now
+            if task_id in views and not any(
+                isinstance(a, Respawn | Fail | ToChecking) for d in decisions if d.task_id == task_id
+                for a in d.actions
+            ):
+                reason, checks = views[task_id]
+                if reason and reason != task.reason:
+                    update["reason"] = reason
+                if checks and checks != task.checks:
+                    update["checks"] = checks
+            if task.status is Status.queued and task_id in waiting and waiting[task_id] != task.reason:
+                update["reason"] = waiting[task_id]
+            if update or mark:
+                tasks[task_id] = task.model_copy(update=update)
+                changed = True
+        return state.model_copy(update={"tasks": tasks}) if changed else state
+
+    return apply
+
+
+def flush_outbox(world: World) -> int:
+    """Deliver owed notifications; a failure leaves the message queued and never fails the tick."""
+    sent = 0
+    for message in world.registry.read().outbox:
+        if message.sent_at is not None:
+            continue
+        error = ""
+        try:
+            world.notifier.send(message)
+        except Exception as exc:  # any notifier failure: keep the message, carry on
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("notification %s not delivered: %s", message.key, error)
+        now = world.clock()
+
+        def mark(
+            state: RegistryState, key: str = message.key, error: str = error, now: datetime = now
+        ) -> RegistryState:
+            outbox = tuple(
+                m.model_copy(update={"tries": m.tries + 1, "last_error": error} if error else
+                             {"sent_at": now, "tries": m.tries + 1, "last_error": ""})
+                if m.key == key else m for m in state.outbox
+            )
+            return state.model_copy(update={"outbox": outbox})
+
+        world.registry.update(mark)
+        if not error:
+            sent += 1
+            world.events.append(now, message.task_id, "notified", kind=message.kind)
+    return sent
+
+
+def run_tick(world: World, stop: threading.Event | None = None) -> TickReport:
+    report = TickReport()
+    with tick_lock(world.layout) as acquired:
+        if not acquired:
+            report.skipped = True
+            return report
+        _tick(world, report, stop or threading.Event())
+    return report
+
+
+def _tick(world: World, report: TickReport, stop: threading.Event) -> None:
+    world.registry.check_writable()
+    state = world.registry.read()
+    now = world.clock()
+    observer = Observer(world.layout, world.tmux, world.git, world.forge)
+    observations = observer.observe_all(state, now)
+    decisions = [decide(state.tasks[tid], obs, world.policy, now) for tid, obs in observations.items()]
+    decisions = cap_respawns(decisions, world.policy)
+    leaving = {d.task_id for d in decisions if any(isinstance(a, ToChecking | Fail) for a in d.actions)}
+    busy = sum(1 for t in state.tasks.values() if t.status.holds_slot and t.id not in leaving)
+    starts, waiting = plan_starts(state, world.policy, busy)
+    report.tasks = len([t for t in state.tasks.values() if t.status.active])
+    actor = Actor(world.registry, world.events, world.runner, world.forge, world.tmux, world.git, world.policy,
+                  world.prompter, now)
+    world.registry.update(_soft_updates(decisions, waiting, now))
+    for decision in decisions:
+        if stop.is_set():
+            report.stopped_early = True
+            break
+        actor.apply(decision)
+    for start in starts:
+        if stop.is_set():
+            report.stopped_early = True
+            break
+        actor.run(start)
+    report.actions = actor.done
+    report.notified = flush_outbox(world)
+
+
+def start_queued(world: World) -> list[str]:
+    """Start what can start now (used by `swarm spawn` so a task does not wait for the next tick)."""
+    with tick_lock(world.layout) as acquired:
+        if not acquired:
+            return []
+        state = world.registry.read()
+        busy = sum(1 for t in state.tasks.values() if t.status.holds_slot)
+        starts, _ = plan_starts(state, world.policy, busy)
+        actor = Actor(world.registry, world.events, world.runner, world.forge, world.tmux, world.git, world.policy,
+                      world.prompter, world.clock())
+        for start in starts:
+            actor.run(start)
+        return actor.done
+
+
+__all__ = ["Runner", "TickReport", "World", "run_tick", "start_queued"]

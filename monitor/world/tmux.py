@@ -1,0 +1,217 @@
+"""The tmux CLI, wrapped thinly.
+
+Agents run in tmux sessions on a private server (``tmux -L NAME`` or ``tmux -S PATH``) so that a
+human can attach to any of them and so that they outlive the monitor process. This module is the only
+place that speaks tmux; it goes through :func:`monitor.world.proc.run` (argv lists, a timeout on every
+call, never a shell) rather than libtmux, so every command is visible, bounded and easy to fake.
+
+Two tmux habits it guards against:
+
+* Target matching is fuzzy: ``-t task-1`` finds ``task-12`` by prefix. Every target here is exact:
+  ``=NAME`` for session targets and ``=NAME:`` for pane targets (tmux 3.3a resolves a bare ``=NAME``
+  as a pane target to "can't find pane").
+* A pane whose command exits is normally destroyed along with its exit status. ``remain-on-exit`` is
+  switched on globally before the first session is created, so a finished agent's pane stays, marked
+  dead, with ``pane_dead_status`` readable by :meth:`Tmux.panes`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.world import proc
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PANE_FORMAT = "#{session_name}\t#{pane_dead}\t#{pane_pid}\t#{pane_dead_status}"
+HISTORY_LIMIT = 50000
+# What tmux 3.3a prints when nothing listens on the socket (a missing socket file or a stale one), or
+# when the server went away while answering (for example just after kill-server).
+_NO_SERVER = ("no server running", "no such file or directory", "connection refused", "server exited")
+_NO_TARGET = ("can't find session", "can't find pane", "can't find window", "session not found")
+
+
+class TmuxError(Exception):
+    """A tmux command failed (for a reason other than a missing server or session)."""
+
+
+class TmuxUnavailable(TmuxError):
+    """The tmux server cannot be reached for a reason other than "no server running" (the tmux binary is
+    missing, the socket is not accessible, a command hung), so nothing can be said about its sessions."""
+
+
+@dataclass(frozen=True)
+class Pane:
+    session: str
+    dead: bool
+    pid: int | None
+    dead_status: int | None
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"invalid tmux session name {name!r}: must match {_NAME.pattern}")
+    return name
+
+
+def _int_or_none(text: str) -> int | None:
+    text = text.strip()
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+class Tmux:
+    def __init__(self, socket: str, timeout: float = 10.0) -> None:
+        """``socket`` is a server name (``tmux -L NAME``) or, if it contains ``/``, a socket path
+        (``tmux -S PATH``)."""
+        if not socket:
+            raise ValueError("empty tmux socket name")
+        self.socket = socket
+        self.timeout = timeout
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _base(self) -> list[str]:
+        return ["tmux", "-S", self.socket] if "/" in self.socket else ["tmux", "-L", self.socket]
+
+    def _run(self, *args: str) -> proc.Result:
+        # Drop the variables of an enclosing tmux client so they cannot redirect or confuse this one.
+        env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+        try:
+            return proc.run([*self._base(), *args], timeout=self.timeout, env=env)
+        except proc.ProcTimeout as exc:
+            raise TmuxUnavailable(str(exc)) from exc
+        except OSError as exc:  # tmux not installed, not executable, ...
+            raise TmuxUnavailable(f"cannot run tmux: {exc}") from exc
+
+    @staticmethod
+    def _no_server(result: proc.Result) -> bool:
+        err = result.stderr.lower()
+        return not result.ok and any(marker in err for marker in _NO_SERVER)
+
+    @staticmethod
+    def _no_target(result: proc.Result) -> bool:
+        err = result.stderr.lower()
+        return not result.ok and any(marker in err for marker in _NO_TARGET)
+
+    def _fail(self, result: proc.Result) -> TmuxError:
+        message = proc.tail(result.output, 3, 400).strip() or f"exit status {result.returncode}"
+        text = f"`{' '.join(result.argv)}` failed: {message}"
+        if "error connecting" in result.stderr.lower() or "server exited" in result.stderr.lower():
+            return TmuxUnavailable(text)
+        return TmuxError(text)
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def server_running(self) -> bool:
+        """Whether a server answers on the socket (raises :class:`TmuxUnavailable` if that is unknowable)."""
+        return self.panes() is not None
+
+    def panes(self) -> dict[str, Pane] | None:
+        """Every session's first pane, in one tmux call.
+
+        ``None`` means no server is running on the socket: the caller must treat that as "unknown" (for
+        example after a reboot), never as "every session died". Other failures raise
+        :class:`TmuxUnavailable`."""
+        result = self._run("list-panes", "-a", "-F", _PANE_FORMAT)
+        if self._no_server(result):
+            return None
+        if not result.ok:
+            raise TmuxUnavailable(str(self._fail(result)))
+        panes: dict[str, Pane] = {}
+        for line in result.stdout.splitlines():
+            parts = line.rsplit("\t", 3)
+            if len(parts) != 4:
+                continue
+            session, dead, pid, status = parts
+            if session not in panes:  # list-panes -a goes in window/pane order: the first pane counts
+                panes[session] = Pane(session, dead.strip() == "1", _int_or_none(pid), _int_or_none(status))
+        return panes
+
+    def has_session(self, name: str) -> bool:
+        result = self._run("has-session", "-t", f"={_check_name(name)}")
+        if result.ok:
+            return True
+        if self._no_server(result) or self._no_target(result):
+            return False
+        raise self._fail(result)
+
+    def capture(self, name: str, lines: int = 200) -> str:
+        """The last ``lines`` lines of scrollback plus the visible screen of the session's pane, wrapped
+        lines joined, trailing blank lines dropped; ``""`` if there is no such session."""
+        if lines < 0:
+            raise ValueError("lines must be >= 0")
+        result = self._run("capture-pane", "-p", "-J", "-t", f"={_check_name(name)}:", "-S", f"-{lines}")
+        if self._no_server(result) or self._no_target(result):
+            return ""
+        if not result.ok:
+            raise self._fail(result)
+        text = result.stdout.rstrip()
+        return text + "\n" if text else ""
+
+    def attach_argv(self, name: str) -> list[str]:
+        """An argv a CLI can exec to attach a terminal to the session."""
+        return [*self._base(), "attach-session", "-t", f"={_check_name(name)}"]
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def launch(self, name: str, argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> None:
+        """Start ``argv`` in a new detached session ``name`` (220x50) in ``cwd``; no-op if it exists.
+
+        ``argv`` is handed to tmux as separate arguments, so tmux execs it directly with no ``sh -c``:
+        shell syntax in it stays literal. ``env`` adds variables for that command through
+        ``new-session -e VAR=VALUE``; those values appear in the tmux command line (visible in ``ps``),
+        so callers must never pass secrets in ``env``.
+
+        One tmux invocation starts the server if needed and sets ``remain-on-exit`` and
+        ``history-limit`` globally before the session exists, so even a command that exits at once
+        leaves a dead pane with its exit status."""
+        _check_name(name)
+        argv = list(argv)
+        if not argv or not all(isinstance(arg, str) for arg in argv):
+            raise ValueError("argv must be a non-empty list of strings")
+        if not Path(cwd).is_dir():
+            raise ValueError(f"cwd {cwd} is not a directory")
+        env_args: list[str] = []
+        for key, value in (env or {}).items():
+            if not _ENV_NAME.fullmatch(key):
+                raise ValueError(f"invalid environment variable name {key!r}")
+            env_args += ["-e", f"{key}={value}"]
+        if self.has_session(name):
+            return
+        result = self._run(
+            "start-server", ";",
+            "set-option", "-g", "remain-on-exit", "on", ";",
+            "set-option", "-g", "history-limit", str(HISTORY_LIMIT), ";",
+            "new-session", "-d", "-s", name, "-c", str(cwd), "-x", "220", "-y", "50", *env_args,
+            "--", *argv,
+        )  # fmt: skip
+        if result.ok or "duplicate session" in result.stderr.lower():  # lost a race: it exists now
+            return
+        raise self._fail(result)
+
+    def kill(self, name: str) -> bool:
+        """Kill exactly the session ``name``; False if it did not exist."""
+        result = self._run("kill-session", "-t", f"={_check_name(name)}")
+        if result.ok:
+            return True
+        if self._no_server(result) or self._no_target(result):
+            return False
+        raise self._fail(result)
+
+    def kill_server(self) -> None:
+        """Kill the server and every session on it, and wait (up to the timeout) until it has gone;
+        nothing to do if none is running."""
+        result = self._run("kill-server")
+        if not result.ok and not self._no_server(result):
+            raise self._fail(result)
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline and not self._no_server(self._run("list-sessions")):
+            time.sleep(0.02)

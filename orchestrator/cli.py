@@ -1,0 +1,291 @@
+"""`swarm`: the user's command line. One thin function per subcommand; the wiring of real adapters is
+in ``wiring.py``. Exit codes: 0 success, 1 operational failure, 2 bad usage or configuration."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from monitor.agent_run import LOG
+from monitor.durations import parse_duration
+from monitor.redact import RedactingFilter
+from monitor.tick import run_tick
+from orchestrator import status as status_view
+from orchestrator import tasks as task_ops
+from orchestrator.config import ConfigError
+from orchestrator.wiring import UsageError, load_world, utc_now
+from registry.models import Task
+from registry.store import RegistryError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Run a fleet of coding agents on one repository.")
+monitor_app = typer.Typer(no_args_is_help=True, help="The token-free supervisor.")
+registry_app = typer.Typer(no_args_is_help=True, help="Registry maintenance.")
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(registry_app, name="registry")
+console = Console()
+err = Console(stderr=True)
+
+
+def setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the monitor does.")] = False) -> None:
+    setup_logging(verbose)
+
+
+@app.command()
+def init(
+    forge: Annotated[str, typer.Option(help="local | github")] = "local",
+    repo: Annotated[str, typer.Option(help="OWNER/NAME on GitHub (with --forge github)")] = "",
+    force: Annotated[bool, typer.Option(help="Overwrite an existing swarm.toml")] = False,
+) -> None:
+    """Write swarm.toml and create .swarm/ (git-excluded) in the current repository."""
+    from orchestrator.init import init_repo
+
+    for line in init_repo(Path.cwd(), forge, repo, force):
+        console.print(line)
+
+
+@app.command()
+def spawn(
+    title: Annotated[str, typer.Option(help="Short title of the task")],
+    prompt: Annotated[str, typer.Option(help="The task's prompt")] = "",
+    prompt_file: Annotated[Path | None, typer.Option(help="Read the prompt from this file")] = None,
+    agent: Annotated[str, typer.Option(help="Agent profile (default: routing for the kind)")] = "",
+    kind: Annotated[str, typer.Option(help="Task kind, used for routing")] = "default",
+    after: Annotated[list[str] | None, typer.Option(help="Start only after this task is merged")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the task as JSON")] = False,
+) -> None:
+    """Start one agent on a task (queued while dependencies or max_parallel hold it)."""
+    if bool(prompt) == bool(prompt_file):
+        raise UsageError("give exactly one of --prompt TEXT or --prompt-file FILE")
+    if prompt_file is not None:
+        try:
+            prompt = prompt_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--prompt-file {prompt_file}: {exc.strerror or exc}") from None
+    settings, world = load_world()
+    chosen = agent or settings.routing.get(kind, settings.routing["default"])
+    task = task_ops.spawn(world, title=title, prompt=prompt, agent=chosen, kind=kind, after=after or [],
+                          base_branch=settings.project.base_branch)
+    if as_json:
+        print(json.dumps(status_view.task_json(task), indent=1))
+    else:
+        print(task.id)
+        err.print(f"{task.status.value}: {task.reason} (branch {task.branch}, worktree {task.worktree})")
+
+
+@app.command()
+def status(
+    task: Annotated[str | None, typer.Argument(help="Show one task in detail")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts")] = False,
+    watch: Annotated[bool, typer.Option(help="Refresh every 2 s until Ctrl-C")] = False,
+    all_tasks: Annotated[bool, typer.Option("--all", help="Include merged and cancelled tasks")] = True,
+) -> None:
+    """The tasks, their state and why."""
+    _settings, world = load_world()
+    if task:
+        found = task_ops.get_task(world, task)
+        if as_json:
+            print(json.dumps(status_view.task_json(found), indent=1))
+        else:
+            status_view.detail(console, found)
+        return
+
+    def current() -> list[Task]:
+        listed = sorted(world.registry.read().tasks.values(), key=lambda t: t.created_at)
+        return [t for t in listed if all_tasks or t.status.active]
+
+    if as_json:
+        print(json.dumps([status_view.task_json(t) for t in current()], indent=1))
+    elif watch:
+        with Live(status_view.table(current(), utc_now()), console=console, refresh_per_second=1) as live:
+            try:
+                while True:
+                    time.sleep(2)
+                    live.update(status_view.table(current(), utc_now()))
+            except KeyboardInterrupt:
+                pass
+    else:
+        tasks = current()
+        if not tasks:
+            console.print("no tasks yet: `swarm spawn --title ... --prompt ...`")
+        else:
+            console.print(status_view.table(tasks, utc_now()))
+
+
+@monitor_app.command("run-once")
+def run_once(as_json: Annotated[bool, typer.Option("--json", help="Print the tick's report as JSON")] = False) -> None:
+    """One token-free tick (what the systemd timer and cron call)."""
+    _settings, world = load_world()
+    stop = threading.Event()
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    report = run_tick(world, stop)
+    if as_json:
+        print(json.dumps(report.as_dict()))
+    elif report.skipped:
+        err.print("another tick is running; skipped this one")
+    else:
+        for line in report.actions:
+            console.print(line, markup=False, highlight=False)
+        err.print(f"tick done: {report.tasks} active task(s), {len(report.actions)} action(s), "
+                  f"{report.notified} notification(s)")
+
+
+@monitor_app.command()
+def daemon(interval: Annotated[str, typer.Option(help="Time between ticks, e.g. 2m")] = "") -> None:
+    """Tick forever on APScheduler; SIGTERM finishes the current tick and exits."""
+    from monitor.daemon import run_daemon
+
+    settings, world = load_world()
+    try:
+        seconds = parse_duration(interval) if interval else settings.monitor.interval
+    except ValueError as exc:
+        raise UsageError(f"--interval: {exc}") from None
+    if seconds < 1:
+        raise UsageError("--interval must be at least 1s")
+
+    def tick(stop: threading.Event) -> None:
+        report = run_tick(world, stop)
+        for line in report.actions:
+            console.print(line, markup=False, highlight=False)
+
+    err.print(f"monitor daemon: ticking every {seconds:g}s (Ctrl-C or SIGTERM to stop)")
+    run_daemon(tick, seconds)
+
+
+@app.command()
+def logs(
+    task: Annotated[str, typer.Argument(help="Task id (a unique prefix is enough)")],
+    attempt: Annotated[int | None, typer.Option(help="Attempt number (default: the latest)")] = None,
+    prompt: Annotated[bool, typer.Option(help="Show the attempt's prompt instead of its output")] = False,
+) -> None:
+    """The output (or prompt) of a task's attempt."""
+    _settings, world = load_world()
+    found = task_ops.get_task(world, task)
+    if not found.attempts:
+        raise UsageError(f"task {found.id} has not started yet")
+    number = attempt or found.attempts[-1].number
+    run_dir = world.layout.run_dir(found.id, number)
+    path = run_dir / ("prompt.md" if prompt else LOG)
+    if not path.exists():
+        raise UsageError(f"no {'prompt' if prompt else 'output'} for attempt {number} of {found.id} ({path})")
+    sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
+
+
+@app.command()
+def attach(task: Annotated[str, typer.Argument(help="Task id")]) -> None:
+    """Attach your terminal to the agent's tmux session (detach with Ctrl-b d)."""
+    _settings, world = load_world()
+    found = task_ops.get_task(world, task)
+    session = found.attempt.session if found.attempt else ""
+    if not session or not world.tmux.has_session(session):
+        raise OperationalError(f"task {found.id} has no live session; `swarm logs {found.id}` shows its output")
+    argv = world.tmux.attach_argv(session)
+    os.execvp(argv[0], argv)  # noqa: S606 - argv list, replaces this process with tmux attach
+
+
+@app.command()
+def retry(
+    task: Annotated[str, typer.Argument(help="Task id")],
+    note: Annotated[str, typer.Option(help="What the agent should do differently (goes into the prompt)")] = "",
+) -> None:
+    """Start a new attempt now, with your note in its prompt."""
+    _settings, world = load_world()
+    found = task_ops.retry(world, task, note)
+    console.print(f"{found.id}: {found.status.value} (attempt {len(found.attempts)})")
+
+
+@app.command()
+def cancel(task: Annotated[str, typer.Argument(help="Task id")]) -> None:
+    """Stop a task's agent and mark it cancelled (the worktree stays until `swarm cleanup`)."""
+    _settings, world = load_world()
+    found = task_ops.cancel(world, task)
+    console.print(f"{found.id}: {found.status.value}")
+
+
+@app.command()
+def cleanup(
+    dry_run: Annotated[bool, typer.Option(help="Only say what would be removed")] = False,
+    yes: Annotated[bool, typer.Option(help="Also remove orphans without asking")] = False,
+) -> None:
+    """Remove worktrees and sessions of finished tasks; report (and with --yes remove) orphans."""
+    from orchestrator.cleanup import run_cleanup
+
+    _settings, world = load_world()
+    for line in run_cleanup(world, dry_run=dry_run, remove_orphans=yes):
+        console.print(line, markup=False, highlight=False)
+
+
+@app.command()
+def doctor() -> None:
+    """Check git, tmux, the agent CLIs, the configuration and the registry."""
+    from orchestrator.doctor import run_doctor
+
+    ok = True
+    for good, line in run_doctor(Path.cwd()):
+        console.print(("[green]ok  [/] " if good else "[red]FAIL[/] ") + line, highlight=False)
+        ok = ok and good
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option(help="Keep the temporary repository for a look afterwards")] = False,
+) -> None:
+    """The whole lifecycle, offline, in a temporary repository (under a minute)."""
+    from orchestrator.demo import run_demo
+
+    raise typer.Exit(run_demo(console, keep=keep))
+
+
+@app.command("agent-run", hidden=True)
+def agent_run(run_dir: Path) -> None:
+    """The wrapper that runs inside each tmux session."""
+    from monitor.agent_run import main as wrapper
+
+    raise typer.Exit(wrapper([str(run_dir)]))
+
+
+@registry_app.command("restore")
+def registry_restore() -> None:
+    """Replace a damaged registry.json with the last good copy (the damaged file is kept aside)."""
+    _settings, world = load_world()
+    state = world.registry.restore_backup()
+    console.print(f"restored {len(state.tasks)} task(s) from the backup (serial {state.serial})")
+
+
+class OperationalError(Exception):
+    """Something the user asked for failed (exit 1)."""
+
+
+def main() -> None:
+    """Entry point: typer reports its own usage errors (exit 2); ours become one line and an exit code."""
+    try:
+        app()
+    except (ConfigError, UsageError) as exc:
+        err.print(f"swarm: error: {exc}", markup=False, highlight=False)
+        sys.exit(2)
+    except (RegistryError, OperationalError) as exc:
+        err.print(f"swarm: error: {exc}", markup=False, highlight=False)
+        sys.exit(1)

@@ -1,0 +1,166 @@
+"""The one typed settings tree, loaded once from ``swarm.toml`` at the CLI edge and passed down.
+
+Unknown keys and bad values are one-line errors naming the key and the file. Secrets never live here:
+``*_env`` keys name the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from monitor.durations import parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+CONFIG_NAME = "swarm.toml"
+
+
+class ConfigError(Exception):
+    """Bad or missing configuration; the CLI prints the message and exits 2."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectSettings(Section):
+    base_branch: str = "main"
+    forge: Literal["local", "github"] = "local"
+    setup: str = ""
+    worktree_root: str = ""  # default: ../<repo>.swarm next to the repository
+    setup_timeout: Duration = 1800.0
+
+
+class MonitorSettings(Section):
+    interval: Duration = 300.0
+    max_attempts: int = Field(3, ge=1, le=20)
+    stuck_after: Duration = 1200.0
+    attempt_timeout: Duration = 7200.0
+    max_parallel: int = Field(4, ge=1, le=200)
+    max_respawns_per_tick: int = Field(4, ge=1)
+    tmux_socket: str = "swarm"
+    keep_days: int = Field(14, ge=0)
+
+
+class DoneSettings(Section):
+    commits: bool = True
+    pr: bool = True
+    no_conflict: bool = True
+    up_to_date: bool = False
+    ci: bool = True
+    reviews: int = Field(0, ge=0)
+    reviewers: list[str] = []
+    screenshots_for: list[str] = []
+
+
+class LocalSettings(Section):
+    ci: str = ""
+    ci_timeout: Duration = 1800.0
+    reviewers: dict[str, str] = {}
+
+
+class GithubSettings(Section):
+    repo: str = ""
+    api_url: str = "https://api.github.com"
+    token_env: str = "GITHUB_TOKEN"
+
+
+class SlackSettings(Section):
+    token_env: str = "SLACK_BOT_TOKEN"
+    channel: str = ""
+    api_url: str = "https://slack.com/api/"
+    webhook_url_env: str = "SLACK_WEBHOOK_URL"
+
+
+class SentrySettings(Section):
+    url: str = "https://sentry.io"
+    org: str = ""
+    project: str = ""
+    token_env: str = "SENTRY_AUTH_TOKEN"
+    dsn_env: str = "SENTRY_DSN"
+
+
+class LlmSettings(Section):
+    model: str = "claude-sonnet-4-5"
+    api_key_env: str = "ANTHROPIC_API_KEY"
+
+
+class ContextSettings(Section):
+    paths: list[str] = ["docs/context"]
+
+
+class Settings(Section):
+    project: ProjectSettings = ProjectSettings()
+    agents: dict[str, dict[str, Any]] = {}
+    routing: dict[str, str] = {"default": "claude"}
+    monitor: MonitorSettings = MonitorSettings()
+    done: DoneSettings = DoneSettings()
+    local: LocalSettings = LocalSettings()
+    github: GithubSettings = GithubSettings()
+    slack: SlackSettings = SlackSettings()
+    sentry: SentrySettings = SentrySettings()
+    llm: LlmSettings = LlmSettings()
+    context: ContextSettings = ContextSettings()
+
+    @field_validator("routing")
+    @classmethod
+    def _default_route(cls, value: dict[str, str]) -> dict[str, str]:
+        return value if "default" in value else {**value, "default": "claude"}
+
+    def secret_env_names(self) -> list[str]:
+        """Environment variables holding swarm's own secrets: never handed to an agent."""
+        return [
+            self.github.token_env,
+            self.slack.token_env,
+            self.slack.webhook_url_env,
+            self.sentry.token_env,
+            self.sentry.dsn_env,
+            "GH_TOKEN",
+        ]
+
+
+def _describe(exc: ValidationError, path: Path) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling; see the README for the keys swarm knows)"
+    extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{path}: {key}: {message}{extra}"
+
+
+def load(path: Path) -> Settings:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found: run `swarm init` in the repository first") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict[str, Any], path: Path) -> Settings:
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    from monitor.agents import resolve_profiles  # validated here so a bad profile fails at load time
+
+    try:
+        profiles = resolve_profiles(settings.agents)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    for kind, name in settings.routing.items():
+        if name not in profiles:
+            raise ConfigError(
+                f"{path}: routing.{kind}: unknown agent profile {name!r} (known: {', '.join(sorted(profiles))})"
+            )
+    if settings.project.forge == "local" and settings.done.reviews > len(settings.local.reviewers):
+        raise ConfigError(
+            f"{path}: done.reviews: needs {settings.done.reviews} approvals but [local] reviewers defines "
+            f"{len(settings.local.reviewers)}; lower done.reviews or add local reviewer commands"
+        )
+    return settings

@@ -1,0 +1,81 @@
+"""`swarm doctor`: one line per thing swarm depends on, each with the fix when it is wrong."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from monitor.world import proc
+from monitor.world.git import Git, GitError
+from monitor.world.tmux import Tmux, TmuxError
+from orchestrator.config import CONFIG_NAME, ConfigError, load
+from orchestrator.wiring import find_repo, profiles_from
+from registry.store import Registry, RegistryError
+
+Check = tuple[bool, str]
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        result = proc.run(argv, timeout=10)
+    except (OSError, proc.ProcTimeout) as exc:
+        return f"error: {exc}"
+    return (result.stdout or result.stderr).strip().splitlines()[0] if result.ok else "error"
+
+
+def run_doctor(cwd: Path) -> Iterator[Check]:
+    git_path = shutil.which("git")
+    if git_path is None:
+        yield False, "git: not found — install git (apt-get install git)"
+    else:
+        line = _version(["git", "--version"])
+        try:
+            parts = tuple(int(p) for p in line.split()[2].split(".")[:2])
+        except (IndexError, ValueError):
+            parts = (0, 0)
+        good = parts >= (2, 38)
+        yield good, f"git: {line}" + ("" if good else " — swarm needs git ≥ 2.38 (merge-tree --write-tree)")
+    if shutil.which("tmux") is None:
+        yield False, "tmux: not found — install tmux (apt-get install tmux)"
+    else:
+        yield True, f"tmux: {_version(['tmux', '-V'])}"
+    try:
+        repo = find_repo(cwd)
+        settings = load(repo / CONFIG_NAME)
+    except ConfigError as exc:
+        yield False, f"config: {exc}"
+        return
+    yield True, f"config: {repo / CONFIG_NAME} is valid (forge {settings.project.forge})"
+    base = settings.project.base_branch
+    try:
+        head = Git(repo).head(base)
+    except GitError as exc:
+        head, problem = None, str(exc)
+    else:
+        problem = f"branch {base!r} does not exist"
+    yield (True, f"base branch: {base} at {head[:10]}") if head else (
+        False, f"base branch: {problem} — set project.base_branch in {CONFIG_NAME}")
+    profiles = profiles_from(settings)
+    for kind, name in sorted(settings.routing.items()):
+        binary = profiles[name].command[0]
+        found = shutil.which(binary)
+        yield (found is not None,
+               f"agent {name} (routing.{kind}): {found}" if found else
+               f"agent {name} (routing.{kind}): `{binary}` not on PATH — install it or change [agents.{name}]")
+    registry = Registry(repo / ".swarm")
+    try:
+        registry.check_writable()
+        state = registry.read()
+        yield True, f"registry: {len(state.tasks)} task(s), serial {state.serial}"
+    except RegistryError as exc:
+        yield False, f"registry: {exc}"
+    tmux = Tmux(settings.monitor.tmux_socket)
+    try:
+        panes = tmux.panes()
+        yield True, ("tmux server: not running (it starts with the first agent)" if panes is None else
+                     f"tmux server: {len(panes)} session(s) on socket {settings.monitor.tmux_socket!r}")
+    except TmuxError as exc:
+        yield False, f"tmux server: {exc}"
+    if settings.project.forge == "github":
+        yield False, "forge: github is not available in this version yet — use forge = \"local\""

@@ -1,0 +1,78 @@
+"""`swarm status`: the registry as a table for people and as JSON for scripts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from monitor.durations import format_duration
+from registry.models import Status, Task
+
+STYLE = {
+    Status.queued: "dim", Status.running: "cyan", Status.checking: "yellow", Status.ready: "green",
+    Status.merged: "blue", Status.failed: "red", Status.cancelled: "dim",
+}
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    attempt = task.attempt
+    return {
+        "id": task.id,
+        "title": task.title,
+        "status": task.status.value,
+        "agent": task.agent,
+        "kind": task.kind,
+        "attempts": len(task.attempts),
+        "branch": task.branch,
+        "worktree": task.worktree,
+        "session": attempt.session if attempt else None,
+        "pr": task.pr.model_dump() if task.pr else None,
+        "checks": dict(task.checks),
+        "reason": task.reason,
+        "after": list(task.after),
+        "tokens": task.tokens,
+        "cost_usd": task.cost_usd,
+        "created_at": task.created_at.isoformat(),
+        "updated_at": task.updated_at.isoformat(),
+        "failures": [
+            {"attempt": a.number, "kind": a.failure.kind.value, "summary": a.failure.summary}
+            for a in task.attempts if a.failure
+        ],
+    }
+
+
+def table(tasks: list[Task], now: datetime) -> Table:
+    grid = Table(show_lines=False, header_style="bold", expand=False)
+    for column in ("task", "status", "att", "agent", "age", "tokens", "cost", "reason"):
+        grid.add_column(column, overflow="fold")
+    for task in tasks:
+        age = format_duration(max(0.0, (now - task.created_at).total_seconds()))
+        grid.add_row(
+            task.id, f"[{STYLE[task.status]}]{task.status.value}[/]", str(len(task.attempts)), task.agent, age,
+            str(task.tokens or ""), f"${task.cost_usd:.2f}" if task.cost_usd else "", task.reason[:90],
+        )
+    return grid
+
+
+def detail(console: Console, task: Task) -> None:
+    console.print(f"[bold]{task.title}[/]  ({task.id})")
+    console.print(f"status    {task.status.value} — {task.reason}")
+    console.print(f"agent     {task.agent}    kind {task.kind}")
+    console.print(f"branch    {task.branch}\nworktree  {task.worktree}")
+    if task.after:
+        console.print(f"after     {', '.join(task.after)}")
+    if task.checks:
+        console.print("checks    " + ", ".join(f"{k}: {v}" for k, v in task.checks.items()))
+    console.print(f"tokens    {task.tokens}    cost ${task.cost_usd:.4f}")
+    for attempt in task.attempts:
+        ended = f"ended {attempt.ended_at:%H:%M:%S}" if attempt.ended_at else "running"
+        line = f"attempt {attempt.number}: started {attempt.started_at:%Y-%m-%d %H:%M:%S}, {ended}"
+        if attempt.exit_code is not None:
+            line += f", exit {attempt.exit_code}"
+        console.print(line)
+        if attempt.failure:
+            console.print(f"  [red]{attempt.failure.kind.value}[/]: {attempt.failure.summary}", markup=True)
+

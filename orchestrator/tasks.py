@@ -1,0 +1,150 @@
+"""What the human does to tasks from the CLI: spawn, retry, cancel. Each is one registry update plus the
+same runner and actor the monitor uses, so a task started by hand and one started by a tick are alike."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+
+from monitor.act import Actor
+from monitor.layout import branch_for, job_session_for, session_for
+from monitor.retry import TemplateRetryPrompter
+from monitor.tick import World, start_queued
+from orchestrator.wiring import UsageError
+from registry.models import Attempt, Failure, FailureKind, RegistryState, Status, Task
+
+MAX_PROMPT_BYTES = 200_000
+
+
+def slugify(title: str, limit: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    return slug[:limit].rstrip("-") or "task"
+
+
+def new_task_id(title: str, existing: Sequence[str]) -> str:
+    while True:
+        candidate = f"{slugify(title)}-{secrets.token_hex(2)}"
+        if candidate not in existing:
+            return candidate
+
+
+def spawn(
+    world: World,
+    *,
+    title: str,
+    prompt: str,
+    agent: str,
+    kind: str,
+    after: Sequence[str],
+    base_branch: str,
+) -> Task:
+    title = title.strip()
+    if not title:
+        raise UsageError("--title is empty: give the task a short title")
+    if not prompt.strip():
+        raise UsageError("the prompt is empty: pass --prompt TEXT or --prompt-file FILE with the task")
+    if len(prompt.encode()) > MAX_PROMPT_BYTES:
+        raise UsageError(f"the prompt is {len(prompt.encode())} bytes; keep it under {MAX_PROMPT_BYTES}")
+    if agent not in world.runner.profiles:
+        known = ", ".join(sorted(world.runner.profiles))
+        raise UsageError(f"--agent {agent!r} is not a configured profile (known: {known}); add [agents.{agent}]")
+    if world.git.head(base_branch) is None:
+        raise UsageError(f"base branch {base_branch!r} does not exist; set project.base_branch in swarm.toml")
+    now = world.clock()
+    created: list[Task] = []
+
+    def add(state: RegistryState) -> RegistryState:
+        missing = [dep for dep in after if dep not in state.tasks]
+        if missing:
+            raise UsageError(f"--after {missing[0]}: no such task (see `swarm status`)")
+        task_id = new_task_id(title, list(state.tasks))
+        task = Task(
+            id=task_id, title=title, prompt=prompt, agent=agent, kind=kind, base_branch=base_branch,
+            branch=branch_for(task_id), worktree=str(world.layout.worktree(task_id)), after=tuple(after),
+            created_at=now, updated_at=now, reason="queued",
+        )
+        if Path(task.worktree).exists():
+            raise UsageError(f"{task.worktree} already exists; remove it or set project.worktree_root")
+        created.append(task)
+        return state.with_task(task)
+
+    world.registry.update(add)
+    task = created[0]
+    world.events.append(now, task.id, "spawned", title=title, agent=agent, after=",".join(after))
+    start_queued(world)
+    return world.registry.read().tasks[task.id]
+
+
+def get_task(world: World, task_id: str) -> Task:
+    state = world.registry.read()
+    task = state.tasks.get(task_id)
+    if task is None:
+        matches = [t for t in state.tasks if t.startswith(task_id)]
+        if len(matches) == 1:
+            return state.tasks[matches[0]]
+        hint = f" (did you mean {', '.join(matches[:5])}?)" if matches else " (see `swarm status`)"
+        raise UsageError(f"no task {task_id!r}{hint}")
+    return task
+
+
+def cancel(world: World, task_id: str) -> Task:
+    task = get_task(world, task_id)
+    if not task.status.active:
+        raise UsageError(f"task {task.id} is already {task.status.value}; nothing to cancel")
+    now = world.clock()
+
+    def do_cancel(current: Task) -> Task:
+        return current.model_copy(update={"status": Status.cancelled, "ended_at": now, "updated_at": now,
+                                          "reason": "cancelled by the human"})
+
+    world.registry.update(lambda s: s.with_task(do_cancel(s.tasks[task.id])))
+    world.tmux.kill(session_for(task.id))
+    for session in world.tmux.panes() or {}:
+        if session.startswith(job_session_for(task.id, "")):
+            world.tmux.kill(session)
+    world.events.append(now, task.id, "cancelled", by="human")
+    return world.registry.read().tasks[task.id]
+
+
+def retry(world: World, task_id: str, note: str) -> Task:
+    """A human-ordered new attempt, with the note in the prompt; allowed past max_attempts (one at a time)."""
+    task = get_task(world, task_id)
+    if task.status is Status.queued:
+        raise UsageError(f"task {task.id} has not started yet; it starts when its dependencies and a slot allow")
+    if task.status is Status.merged:
+        raise UsageError(f"task {task.id} is merged; spawn a new task for more work")
+    now = world.clock()
+    notes = (*task.notes, note.strip()) if note.strip() else task.notes
+    if task.attempt is None or (not Path(task.worktree).is_dir() and world.git.head(task.branch) is None):
+        world.registry.update(lambda s: s.with_task(s.tasks[task.id].model_copy(update={
+            "status": Status.queued, "notes": notes, "updated_at": now, "ended_at": None})))
+        world.events.append(now, task.id, "retry", by="human", note=note)
+        start_queued(world)
+        return world.registry.read().tasks[task.id]
+    world.tmux.kill(session_for(task.id))
+    world.runner.ensure_worktree(task)  # the human asked: an existing branch gets its worktree back
+    last = task.attempt
+    failure = last.failure or Failure(kind=FailureKind.died, summary="retried by the human", at=now)
+    number = last.number + 1
+    body = TemplateRetryPrompter().retry_prompt(task.model_copy(update={"notes": notes}), failure, number,
+                                                max(number, world.policy.max_attempts))
+    prompt_path = world.runner.write_attempt(task, number, body)
+    attempt = Attempt(number=number, session=session_for(task.id), prompt_path=str(prompt_path), started_at=now,
+                      start_head=world.git.head(task.branch), progress_at=now)
+    closed = last if last.ended_at else last.model_copy(update={"ended_at": now})
+
+    def do_retry(state: RegistryState) -> RegistryState:
+        current = state.tasks[task.id]
+        return state.with_task(current.model_copy(update={
+            "status": Status.running, "attempts": (*current.attempts[:-1], closed, attempt), "notes": notes,
+            "updated_at": now, "ended_at": None, "reason": "retried by the human",
+        }))
+
+    world.registry.update(do_retry)
+    world.events.append(now, task.id, "retry", by="human", attempt=number, note=note)
+    actor = Actor(world.registry, world.events, world.runner, world.forge, world.tmux, world.git, world.policy,
+                  world.prompter, now)
+    actor.run_launch(task.id, number)
+    return world.registry.read().tasks[task.id]

@@ -1,0 +1,90 @@
+"""The one place where settings become real adapters: tests build a World their own way."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from monitor.agents import AgentProfile, resolve_profiles
+from monitor.layout import Layout
+from monitor.policy import DonePolicy, Policy
+from monitor.retry import TemplateRetryPrompter
+from monitor.runner import Runner, SetupSpec
+from monitor.tick import World
+from monitor.world.forge import Forge
+from monitor.world.git import Git
+from monitor.world.local import LocalForge
+from monitor.world.notify import ConsoleNotifier, Notifier
+from monitor.world.tmux import Tmux
+from orchestrator.config import CONFIG_NAME, ConfigError, Settings, load
+from registry.events import EventLog
+from registry.store import Registry
+
+
+class UsageError(Exception):
+    """The user asked for something that cannot be done as asked; exit 2 with the message."""
+
+
+def find_repo(start: Path | None = None) -> Path:
+    """The directory holding swarm.toml, searching upwards from ``start`` (default: the cwd)."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / CONFIG_NAME).is_file():
+            return candidate
+    raise ConfigError(f"no {CONFIG_NAME} in {here} or its parents: run `swarm init` in your repository first")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def policy_from(settings: Settings) -> Policy:
+    done = settings.done
+    return Policy(
+        max_attempts=settings.monitor.max_attempts,
+        stuck_after=settings.monitor.stuck_after,
+        attempt_timeout=settings.monitor.attempt_timeout,
+        max_parallel=settings.monitor.max_parallel,
+        max_respawns_per_tick=settings.monitor.max_respawns_per_tick,
+        done=DonePolicy(
+            commits=done.commits, pr=done.pr, no_conflict=done.no_conflict, up_to_date=done.up_to_date,
+            ci=done.ci, reviews=done.reviews, reviewers=tuple(done.reviewers),
+            screenshots_for=tuple(done.screenshots_for),
+        ),
+    )
+
+
+def profiles_from(settings: Settings) -> dict[str, AgentProfile]:
+    return resolve_profiles(settings.agents)
+
+
+def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None) -> World:
+    layout = Layout.for_repo(repo, settings.project.worktree_root)
+    tmux = Tmux(settings.monitor.tmux_socket)
+    git = Git(layout.repo)
+    setup = SetupSpec(settings.project.setup, settings.project.setup_timeout) if settings.project.setup else None
+    runner = Runner(layout, tmux, git, profiles_from(settings), setup=setup,
+                    unset_env=settings.secret_env_names())
+    forge: Forge
+    if settings.project.forge == "local":
+        forge = LocalForge(layout, runner, git, ci=settings.local.ci, ci_timeout=settings.local.ci_timeout,
+                           reviewers=settings.local.reviewers, wanted_reviewers=settings.done.reviewers)
+    else:
+        raise ConfigError(
+            f"{layout.repo / CONFIG_NAME}: project.forge: \"github\" is not available in this version yet; "
+            "use forge = \"local\""
+        )
+    return World(
+        layout=layout, registry=Registry(layout.state_dir), events=EventLog(layout.events_path), tmux=tmux,
+        git=git, runner=runner, forge=forge, notifier=notifier or ConsoleNotifier(),
+        prompter=TemplateRetryPrompter(), policy=policy_from(settings), clock=utc_now,
+    )
+
+
+def load_world(start: Path | None = None, notifier: Notifier | None = None) -> tuple[Settings, World]:
+    repo = find_repo(start)
+    settings = load(repo / CONFIG_NAME)
+    return settings, build_world(repo, settings, notifier)
+
+
+__all__ = ["UsageError", "build_world", "find_repo", "load_world"]
