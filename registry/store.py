@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from registry.models import SCHEMA_VERSION, RegistryState
+from registry.models import SCHEMA_VERSION, RegistryState, Task
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,10 @@ class Registry:
         self.path = state_dir / "registry.json"
         self.backup = state_dir / "registry.json.bak"
         self.lock_path = state_dir / "registry.lock"
+        # Both caches rely on records being immutable (frozen models, copy-on-write transitions):
+        # the state parsed from exactly these bytes, and each task's JSON keyed by the task object.
+        self._parsed: tuple[bytes, RegistryState] | None = None
+        self._task_json: dict[str, tuple[Task, bytes]] = {}
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -55,6 +59,8 @@ class Registry:
         return state
 
     def _parse(self, raw: bytes, path: Path) -> RegistryState:
+        if self._parsed is not None and self._parsed[0] == raw:
+            return self._parsed[1]
         try:
             state = RegistryState.model_validate_json(raw)
         except ValidationError as exc:
@@ -66,6 +72,7 @@ class Registry:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "top level"
             raise RegistryCorrupt(f"{path} is not a valid registry ({where}: {first['msg']})") from None
+        self._parsed = (raw, state)
         return state
 
     def _load(self) -> tuple[RegistryState, bytes | None, str]:
@@ -105,10 +112,7 @@ class Registry:
         if problem:
             raise RegistryCorrupt(problem.removeprefix("WARNING: "))
         if state.schema_version > SCHEMA_VERSION:
-            raise RegistryTooNew(
-                f"{self.path} has schema_version {state.schema_version}, newer than this swarm "
-                f"understands ({SCHEMA_VERSION}); upgrade swarm. The registry was not changed"
-            )
+            raise _too_new(self.path, state.schema_version)
         return state, raw
 
     # -- writing -------------------------------------------------------------------------------------
@@ -131,19 +135,47 @@ class Registry:
         """
         with self.locked():
             self._sweep_temp_files()
-            state, raw, problem = self._load()
-            if problem:
-                raise RegistryCorrupt(problem.removeprefix("WARNING: "))
-            if state.schema_version > SCHEMA_VERSION:
-                raise _too_new(self.path, state.schema_version)
+            state, raw = self._writable()
             new = fn(state)
             if new is state:
                 return state
             new = new.model_copy(update={"serial": state.serial + 1, "schema_version": SCHEMA_VERSION})
             if raw is not None:
-                self._write_atomic(self.backup, raw)
-            self._write_atomic(self.path, new.model_dump_json(indent=1).encode())
+                self._keep_backup(raw)
+            data = self._serialize(new)
+            self._write_atomic(self.path, data)
+            self._parsed = (data, new)
             return new
+
+    def _serialize(self, state: RegistryState) -> bytes:
+        """The state as JSON, one task per line; only tasks whose record changed are dumped again."""
+        parts = []
+        fresh: dict[str, tuple[Task, bytes]] = {}
+        for task_id, task in state.tasks.items():
+            cached = self._task_json.get(task_id)
+            encoded = cached[1] if cached is not None and cached[0] is task else task.model_dump_json().encode()
+            fresh[task_id] = (task, encoded)
+            parts.append(json.dumps(task_id).encode() + b": " + encoded)
+        self._task_json = fresh
+        head = state.model_copy(update={"tasks": {}}).model_dump_json().encode()
+        body = b"{\n" + b",\n".join(parts) + b"\n}" if parts else b"{}"
+        return head.replace(b'"tasks":{}', b'"tasks":' + body, 1) + b"\n"
+
+    def _keep_backup(self, raw: bytes) -> None:
+        """The file about to be replaced becomes the backup: a hard link (no copy) where possible."""
+        link = self.dir / f"{TMP_PREFIX}{os.getpid()}-bak-{secrets.token_hex(4)}"
+        try:
+            os.link(self.path, link)
+        except OSError:
+            self._write_atomic(self.backup, raw)
+            return
+        try:
+            os.replace(link, self.backup)
+        finally:
+            # rename() does nothing when both names already link the same file (after a failed
+            # update): the link must not stay behind as a stray.
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
 
     def restore_backup(self) -> RegistryState:
         """Replace a damaged registry.json with the backup (keeping the damaged file aside)."""

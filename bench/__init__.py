@@ -1,0 +1,1 @@
+"""Micro-benchmarks for swarm's hot paths (run each module as a script)."""
