@@ -198,11 +198,13 @@ def start_queued(world: World) -> list[str]:
             return []
         state = world.registry.read()
         busy = sum(1 for t in state.tasks.values() if t.status.holds_slot)
-        starts, _ = plan_starts(state, world.policy, busy)
+        starts, waiting = plan_starts(state, world.policy, busy)
+        now = world.clock()
         actor = Actor(world.registry, world.events, world.runner, world.forge, world.tmux, world.git, world.policy,
-                      world.prompter, world.clock())
+                      world.prompter, now)
         for start in starts:
             actor.run(start)
+        world.registry.update(_soft_updates([], waiting, now))
         return actor.done
 
 

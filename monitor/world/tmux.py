@@ -33,7 +33,8 @@ HISTORY_LIMIT = 50000
 # What tmux 3.3a prints when nothing listens on the socket (a missing socket file or a stale one), or
 # when the server went away while answering (for example just after kill-server).
 _NO_SERVER = ("no server running", "no such file or directory", "connection refused", "server exited")
-_NO_TARGET = ("can't find session", "can't find pane", "can't find window", "session not found")
+# "no current target": the server is up (exit-empty off) but has no session at all.
+_NO_TARGET = ("can't find session", "can't find pane", "can't find window", "session not found", "no current target")
 
 
 class TmuxError(Exception):
@@ -123,6 +124,8 @@ class Tmux:
         result = self._run("list-panes", "-a", "-F", _PANE_FORMAT)
         if self._no_server(result):
             return None
+        if self._no_target(result):
+            return {}
         if not result.ok:
             raise TmuxUnavailable(str(self._fail(result)))
         panes: dict[str, Pane] = {}
@@ -172,7 +175,9 @@ class Tmux:
 
         One tmux invocation starts the server if needed and sets ``remain-on-exit`` and
         ``history-limit`` globally before the session exists, so even a command that exits at once
-        leaves a dead pane with its exit status."""
+        leaves a dead pane with its exit status. ``exit-empty off`` keeps the server up when its last
+        session ends: an absent server then means a reboot or a hidden socket, never "the last agent
+        finished" — the monitor treats the former as unknown and the latter as a plain exit."""
         _check_name(name)
         argv = list(argv)
         if not argv or not all(isinstance(arg, str) for arg in argv):
@@ -188,6 +193,7 @@ class Tmux:
             return
         result = self._run(
             "start-server", ";",
+            "set-option", "-g", "exit-empty", "off", ";",
             "set-option", "-g", "remain-on-exit", "on", ";",
             "set-option", "-g", "history-limit", str(HISTORY_LIMIT), ";",
             "new-session", "-d", "-s", name, "-c", str(cwd), "-x", "220", "-y", "50", *env_args,

@@ -1,0 +1,1 @@
+"""Scripted stand-in agents used by the tests."""

@@ -1,0 +1,60 @@
+"""A scripted agent for tests: reads the prompt on stdin and acts out the line ``scenario: NAME``.
+
+On a retry (the prompt says "## Attempt N of") the scenario ``NAME`` becomes ``NAME-retry`` when the
+prompt contains it, so one prompt can script every attempt, e.g. ``scenario: fail`` plus
+``retry: commit``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def commit(name: str, content: str) -> None:
+    Path(name).write_text(content)
+    subprocess.run(["git", "add", name], check=True)
+    subprocess.run(["git", "commit", "-q", "-m", f"add {name}"], check=True)
+
+
+def main() -> int:
+    prompt = sys.stdin.read()
+    attempt_match = re.search(r"## Attempt (\d+) of", prompt)
+    attempt = int(attempt_match.group(1)) if attempt_match else 1
+    first = re.search(r"^scenario: (\S+)", prompt, re.M)
+    retry = re.search(r"^retry: (\S+)", prompt, re.M)
+    scenario = (retry.group(1) if retry and attempt > 1 else None) or (first.group(1) if first else "commit")
+    print(f"scripted agent: attempt {attempt}, scenario {scenario}", flush=True)
+    Path(f".attempt-{attempt}.prompt").write_text(prompt) if "keep-prompt" in prompt else None
+    if scenario == "commit":
+        commit(f"work-{attempt}.txt", f"attempt {attempt}\n")
+        return 0
+    if scenario == "commit-good":
+        commit("value.txt", "good\n")
+        return 0
+    if scenario == "commit-bad":
+        commit("value.txt", "bad\n")
+        return 0
+    if scenario == "fail":
+        print("error: the agent broke down", flush=True)
+        return 3
+    if scenario == "phantom":
+        print("All done, tests pass and everything is committed.", flush=True)
+        return 0
+    if scenario == "sleep":
+        time.sleep(600)
+        return 0
+    if scenario == "chatty":
+        for step in range(2400):
+            print(f"step {step}", flush=True)
+            time.sleep(0.25)
+        return 0
+    print(f"unknown scenario {scenario}", flush=True)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""The monitor's lifecycle over real git worktrees and a real tmux server, with a scripted agent."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from monitor.layout import session_for
+from monitor.tick import World, run_tick, tick_lock
+from orchestrator import tasks as task_ops
+from registry.models import FailureKind, RegistryState, Status, Task
+from tests.conftest import git
+from tests.worlds import Clock, RecordingNotifier, make_world
+
+CI_CHECK = "grep -q good value.txt"
+
+
+def spawn(world: World, prompt: str, title: str = "Task", after: tuple[str, ...] = ()) -> Task:
+    return task_ops.spawn(world, title=title, prompt=prompt, agent="scripted", kind="default", after=list(after),
+                          base_branch="main")
+
+
+def tick_until(world: World, done: Callable[[RegistryState], bool], timeout: float = 30.0) -> RegistryState:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run_tick(world)
+        state = world.registry.read()
+        if done(state):
+            return state
+        time.sleep(0.2)
+    raise AssertionError(f"condition not reached; tasks: {[(t.id, t.status, t.reason) for t in state.tasks.values()]}")
+
+
+def status_of(task_id: str, *wanted: Status) -> Callable[[RegistryState], bool]:
+    return lambda state: state.tasks[task_id].status in wanted
+
+
+def events(world: World, task_id: str) -> list[str]:
+    return [e["event"] for e in world.events.read(task_id)]
+
+
+@pytest.fixture
+def world_parts(git_repo: Path, tmux_socket: str) -> tuple[World, Clock, RecordingNotifier]:
+    return make_world(git_repo, tmux_socket, ci=CI_CHECK)
+
+
+def test_clean_run_goes_to_ready_and_notifies_once(world_parts: tuple[World, Clock, RecordingNotifier]) -> None:
+    world, _clock, notifier = world_parts
+    task = spawn(world, "scenario: commit-good")
+    assert task.status is Status.running
+    assert world.tmux.has_session(session_for(task.id))
+
+    state = tick_until(world, status_of(task.id, Status.ready))
+    final = state.tasks[task.id]
+    assert len(final.attempts) == 1
+    assert final.checks == {"commits": "ok", "conflict": "ok", "ci": "pass"}
+    assert [m.kind for m in notifier.sent] == ["ready"]
+    for _ in range(2):
+        run_tick(world)
+    assert len(notifier.sent) == 1, "a ready task is announced once"
+    assert git(Path(world.layout.repo), "log", "--format=%s", f"swarm/{task.id}", "-1") == "add value.txt"
+
+
+def test_ci_failure_respawns_with_the_ci_output_and_then_passes(
+    world_parts: tuple[World, Clock, RecordingNotifier],
+) -> None:
+    world, _clock, _ = world_parts
+    task = spawn(world, "scenario: commit-bad\nretry: commit-good")
+
+    state = tick_until(world, status_of(task.id, Status.ready))
+    final = state.tasks[task.id]
+    assert [a.failure.kind for a in final.attempts if a.failure] == [FailureKind.ci_failed]
+    retry_prompt = Path(final.attempts[1].prompt_path).read_text()
+    assert "$ grep -q good value.txt" in retry_prompt
+    assert "Attempt 2 of 3" in retry_prompt
+    assert "UNTRUSTED-" in retry_prompt
+
+
+def test_attempts_exhausted_fail_with_one_needs_help_message(
+    world_parts: tuple[World, Clock, RecordingNotifier],
+) -> None:
+    world, _clock, notifier = world_parts
+    task = spawn(world, "scenario: fail")
+
+    state = tick_until(world, status_of(task.id, Status.failed))
+    final = state.tasks[task.id]
+    assert [a.failure.kind for a in final.attempts if a.failure] == [FailureKind.agent_error] * 3
+    assert "the agent broke down" in final.attempts[-1].failure.evidence  # type: ignore[union-attr]
+    run_tick(world)
+    [message] = notifier.sent
+    assert message.kind == "needs_help"
+    assert f"swarm retry {task.id}" in message.text
+    assert "attempt 3: agent_error" in message.text
+
+
+def test_phantom_success_is_caught_and_retried(world_parts: tuple[World, Clock, RecordingNotifier]) -> None:
+    world, _clock, _ = world_parts
+    task = spawn(world, "scenario: phantom\nretry: commit-good")
+
+    state = tick_until(world, status_of(task.id, Status.ready))
+    kinds = [a.failure.kind for a in state.tasks[task.id].attempts if a.failure]
+    assert kinds == [FailureKind.phantom]
+    assert "no commit" in Path(state.tasks[task.id].attempts[1].prompt_path).read_text()
+
+
+def test_killed_session_is_died_and_respawned(world_parts: tuple[World, Clock, RecordingNotifier]) -> None:
+    world, _clock, _ = world_parts
+    task = spawn(world, "scenario: sleep\nretry: commit-good")
+    run_tick(world)
+    assert world.registry.read().tasks[task.id].status is Status.running
+    world.tmux.kill(session_for(task.id))
+
+    state = tick_until(world, status_of(task.id, Status.ready))
+    assert [a.failure.kind for a in state.tasks[task.id].attempts if a.failure] == [FailureKind.died]
+
+
+def test_stuck_agent_is_killed_and_respawned(world_parts: tuple[World, Clock, RecordingNotifier]) -> None:
+    world, clock, _ = world_parts
+    task = spawn(world, "scenario: sleep\nretry: commit-good")
+    time.sleep(0.5)
+    run_tick(world)
+    clock.advance(minutes=11)  # stuck_after is 10m; the sleeping agent prints nothing more
+    run_tick(world)
+
+    current = world.registry.read().tasks[task.id]
+    assert current.attempts[0].failure is not None
+    assert current.attempts[0].failure.kind is FailureKind.stuck
+    state = tick_until(world, status_of(task.id, Status.ready))
+    assert len(state.tasks[task.id].attempts) == 2
+
+
+def test_timeout_kills_a_chatty_agent(world_parts: tuple[World, Clock, RecordingNotifier]) -> None:
+    world, clock, _ = world_parts
+    task = spawn(world, "scenario: chatty\nretry: commit-good")
+    run_tick(world)
+    clock.advance(minutes=61)  # attempt_timeout is 1h; output keeps growing, so it is not stuck
+    state = tick_until(world, lambda s: len(s.tasks[task.id].attempts) == 2)
+    assert state.tasks[task.id].attempts[0].failure.kind is FailureKind.timeout  # type: ignore[union-attr]
+
+
+def test_max_parallel_and_dependencies_hold_tasks_in_queued(git_repo: Path, tmux_socket: str) -> None:
+    world, _clock, _ = make_world(git_repo, tmux_socket, ci=CI_CHECK, monitor="max_parallel = 1")
+    first = spawn(world, "scenario: commit-good", title="First")
+    second = spawn(world, "scenario: commit-good", title="Second")
+    dependent = spawn(world, "scenario: commit-good", title="Dependent", after=(first.id,))
+    state = world.registry.read()
+    assert state.tasks[first.id].status is Status.running
+    assert state.tasks[second.id].status is Status.queued
+    assert "free slot" in state.tasks[second.id].reason
+
+    state = tick_until(world, lambda s: s.tasks[first.id].status is Status.ready
+                       and s.tasks[second.id].status is Status.ready)
+    assert state.tasks[dependent.id].status is Status.queued
+    assert first.id in state.tasks[dependent.id].reason
+
+    git(git_repo, "merge", "-q", "--no-ff", "-m", "merge first", f"swarm/{first.id}")
+    state = tick_until(world, status_of(dependent.id, Status.running, Status.checking, Status.ready))
+    assert state.tasks[first.id].status is Status.merged
+    assert not Path(state.tasks[first.id].worktree).exists(), "a merged task's worktree is cleaned up"
+    assert "worktree_removed" in events(world, first.id)
+
+
+def test_tmux_server_down_is_not_a_mass_death(world_parts: tuple[World, Clock, RecordingNotifier]) -> None:
+    world, clock, _ = world_parts
+    tasks = [spawn(world, "scenario: sleep", title=f"T{i}") for i in range(3)]
+    run_tick(world)
+    world.tmux.kill_server()
+    clock.advance(minutes=5)
+    report = run_tick(world)
+
+    state = world.registry.read()
+    assert all(state.tasks[t.id].status is Status.running for t in tasks)
+    assert all(len(state.tasks[t.id].attempts) == 1 for t in tasks)
+    assert not any("respawn" in line for line in report.actions)
+    assert "unreachable" in state.tasks[tasks[0].id].reason
+    # Past stuck_after with no progress, deaths are handled, but at most max_respawns_per_tick per tick.
+    clock.advance(minutes=20)
+    report = run_tick(world)
+    assert sum("respawn" in line for line in report.actions) == 3
+
+
+def test_respawns_per_tick_are_capped(git_repo: Path, tmux_socket: str) -> None:
+    world, clock, _ = make_world(git_repo, tmux_socket, monitor="max_respawns_per_tick = 2\nmax_parallel = 5")
+    tasks = [spawn(world, "scenario: sleep", title=f"T{i}") for i in range(4)]
+    time.sleep(1.5)  # every agent prints its first line, then stays silent
+    run_tick(world)
+    clock.advance(days=1)  # the clock jumps: every agent looks stuck at once
+    report = run_tick(world)
+    assert sum("respawn" in line for line in report.actions) == 2
+    report = run_tick(world)
+    assert sum("respawn" in line for line in report.actions) == 2
+    state = world.registry.read()
+    assert all(len(state.tasks[t.id].attempts) == 2 for t in tasks)
+
+
+def test_deleted_worktree_is_flagged_and_not_recreated(world_parts: tuple[World, Clock, RecordingNotifier]) -> None:
+    world, _clock, notifier = world_parts
+    task = spawn(world, "scenario: sleep")
+    worktree = Path(task.worktree)
+    subprocess.run(["rm", "-rf", str(worktree)], check=True)
+    run_tick(world)
+
+    current = world.registry.read().tasks[task.id]
+    assert current.status is Status.failed
+    assert current.attempts[-1].failure.kind is FailureKind.worktree_missing  # type: ignore[union-attr]
+    assert not worktree.exists()
+    assert [m.kind for m in notifier.sent] == ["needs_help"]
+
+
+def test_a_tick_killed_between_intent_and_launch_launches_exactly_once(
+    world_parts: tuple[World, Clock, RecordingNotifier], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world, _clock, _ = world_parts
+    task = spawn(world, "scenario: sleep\nretry: sleep")
+    world.tmux.kill(session_for(task.id))
+
+    class Killed(BaseException):
+        pass
+
+    def dies(*_args: object, **_kwargs: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(world.runner, "launch", dies)
+    with pytest.raises(Killed):
+        run_tick(world)  # the respawn is recorded, then the process "dies" before tmux starts it
+    recorded = world.registry.read().tasks[task.id]
+    assert len(recorded.attempts) == 2 and recorded.attempts[1].launched_at is None
+    monkeypatch.undo()
+
+    run_tick(world)
+    run_tick(world)
+    state = world.registry.read().tasks[task.id]
+    assert len(state.attempts) == 2, "the repair tick launches the recorded attempt; it does not add one"
+    assert state.attempts[1].launched_at is not None
+    assert world.tmux.has_session(session_for(task.id))
+    assert events(world, task.id).count("respawn") == 1
+
+
+def test_a_second_tick_exits_at_once_while_one_runs(world_parts: tuple[World, Clock, RecordingNotifier]) -> None:
+    world, _clock, _ = world_parts
+    with tick_lock(world.layout) as acquired:
+        assert acquired
+        report = run_tick(world)
+    assert report.skipped
+
+
+def test_concurrent_run_once_processes_never_start_twice(git_repo: Path, tmux_socket: str) -> None:
+    world, _clock, _ = make_world(git_repo, tmux_socket, monitor="max_parallel = 1")
+    first = spawn(world, "scenario: sleep", title="Busy")
+    queued = spawn(world, "scenario: sleep", title="Waiting")
+    world.tmux.kill(session_for(first.id))  # the next tick respawns it: both processes race for that
+    cmd = [*_swarm(), "monitor", "run-once", "--json"]
+    procs = [subprocess.Popen(cmd, cwd=git_repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert events(world, first.id).count("respawn") == 1
+    assert world.registry.read().tasks[queued.id].status is Status.queued
+
+
+def _swarm() -> list[str]:
+    import sys
+
+    return [sys.executable, "-c", "from orchestrator.cli import main; main()"]
+
+
+def test_stop_request_finishes_between_tasks_and_releases_the_lock(
+    world_parts: tuple[World, Clock, RecordingNotifier],
+) -> None:
+    import threading
+
+    world, _clock, _ = world_parts
+    task = spawn(world, "scenario: commit-good")
+    time.sleep(1.5)
+    stop = threading.Event()
+    stop.set()
+    report = run_tick(world, stop)
+    assert report.stopped_early
+    assert world.registry.read().tasks[task.id].status is Status.running  # nothing half-done
+    with tick_lock(world.layout) as acquired:
+        assert acquired, "the lock is released after a stopped tick"
+    state = tick_until(world, status_of(task.id, Status.ready))
+    assert state.tasks[task.id].status is Status.ready
