@@ -29,8 +29,9 @@ from monitor.actions import (
 )
 from monitor.durations import format_duration
 from monitor.layout import SCREENSHOT_DIR
-from monitor.observation import Liveness, Observation, RunResult
+from monitor.observation import Liveness, Observation, Review, RunResult
 from monitor.policy import Policy
+from monitor.redact import redact
 from registry.models import Attempt, Failure, FailureKind, RegistryState, Status, Task
 
 # Failures whose retry must produce new commits: the old head is the thing that failed.
@@ -55,7 +56,8 @@ class Decision:
 
 
 def _failure(kind: FailureKind, summary: str, evidence: str, now: datetime) -> Failure:
-    return Failure(kind=kind, summary=summary, evidence=evidence, at=now)
+    # Summaries and evidence quote agent output, CI logs and reviews: never let a token through.
+    return Failure(kind=kind, summary=redact(summary), evidence=redact(evidence), at=now)
 
 
 def _retry_or_fail(
@@ -104,7 +106,9 @@ def classify_exit(task: Task, attempt: Attempt, result: RunResult, obs: Observat
         return FailureKind.agent_error
     previous = task.attempts[-2].failure if len(task.attempts) > 1 else None
     needs_new = previous is not None and previous.kind in HEAD_BOUND
-    if obs.ahead == 0 or (needs_new and obs.new_commits == 0):
+    # A head that already failed a check (even several attempts ago) cannot be the fix.
+    failed_heads = {key.rsplit(":", 1)[-1] for key in task.fired}
+    if obs.ahead == 0 or (needs_new and obs.new_commits == 0) or (obs.head is not None and obs.head in failed_heads):
         return FailureKind.phantom
     return None
 
@@ -129,8 +133,8 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
         )
         return Decision(task.id, (Fail(task.id, attempt.number, failure, kill=True),), failure.summary)
     if attempt.launched_at is None and obs.result is None:
-        if obs.liveness is Liveness.alive:
-            return Decision(task.id, (Progress(task.id, attempt.number, obs.log_size, now),), "agent running")
+        if obs.liveness is Liveness.unknown:
+            return Decision(task.id, (), "tmux server unreachable; the launch waits")
         return Decision(task.id, (Launch(task.id, attempt.number),), "launching the agent")
     result = obs.result
     if result is not None:
@@ -142,7 +146,7 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
         elif kind in (FailureKind.setup_failed, FailureKind.launch_failed):
             summary = result.error or f"{result.phase} failed with exit code {result.exit_code}"
         else:
-            summary = f"agent exited with code {result.exit_code}" + (f": {result.error}" if result.error else "")
+            summary = f"agent exited with code {result.exit_code}"  # its own words go to the evidence
         failure = _failure(kind, summary, _exit_evidence(result, obs), now)
         return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, result=result),), summary)
 
@@ -229,9 +233,12 @@ def decide_checking(task: Task, obs: Observation, policy: Policy, now: datetime)
 
     def failed(kind: FailureKind, summary: str, evidence: str) -> Decision:
         key = f"{kind.value}:{head}"
-        if key in task.fired:
-            return unmet(f"{summary} (already retried for {head[:8]}; waiting for new commits)")
         failure = _failure(kind, summary, evidence, now)
+        if key in task.fired:
+            # Already retried for this very head and no agent is running: escalate once instead of
+            # respawning in a loop or waiting forever for commits nobody will make.
+            again = failure.model_copy(update={"summary": f"{summary} again on {head[:10]} after a retry"})
+            return unmet(again.summary, Fail(task.id, attempt.number, again))
         return unmet(summary, _retry_or_fail(task, attempt, failure, policy, fired=key))
 
     checks["commits"] = "ok" if obs.ahead > 0 else "missing"
@@ -265,7 +272,14 @@ def decide_checking(task: Task, obs: Observation, policy: Policy, now: datetime)
             return failed(FailureKind.ci_failed, "CI failed", forge.ci_evidence)
     if done.reviews:
         wanted = set(done.reviewers)
-        latest = {r.reviewer: r for r in forge.reviews if not wanted or r.reviewer in wanted}
+        latest: dict[str, Review] = {}
+        for review in forge.reviews:  # chronological; a later comment does not erase a verdict
+            if wanted and review.reviewer not in wanted:
+                continue
+            if review.state in ("APPROVED", "CHANGES_REQUESTED"):
+                latest[review.reviewer] = review
+            elif review.state == "DISMISSED":
+                latest.pop(review.reviewer, None)
         approvals = sum(1 for r in latest.values() if r.state == "APPROVED")
         blocking = [r for r in latest.values() if r.state == "CHANGES_REQUESTED"]
         checks["reviews"] = f"{approvals}/{done.reviews}"

@@ -17,6 +17,8 @@ def parse_duration(text: str | int | float) -> float:
             raise ValueError(f"bad duration {text!r} (must not be negative)")
         return float(text)
     cleaned = text.strip().replace(" ", "")
+    if re.fullmatch(r"\d+(?:\.\d+)?", cleaned):
+        return float(cleaned)
     pos, total = 0, 0.0
     for match in _PART.finditer(cleaned):
         if match.start() != pos:

@@ -28,7 +28,9 @@ def ready_message(task: Task, head: str, now: datetime) -> OutboxMessage:
         f"  {where}\n"
         f"  checks: {checks}\n"
         f"  attempts: {len(task.attempts)}, time since spawn: {elapsed}, tokens: {task.tokens}, "
-        f"cost: ${task.cost_usd:.2f}"
+        f"cost: ${task.cost_usd:.2f}\n"
+        f"  review: git diff {task.base_branch}...{task.branch}   (swarm logs {task.id}; "
+        f"swarm retry {task.id} --note \"...\" for changes)"
     )
     return OutboxMessage(key=f"{task.id}:ready:{head}", task_id=task.id, kind="ready", text=redact(text),
                          created_at=now)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from monitor.agent_run import LOG, RESULT
 from monitor.files import file_size, read_json, read_tail
-from monitor.layout import Layout
+from monitor.layout import BRANCH_PREFIX, Layout
 from monitor.observation import ForgeView, Liveness, Observation, RunResult
 from monitor.world.forge import Forge, ForgeUnavailable
 from monitor.world.git import Git, GitError
@@ -71,17 +71,19 @@ class Observer:
             self.forge.prefetch([t for t in active if t.status is not Status.running])
         except ForgeUnavailable as exc:
             log.warning("forge unavailable this tick: %s", exc)
+        heads = self.git.branch_heads(BRANCH_PREFIX)  # one git call for every running agent's progress
         observations = {}
         for task in active:
             try:
-                observations[task.id] = self.observe(task, panes, now)
+                observations[task.id] = self.observe(task, panes, now, heads.get(task.branch))
             except GitError as exc:
                 log.warning("task %s: git failed while observing: %s", task.id, exc)
         return observations
 
-    def observe(self, task: Task, panes: Mapping[str, Pane] | None, now: datetime) -> Observation:
+    def observe(
+        self, task: Task, panes: Mapping[str, Pane] | None, now: datetime, head: str | None
+    ) -> Observation:
         worktree_exists = Path(task.worktree).is_dir()
-        head = self.git.head(task.branch)
         if task.status is Status.running:
             return self._running(task, panes, head, worktree_exists, now)
         return self._checking(task, panes, head, worktree_exists, now)

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from monitor.fence import Fence
 from monitor.layout import SCREENSHOT_DIR
+from monitor.redact import redact
 from registry.models import Failure, FailureKind, Task
 
 FOOTER = f"""
@@ -66,7 +67,7 @@ class TemplateRetryPrompter:
             "",
             "---",
             f"## Attempt {attempt_number} of {max_attempts}: the previous attempt failed ({failure.kind.value})",
-            failure.summary,
+            redact(failure.summary),
             "",
             ADVICE.get(failure.kind, "Fix what went wrong and finish the task."),
         ]

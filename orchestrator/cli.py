@@ -27,13 +27,16 @@ from orchestrator.wiring import UsageError, load_world, utc_now
 from registry.models import Task
 from registry.store import RegistryError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Run a fleet of coding agents on one repository.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Run a fleet of coding agents on one repository.",
+)
 monitor_app = typer.Typer(no_args_is_help=True, help="The token-free supervisor.")
 registry_app = typer.Typer(no_args_is_help=True, help="Registry maintenance.")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(registry_app, name="registry")
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def setup_logging(verbose: bool) -> None:
@@ -128,7 +131,8 @@ def status(
         if not tasks:
             console.print("no tasks yet: `swarm spawn --title ... --prompt ...`")
         else:
-            console.print(status_view.table(tasks, utc_now()))
+            wide = console if console.is_terminal else Console(soft_wrap=True, width=200)
+            wide.print(status_view.table(tasks, utc_now()))
 
 
 @monitor_app.command("run-once")

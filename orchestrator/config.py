@@ -124,7 +124,7 @@ class Settings(Section):
 
 def _describe(exc: ValidationError, path: Path) -> str:
     first = exc.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    key = ".".join(str(part) if str(part).isprintable() else repr(part) for part in first["loc"]) or "(top level)"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; see the README for the keys swarm knows)"
@@ -158,9 +158,13 @@ def parse(raw: dict[str, Any], path: Path) -> Settings:
             raise ConfigError(
                 f"{path}: routing.{kind}: unknown agent profile {name!r} (known: {', '.join(sorted(profiles))})"
             )
-    if settings.project.forge == "local" and settings.done.reviews > len(settings.local.reviewers):
-        raise ConfigError(
-            f"{path}: done.reviews: needs {settings.done.reviews} approvals but [local] reviewers defines "
-            f"{len(settings.local.reviewers)}; lower done.reviews or add local reviewer commands"
-        )
+    if settings.project.forge == "local":
+        named = settings.done.reviewers
+        runnable = [r for r in named if r in settings.local.reviewers] if named else list(settings.local.reviewers)
+        if settings.done.reviews > len(runnable):
+            raise ConfigError(
+                f"{path}: done.reviews: needs {settings.done.reviews} approval(s) but only {len(runnable)} of the "
+                "reviewers can run on the local forge (each of done.reviewers needs a command in [local] "
+                "reviewers); lower done.reviews or add the commands"
+            )
     return settings

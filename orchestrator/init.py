@@ -85,7 +85,7 @@ def init_repo(cwd: Path, forge: str, repo_name: str, force: bool) -> list[str]:
     parse(tomllib.loads(text), config)  # never write a file the loader would reject
     config.write_text(text, encoding="utf-8")
     (top / ".swarm").mkdir(exist_ok=True)
-    exclude = Path(git.git_dir()) / "info" / "exclude"
+    exclude = git.git_dir() / "info" / "exclude"
     exclude.parent.mkdir(parents=True, exist_ok=True)
     current = exclude.read_text() if exclude.exists() else ""
     if ".swarm/" not in current.splitlines():

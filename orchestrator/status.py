@@ -46,8 +46,9 @@ def task_json(task: Task) -> dict[str, Any]:
 
 def table(tasks: list[Task], now: datetime) -> Table:
     grid = Table(show_lines=False, header_style="bold", expand=False)
-    for column in ("task", "status", "att", "agent", "age", "tokens", "cost", "reason"):
-        grid.add_column(column, overflow="fold")
+    for column in ("task", "status", "att", "agent", "age", "tokens", "cost"):
+        grid.add_column(column, no_wrap=True)
+    grid.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=90)
     for task in tasks:
         age = format_duration(max(0.0, (now - task.created_at).total_seconds()))
         grid.add_row(

@@ -88,6 +88,21 @@ class Git:
         _, out, _ = self._run("rev-parse", "--show-toplevel")
         return Path(out.strip()).resolve()
 
+    def git_dir(self) -> Path:
+        """The repository's common git directory (shared by all worktrees): where info/exclude lives."""
+        _, out, _ = self._run("rev-parse", "--path-format=absolute", "--git-common-dir")
+        return Path(out.strip()).resolve()
+
+    def branch_heads(self, prefix: str) -> dict[str, str]:
+        """Every local branch under ``prefix`` (e.g. "swarm/") and its sha, in one git call."""
+        _, out, _ = self._run("for-each-ref", "--format=%(refname:short) %(objectname)", f"refs/heads/{_ref(prefix)}")
+        heads = {}
+        for line in out.splitlines():
+            name, _, sha = line.partition(" ")
+            if sha:
+                heads[name] = sha
+        return heads
+
     def branch_exists(self, branch: str) -> bool:
         status, _, _ = self._run("show-ref", "--verify", "--quiet", f"refs/heads/{_ref(branch)}", ok=(0, 1))
         return status == 0
