@@ -100,7 +100,7 @@ def status(
     task: Annotated[str | None, typer.Argument(help="Show one task in detail")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts")] = False,
     watch: Annotated[bool, typer.Option(help="Refresh every 2 s until Ctrl-C")] = False,
-    all_tasks: Annotated[bool, typer.Option("--all", help="Include merged and cancelled tasks")] = True,
+    active: Annotated[bool, typer.Option("--active", help="Only tasks still in flight")] = False,
 ) -> None:
     """The tasks, their state and why."""
     _settings, world = load_world()
@@ -114,7 +114,7 @@ def status(
 
     def current() -> list[Task]:
         listed = sorted(world.registry.read().tasks.values(), key=lambda t: t.created_at)
-        return [t for t in listed if all_tasks or t.status.active]
+        return [t for t in listed if not active or t.status.active]
 
     if as_json:
         print(json.dumps([status_view.task_json(t) for t in current()], indent=1))

@@ -42,7 +42,6 @@ class MonitorSettings(Section):
     max_parallel: int = Field(4, ge=1, le=200)
     max_respawns_per_tick: int = Field(4, ge=1)
     tmux_socket: str = "swarm"
-    keep_days: int = Field(14, ge=0)
 
 
 class DoneSettings(Section):
