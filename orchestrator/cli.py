@@ -293,3 +293,8 @@ def main() -> None:
     except (RegistryError, OperationalError) as exc:
         err.print(f"swarm: error: {exc}", markup=False, highlight=False)
         sys.exit(1)
+    except OSError as exc:  # ENOSPC, EIO, permissions: the registry write recipe left the old file intact
+        where = f" ({exc.filename})" if exc.filename else ""
+        err.print(f"swarm: error: {exc.strerror or exc}{where}; nothing was half-written, fix it and run again",
+                  markup=False, highlight=False)
+        sys.exit(1)

@@ -38,6 +38,20 @@ def main() -> int:
     if scenario == "commit-bad":
         commit("value.txt", "bad\n")
         return 0
+    if scenario == "edit-shared":
+        commit("shared.txt", "the agent's version\n")
+        return 0
+    if scenario == "merge-main":  # resolve a conflict with the base by keeping our side
+        subprocess.run(["git", "merge", "--no-edit", "-q", "-X", "ours", "main"], check=True)
+        return 0
+    if scenario == "commit-ui":
+        Path("ui").mkdir(exist_ok=True)
+        commit("ui/page.tsx", "export const Page = () => null;\n")
+        return 0
+    if scenario == "add-screenshot":
+        Path(".swarm-screenshots").mkdir(exist_ok=True)
+        commit(".swarm-screenshots/page.png", "not really a png\n")
+        return 0
     if scenario == "fail":
         print("error: the agent broke down", flush=True)
         return 3

@@ -285,3 +285,65 @@ def test_stop_request_finishes_between_tasks_and_releases_the_lock(
         assert acquired, "the lock is released after a stopped tick"
     state = tick_until(world, status_of(task.id, Status.ready))
     assert state.tasks[task.id].status is Status.ready
+
+
+def test_conflict_with_the_base_respawns_with_the_conflicting_files(git_repo: Path, tmux_socket: str) -> None:
+    (git_repo / "shared.txt").write_text("original\n")
+    git(git_repo, "add", "shared.txt")
+    git(git_repo, "commit", "-q", "-m", "shared")
+    world, _clock, _ = make_world(git_repo, tmux_socket)
+    task = spawn(world, "scenario: edit-shared\nretry: merge-main")
+    (git_repo / "shared.txt").write_text("main moved on\n")
+    git(git_repo, "commit", "-q", "-am", "main edits shared")
+
+    state = tick_until(world, status_of(task.id, Status.ready))
+    final = state.tasks[task.id]
+    failure = final.attempts[0].failure
+    assert failure is not None and failure.kind is FailureKind.conflict
+    assert "shared.txt" in failure.evidence
+    assert "shared.txt" in Path(final.attempts[1].prompt_path).read_text()
+    assert final.checks["conflict"] == "ok"
+
+
+def test_behind_base_is_updated_without_an_agent(git_repo: Path, tmux_socket: str) -> None:
+    world, _clock, _ = make_world(git_repo, tmux_socket, ci=CI_CHECK, extra="[done]\nup_to_date = true")
+    task = spawn(world, "scenario: commit-good")
+    (git_repo / "other.txt").write_text("unrelated\n")
+    git(git_repo, "add", "other.txt")
+    git(git_repo, "commit", "-q", "-m", "main moves")
+
+    state = tick_until(world, status_of(task.id, Status.ready))
+    final = state.tasks[task.id]
+    assert len(final.attempts) == 1, "bringing a branch up to date needs no agent"
+    assert final.checks["synced"] == "ok"
+    assert "branch_updated" in events(world, task.id)
+    assert git(git_repo, "merge-base", "--is-ancestor", "main", final.branch) == ""
+
+
+def test_local_reviewer_requests_changes_then_approves(git_repo: Path, tmux_socket: str) -> None:
+    reviewer = "sh -c 'grep -q good value.txt || { echo \"value.txt must say good\"; exit 1; }'"
+    world, _clock, _ = make_world(
+        git_repo, tmux_socket,
+        extra=f'reviewers = {{ strict = "{reviewer.replace(chr(34), chr(92) + chr(34))}" }}\n'
+              '[done]\nreviews = 1\nreviewers = ["strict"]',
+    )
+    task = spawn(world, "scenario: commit-bad\nretry: commit-good")
+
+    state = tick_until(world, status_of(task.id, Status.ready))
+    final = state.tasks[task.id]
+    failure = final.attempts[0].failure
+    assert failure is not None and failure.kind is FailureKind.changes_requested
+    assert "value.txt must say good" in failure.evidence
+    assert final.checks["reviews"] == "1/1"
+
+
+def test_ui_change_without_a_screenshot_is_sent_back(git_repo: Path, tmux_socket: str) -> None:
+    world, _clock, _ = make_world(git_repo, tmux_socket, extra='[done]\nscreenshots_for = ["ui/**"]')
+    task = spawn(world, "scenario: commit-ui\nretry: add-screenshot")
+
+    state = tick_until(world, status_of(task.id, Status.ready))
+    final = state.tasks[task.id]
+    failure = final.attempts[0].failure
+    assert failure is not None and failure.kind is FailureKind.screenshots_missing
+    assert "ui/page.tsx" in failure.evidence
+    assert final.checks["screenshots"] == "ok"

@@ -169,3 +169,23 @@ def test_cleanup_and_doctor(repo: Path) -> None:
     doctor = swarm(repo, "doctor")
     assert "git: git version" in doctor.stdout and "tmux:" in doctor.stdout
     assert "agent scripted (routing.default)" in doctor.stdout
+
+
+def test_a_full_disk_is_a_one_line_error_and_the_registry_survives(repo: Path) -> None:
+    swarm(repo, "spawn", "--title", "T", "--prompt", "scenario: sleep")
+    registry = repo / ".swarm" / "registry.json"
+    before = registry.read_bytes()
+    # Run the CLI in a process whose fsync reports ENOSPC, as a full disk would.
+    code = (
+        "import errno, os\n"
+        "def full(fd): raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "os.fsync = full\n"
+        "from orchestrator.cli import main\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, "spawn", "--title", "U", "--prompt", "x"], cwd=repo,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "No space left on device" in one_line_error(result)
+    assert registry.read_bytes() == before
+    assert not list((repo / ".swarm").glob(".registry.json.tmp-*"))
