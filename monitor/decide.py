@@ -121,17 +121,22 @@ def _phantom_summary(result: RunResult, obs: Observation) -> str:
     return f"exited 0 claiming success, but {what} ({detail})"
 
 
+def _worktree_missing(task: Task, attempt: Attempt, now: datetime, *, kill: bool) -> Decision:
+    """Flag it for the human; never re-create a worktree elsewhere or delete anything."""
+    failure = _failure(
+        FailureKind.worktree_missing,
+        f"the worktree {task.worktree} is gone; nothing was re-created. Restore it, then `swarm retry {task.id}`",
+        "",
+        now,
+    )
+    return Decision(task.id, (Fail(task.id, attempt.number, failure, kill=kill),), failure.summary)
+
+
 def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) -> Decision:
     attempt = task.attempt
     assert attempt is not None, "a running task always has an attempt"
     if not obs.worktree_exists:
-        failure = _failure(
-            FailureKind.worktree_missing,
-            f"the worktree {task.worktree} is gone; nothing was re-created. Restore it, then `swarm retry {task.id}`",
-            "",
-            now,
-        )
-        return Decision(task.id, (Fail(task.id, attempt.number, failure, kill=True),), failure.summary)
+        return _worktree_missing(task, attempt, now, kill=True)
     if attempt.launched_at is None and obs.result is None:
         if obs.liveness is Liveness.unknown:
             return Decision(task.id, (), "tmux server unreachable; the launch waits")
@@ -218,13 +223,7 @@ def decide_checking(task: Task, obs: Observation, policy: Policy, now: datetime)
     if forge is not None and forge.closed:
         return Decision(task.id, (MarkClosed(task.id),), "the pull request was closed without merging")
     if not obs.worktree_exists:
-        failure = _failure(
-            FailureKind.worktree_missing,
-            f"the worktree {task.worktree} is gone; nothing was re-created. Restore it, then `swarm retry {task.id}`",
-            "",
-            now,
-        )
-        return Decision(task.id, (Fail(task.id, attempt.number, failure),), failure.summary)
+        return _worktree_missing(task, attempt, now, kill=False)
     head = obs.head or ""
     back = (BackToChecking(task.id),) if task.status is Status.ready else ()
 
