@@ -132,19 +132,6 @@ class Run:
     def run_dir(self, attempt: int) -> Path:
         return self.repo / ".swarm" / "runs" / self.task_id / str(attempt)
 
-    def hold_tmux_server(self) -> None:
-        """Start the agents' tmux server with one idle session of its own, so it never runs empty.
-
-        Works around a swarm race (reported, not fixed here): a respawn kills the old attempt's session
-        and, when that was the server's last one, tmux 3.3a starts shutting down; the ``list-panes -a``
-        that ``Actor._launch`` runs a few milliseconds later then fails about one time in ten with "no
-        current target", which ``Tmux.panes`` reports as ``TmuxUnavailable`` and the actor turns into a
-        terminal ``launch_failed``. Started with the same clean environment as ``swarm spawn``: the
-        server's environment is what every agent inherits.
-        """
-        subprocess.run(["tmux", "-L", self.socket, "new-session", "-d", "-s", "e2e-keepalive", "--", "sleep", "900"],
-                       env=self.env, cwd=self.repo, check=True, capture_output=True, timeout=CLI_TIMEOUT)
-
     def spawn(self, prompt_file: Path) -> str:
         done = self.swarm("spawn", "--title", "Add greet", "--prompt-file", str(prompt_file), "--agent", "claude")
         self.task_id = done.stdout.strip().splitlines()[-1]
@@ -193,13 +180,12 @@ class Run:
 
 def _prepare(repo: Path, tmp_path: Path, claude: Path, api: ScriptedMessagesServer, socket: str) -> Run:
     run = Run(repo=repo, env=_clean_env(tmp_path / "home"), socket=socket, api=api)
-    # What `swarm init --forge local` does, by hand: it is not this test's subject (and see test_init.py).
-    _write_config(repo, claude, api.url, socket)
+    run.swarm("init", "--forge", "local")  # creates .swarm/ and git-excludes it
+    assert ".swarm/" in (repo / ".git" / "info" / "exclude").read_text().splitlines()
+    _write_config(repo, claude, api.url, socket)  # replaces the template init wrote
     exclude = repo / ".git" / "info" / "exclude"
-    exclude.parent.mkdir(parents=True, exist_ok=True)
-    current = exclude.read_text() if exclude.exists() else ""
-    # swarm's state and this test's config (absolute paths, a port) stay out of every branch
-    exclude.write_text(current + ("" if current.endswith("\n") or not current else "\n") + ".swarm/\nswarm.toml\n")
+    # this test's config (absolute paths, a port) stays out of every branch
+    exclude.write_text(exclude.read_text() + "swarm.toml\n")
     (repo / "check.py").write_text(CHECK)
     git(repo, "add", "check.py")
     git(repo, "commit", "-q", "-m", "Add the CI check")
@@ -318,7 +304,6 @@ def test_phantom_attempt_is_respawned_then_ready(
     started = time.monotonic()
     with ScriptedMessagesServer(script) as api:
         run = _prepare(git_repo, tmp_path, claude_cli, api, tmux_socket)
-        run.hold_tmux_server()  # see its docstring: the respawn must not race an exiting tmux server
         try:
             task_id = run.spawn(prompt_file)
             task = run.tick_until("ready")
