@@ -30,6 +30,7 @@ class Progress:
     attempt: int
     log_size: int
     at: datetime
+    head: str | None = None
 
 
 @dataclass(frozen=True)

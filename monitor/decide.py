@@ -165,11 +165,13 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
         )
         return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, kill=True),), failure.summary)
 
+    mark = Progress(task.id, attempt.number, obs.log_size, now, obs.head)
     if now + CLOCK_SLACK < progress_at:
         # The clock went backwards: restart the progress window instead of trusting negative ages.
-        return Decision(task.id, (Progress(task.id, attempt.number, obs.log_size, now),), "clock moved back")
-    if obs.log_size != attempt.log_size:
-        return Decision(task.id, (Progress(task.id, attempt.number, obs.log_size, now),), "agent running")
+        return Decision(task.id, (mark,), "clock moved back")
+    new_commit = obs.head is not None and obs.head != (attempt.seen_head or attempt.start_head)
+    if obs.log_size != attempt.log_size or new_commit:
+        return Decision(task.id, (mark,), "agent running")
     idle = now - progress_at
     if obs.liveness is Liveness.unknown:
         if idle.total_seconds() > policy.stuck_after:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from monitor.agent_run import LOG, RESULT
 from monitor.files import file_size, read_json, read_tail
 from monitor.layout import BRANCH_PREFIX, Layout
 from monitor.observation import ForgeView, Liveness, Observation, RunResult
+from monitor.transcript import readable
 from monitor.world.forge import Forge, ForgeUnavailable
 from monitor.world.git import Git, GitError
 from monitor.world.tmux import Pane, Tmux, TmuxError
@@ -110,18 +112,12 @@ class Observer:
             pane_status=pane.dead_status if pane else None, log_size=log_size, head=head, observed_at=now,
         )
         if liveness is Liveness.alive or liveness is Liveness.unknown or not worktree_exists:
-            if head != attempt.start_head and liveness is Liveness.alive:
-                # a new commit is progress too, even when the agent prints nothing
-                return Observation(**{**obs.__dict__, "log_size": log_size + 1 if log_size == attempt.log_size
-                                      else log_size})
             return obs
         ahead = self.git.divergence(task.base_branch, task.branch).ahead if head else 0
         new_commits = self.git.commits_between(attempt.start_head, head) if head and attempt.start_head else ahead
-        dirty = tuple(self.git.is_dirty(Path(task.worktree)))
-        return Observation(
-            **{**obs.__dict__, "log_tail": read_tail(run_dir / LOG), "ahead": ahead, "new_commits": new_commits,
-               "dirty": dirty}
-        )
+        transcript = readable(read_tail(run_dir / LOG, lines=400, max_bytes=131072, chars=120000))
+        return replace(obs, log_tail=transcript, ahead=ahead, new_commits=new_commits,
+                       dirty=tuple(self.git.is_dirty(Path(task.worktree))))
 
     def _checking(
         self, task: Task, panes: Mapping[str, Pane] | None, head: str | None, worktree_exists: bool, now: datetime

@@ -99,8 +99,8 @@ def _soft_updates(
             mark = progress.get(task_id)
             attempt = task.attempt
             if mark and attempt and attempt.number == mark.attempt and task.status is Status.running:
-                task = task.with_attempt(attempt.model_copy(update={"log_size": mark.log_size,
-                                                                    "progress_at": mark.at}))
+                task = task.with_attempt(attempt.model_copy(update={
+                    "log_size": mark.log_size, "progress_at": mark.at, "seen_head": mark.head or attempt.seen_head}))
                 update["updated_at"] = now
             if task_id in views and not any(
                 isinstance(a, Respawn | Fail | ToChecking) for d in decisions if d.task_id == task_id

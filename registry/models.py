@@ -74,6 +74,7 @@ class Attempt(Frozen):
     start_head: str | None = None
     progress_at: datetime | None = None
     log_size: int = 0
+    seen_head: str | None = None  # the branch head at the last progress mark: a new commit is progress
     exit_code: int | None = None
     failure: Failure | None = None
     tokens: int = 0

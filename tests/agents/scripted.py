@@ -58,6 +58,10 @@ def main() -> int:
     if scenario == "phantom":
         print("All done, tests pass and everything is committed.", flush=True)
         return 0
+    if scenario == "commit-then-hang":
+        commit("value.txt", "good\n")
+        time.sleep(600)
+        return 0
     if scenario == "sleep":
         time.sleep(600)
         return 0

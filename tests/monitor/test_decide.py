@@ -63,6 +63,7 @@ def attempt(
         launched_at=started if launched is SAME else launched,
         progress_at=progress if progress is not None else started,
         start_head=START_HEAD,
+        seen_head=HEAD,  # the monitor already saw the agent's commit at its last progress mark
         log_size=log_size,
         failure=failure(failed) if failed else None,
     )
@@ -513,6 +514,14 @@ def test_open_pr_and_start_checks_carry_the_head() -> None:
     )
     start = only(decide(task(Status.checking), checking_obs(forge=forge(ci="not_started")), POLICY, NOW), StartChecks)
     assert start == StartChecks("t1", HEAD, ("ci",))
+
+
+def test_a_new_commit_is_progress_even_when_the_agent_prints_nothing() -> None:
+    quiet = task(progress=NOW - 30 * MIN)  # 30 min without output: past stuck_after (20 min)
+    assert summary(decide(quiet, running_obs(), POLICY, NOW)) == ["Respawn:stuck"]
+    committed = decide(quiet, running_obs(head=NEW_HEAD), POLICY, NOW)
+    mark = only(committed, Progress)
+    assert mark.head == NEW_HEAD and mark.at == NOW
 
 
 def test_ci_failure_fires_once_per_head() -> None:

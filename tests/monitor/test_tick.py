@@ -11,6 +11,7 @@ import pytest
 
 from monitor.layout import session_for
 from monitor.tick import World, run_tick, tick_lock
+from monitor.world.tmux import Tmux
 from orchestrator import tasks as task_ops
 from registry.models import FailureKind, RegistryState, Status, Task
 from tests.conftest import git
@@ -167,20 +168,27 @@ def test_max_parallel_and_dependencies_hold_tasks_in_queued(git_repo: Path, tmux
 def test_tmux_server_down_is_not_a_mass_death(world_parts: tuple[World, Clock, RecordingNotifier]) -> None:
     world, clock, _ = world_parts
     tasks = [spawn(world, "scenario: sleep", title=f"T{i}") for i in range(3)]
+    time.sleep(1.0)
     run_tick(world)
-    world.tmux.kill_server()
-    clock.advance(minutes=5)
-    report = run_tick(world)
+    # The agents live on, but the monitor cannot see their server (a hidden socket, as PrivateTmp does).
+    hidden = Tmux(f"{world.tmux.socket}-hidden")
+    world.tmux = world.runner.tmux = hidden
+    try:
+        clock.advance(minutes=5)
+        report = run_tick(world)
 
-    state = world.registry.read()
-    assert all(state.tasks[t.id].status is Status.running for t in tasks)
-    assert all(len(state.tasks[t.id].attempts) == 1 for t in tasks)
-    assert not any("respawn" in line for line in report.actions)
-    assert "unreachable" in state.tasks[tasks[0].id].reason
-    # Past stuck_after with no progress, deaths are handled, but at most max_respawns_per_tick per tick.
-    clock.advance(minutes=20)
-    report = run_tick(world)
-    assert sum("respawn" in line for line in report.actions) == 3
+        state = world.registry.read()
+        assert all(state.tasks[t.id].status is Status.running for t in tasks)
+        assert all(len(state.tasks[t.id].attempts) == 1 for t in tasks)
+        assert not any("respawn" in line for line in report.actions)
+        assert "unreachable" in state.tasks[tasks[0].id].reason
+        # Past stuck_after with no progress at all, they count as dead, but at most
+        # max_respawns_per_tick per tick.
+        clock.advance(minutes=20)
+        report = run_tick(world)
+        assert sum("respawn" in line for line in report.actions) == 3
+    finally:
+        hidden.kill_server()
 
 
 def test_respawns_per_tick_are_capped(git_repo: Path, tmux_socket: str) -> None:
@@ -347,3 +355,19 @@ def test_ui_change_without_a_screenshot_is_sent_back(git_repo: Path, tmux_socket
     assert failure is not None and failure.kind is FailureKind.screenshots_missing
     assert "ui/page.tsx" in failure.evidence
     assert final.checks["screenshots"] == "ok"
+
+
+def test_an_agent_that_commits_then_hangs_is_still_caught_as_stuck(
+    world_parts: tuple[World, Clock, RecordingNotifier],
+) -> None:
+    world, clock, _ = world_parts
+    task = spawn(world, "scenario: commit-then-hang\nretry: commit-good")
+    deadline = time.monotonic() + 20
+    while world.git.head(task.branch) == world.git.head("main") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run_tick(world)  # sees the commit: progress
+    assert world.registry.read().tasks[task.id].attempts[0].seen_head == world.git.head(task.branch)
+    clock.advance(minutes=11)
+    run_tick(world)  # same head, same output for longer than stuck_after
+    failure = world.registry.read().tasks[task.id].attempts[0].failure
+    assert failure is not None and failure.kind is FailureKind.stuck
