@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.act import Actor
@@ -30,6 +30,7 @@ from registry.models import RegistryState, Status
 from registry.store import Registry
 
 log = logging.getLogger(__name__)
+OUTBOX_KEEP = timedelta(days=7)
 
 
 @dataclass
@@ -142,6 +143,8 @@ def flush_outbox(world: World) -> int:
                 m.model_copy(update={"tries": m.tries + 1, "last_error": error} if error else
                              {"sent_at": now, "tries": m.tries + 1, "last_error": ""})
                 if m.key == key else m for m in state.outbox
+                # delivered long ago: the history is in events.jsonl; keep the live registry small
+                if m.sent_at is None or now - m.sent_at < OUTBOX_KEEP
             )
             return state.model_copy(update={"outbox": outbox})
 

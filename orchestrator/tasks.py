@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,6 +51,10 @@ def spawn(
     if agent not in world.runner.profiles:
         known = ", ".join(sorted(world.runner.profiles))
         raise UsageError(f"--agent {agent!r} is not a configured profile (known: {known}); add [agents.{agent}]")
+    binary = world.runner.profiles[agent].command[0]
+    if shutil.which(binary) is None:
+        raise UsageError(f"agent {agent!r}: command {binary!r} is not installed or not on PATH; install it or "
+                         f"set [agents.{agent}] command in swarm.toml (`swarm doctor` checks every profile)")
     if world.git.head(base_branch) is None:
         raise UsageError(f"base branch {base_branch!r} does not exist; set project.base_branch in swarm.toml")
     now = world.clock()

@@ -371,3 +371,34 @@ def test_an_agent_that_commits_then_hangs_is_still_caught_as_stuck(
     run_tick(world)  # same head, same output for longer than stuck_after
     failure = world.registry.read().tasks[task.id].attempts[0].failure
     assert failure is not None and failure.kind is FailureKind.stuck
+
+
+def test_delivered_notifications_are_pruned_after_a_week(world_parts: tuple[World, Clock, RecordingNotifier]) -> None:
+    from monitor.tick import flush_outbox
+    from registry.models import OutboxMessage
+
+    world, clock, notifier = world_parts
+    old = OutboxMessage(key="old", task_id="x", kind="ready", text="old news", created_at=clock.now)
+    world.registry.update(lambda s: s.enqueue(old))
+    assert flush_outbox(world) == 1
+    assert [m.key for m in world.registry.read().outbox] == ["old"]
+    clock.advance(days=8)
+    world.registry.update(lambda s: s.enqueue(old.model_copy(update={"key": "new", "created_at": clock.now})))
+    assert flush_outbox(world) == 1
+    assert [m.key for m in world.registry.read().outbox] == ["new"]
+    assert [m.key for m in notifier.sent] == ["old", "new"]
+
+
+def test_a_failing_notifier_keeps_the_message_and_never_fails_the_tick(
+    world_parts: tuple[World, Clock, RecordingNotifier],
+) -> None:
+    world, _clock, notifier = world_parts
+    notifier.fail_with = ConnectionError("chat service down")
+    task = spawn(world, "scenario: fail")
+    tick_until(world, status_of(task.id, Status.failed))
+    [queued] = world.registry.read().outbox
+    assert queued.sent_at is None and queued.tries >= 1 and "chat service down" in queued.last_error
+    notifier.fail_with = None
+    run_tick(world)
+    assert [m.kind for m in notifier.sent] == ["needs_help"]
+    assert world.registry.read().outbox[0].sent_at is not None

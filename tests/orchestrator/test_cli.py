@@ -189,3 +189,18 @@ def test_a_full_disk_is_a_one_line_error_and_the_registry_survives(repo: Path) -
     assert "No space left on device" in one_line_error(result)
     assert registry.read_bytes() == before
     assert not list((repo / ".swarm").glob(".registry.json.tmp-*"))
+
+
+def test_spawn_refuses_an_agent_that_is_not_installed(repo: Path) -> None:
+    config = repo / "swarm.toml"
+    config.write_text(config.read_text() + '\n[agents.ghost]\ncommand = ["no-such-agent-7f3"]\n')
+    line = one_line_error(swarm(repo, "spawn", "--title", "T", "--prompt", "p", "--agent", "ghost", check=2))
+    assert "'no-such-agent-7f3'" in line and "not installed or not on PATH" in line
+    assert json.loads(swarm(repo, "status", "--json").stdout) == []
+
+
+def test_attach_without_a_live_session_says_where_the_output_is(repo: Path) -> None:
+    task_id = swarm(repo, "spawn", "--title", "T", "--prompt", "scenario: sleep").stdout.strip()
+    swarm(repo, "cancel", task_id)
+    line = one_line_error(swarm(repo, "attach", task_id, check=1))
+    assert f"swarm logs {task_id}" in line
