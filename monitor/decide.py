@@ -203,7 +203,8 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
             now,
         )
         return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, kill=True),), failure.summary)
-    return Decision(task.id, (), f"agent running (quiet for {format_duration(idle.total_seconds())})")
+    # A stable reason: one that changed every tick would rewrite the registry on every healthy tick.
+    return Decision(task.id, (), "agent running")
 
 
 def _ui_files(changed: Sequence[str], globs: Sequence[str]) -> list[str]:

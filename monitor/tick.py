@@ -91,6 +91,8 @@ def _soft_updates(
     """Progress marks, reasons and checks of the whole tick, as one registry update."""
     progress = {a.task_id: a for d in decisions for a in d.actions if isinstance(a, Progress)}
     views = {d.task_id: (d.reason, dict(d.checks)) for d in decisions}
+    # these tasks get their reason from the action itself, written by act
+    acted = {d.task_id for d in decisions if any(isinstance(a, Respawn | Fail | ToChecking) for a in d.actions)}
 
     def apply(state: RegistryState) -> RegistryState:
         tasks = dict(state.tasks)
@@ -103,10 +105,7 @@ def _soft_updates(
                 task = task.with_attempt(attempt.model_copy(update={
                     "log_size": mark.log_size, "progress_at": mark.at, "seen_head": mark.head or attempt.seen_head}))
                 update["updated_at"] = now
-            if task_id in views and not any(
-                isinstance(a, Respawn | Fail | ToChecking) for d in decisions if d.task_id == task_id
-                for a in d.actions
-            ):
+            if task_id in views and task_id not in acted:
                 reason, checks = views[task_id]
                 if reason and reason != task.reason:
                     update["reason"] = reason
