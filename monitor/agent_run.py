@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from monitor.redact import redact
+
 SPEC = "run.json"
 LOG = "output.log"
 RESULT = "result.json"
@@ -65,41 +67,62 @@ class Wrapper:
 
             threading.Thread(target=hard_kill, daemon=True).start()
 
-    def _run(self, argv: list[str], stdin_path: str | None, log: Any, timeout: float | None) -> tuple[int, str]:
-        """Run one command, teeing its output; returns (exit code, error text)."""
-        stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL  # noqa: SIM115
+    def _start(self, argv: list[str], stdin_path: str | None) -> tuple[subprocess.Popen[bytes] | None, str]:
+        cwd = self.spec["cwd"]
         try:
-            self.child = subprocess.Popen(
-                argv, cwd=self.spec["cwd"], env=self._env(), stdin=stdin,
+            stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL  # noqa: SIM115
+        except OSError as exc:
+            return None, f"cannot read the prompt {stdin_path}: {exc.strerror or exc}"
+        try:
+            child = subprocess.Popen(
+                argv, cwd=cwd, env=self._env(), stdin=stdin,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
             )
         except OSError as exc:
-            return 127, f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+            if not Path(cwd).is_dir():
+                return None, f"the working directory {cwd} does not exist"
+            return None, f"cannot start {argv[0]!r}: {exc.strerror or exc}"
         finally:
-            if stdin_path and not isinstance(stdin, int):
+            if not isinstance(stdin, int):
                 stdin.close()
-        child = self.child
-        timer: threading.Timer | None = None
-        timed_out = threading.Event()
-        if timeout:
-            def expire() -> None:
-                timed_out.set()
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.pid, signal.SIGKILL)
-            timer = threading.Timer(timeout, expire)
-            timer.start()
-        assert child.stdout is not None
-        out_fd = child.stdout.fileno()
+        return child, ""
+
+    @staticmethod
+    def _tee(source: Any, log: Any) -> None:
+        out_fd = source.fileno()
         while chunk := _read_retrying(out_fd):
             log.write(chunk)
             log.flush()
             with contextlib.suppress(OSError, ValueError):
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.buffer.flush()
-        code = child.wait()
-        if timer is not None:
-            timer.cancel()
-        if timed_out.is_set():
+
+    def _run(self, argv: list[str], stdin_path: str | None, log: Any, timeout: float | None) -> tuple[int, str]:
+        """Run one command, teeing its output; returns (exit code, error text)."""
+        child, error = self._start(argv, stdin_path)
+        if child is None:
+            return 127, error
+        self.child = child
+        if self.killed_by:  # the signal arrived while the child was being started
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGTERM)
+        reader = threading.Thread(target=self._tee, args=(child.stdout, log), daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            code = child.wait(timeout=timeout or None)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            code = child.wait()
+        reader.join(2.0)
+        if reader.is_alive():
+            # Something the agent started still holds its output: the agent is done, so are they.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            reader.join(5.0)
+        if timed_out:
             return 124, f"timed out after {timeout:g}s"
         return code, ""
 
@@ -130,7 +153,8 @@ class Wrapper:
     def _write_result(self, phase: str, code: int, error: str, log_path: Path) -> None:
         from monitor.agents import parse_output
 
-        text = log_path.read_text(encoding="utf-8", errors="replace")
+        # redacted before anything is cut or parsed, so no token survives half-cut
+        text = redact(log_path.read_text(encoding="utf-8", errors="replace"))
         report = parse_output(self.spec.get("parser", "plain"), text, code) if phase == "agent" else None
         result: dict[str, Any] = {
             "phase": phase,
@@ -158,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: swarm agent-run RUN_DIR", file=sys.stderr)
         return 2
-    return Wrapper(Path(args[0])).run()
+    code = Wrapper(Path(args[0])).run()
+    return 128 - code if code < 0 else code  # a child killed by signal N: exit 128+N, as a shell says
 
 
 if __name__ == "__main__":

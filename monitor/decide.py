@@ -92,12 +92,12 @@ def _exit_evidence(result: RunResult | None, obs: Observation) -> str:
 
 def classify_exit(task: Task, attempt: Attempt, result: RunResult, obs: Observation) -> FailureKind | None:
     """The failure kind of a finished attempt, or None when it left real work behind."""
-    if result.phase == "launch":
+    if result.phase == "launch":  # the agent could not even start: no signal changes that
         return FailureKind.launch_failed
+    if result.killed_by:  # killed from outside (session killed, reboot), in setup or not: retry it
+        return FailureKind.died
     if result.phase == "setup":
         return FailureKind.setup_failed
-    if result.killed_by:
-        return FailureKind.died
     if result.api_error:
         return FailureKind.api_error
     if result.max_turns:

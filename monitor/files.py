@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from monitor.redact import redact
 from monitor.world.proc import tail
 
 
@@ -27,7 +28,10 @@ def read_tail(path: Path, lines: int = 60, max_bytes: int = 32768, chars: int = 
             data = handle.read()
     except FileNotFoundError:
         return ""
-    return tail(data.decode("utf-8", errors="replace"), lines=lines, chars=chars)
+    text = data.decode("utf-8", errors="replace")
+    if size > max_bytes and "\n" in text:
+        text = text.split("\n", 1)[1]  # the first line is cut: it could hold half a token
+    return tail(redact(text), lines=lines, chars=chars)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -42,6 +42,7 @@ class Runner:
         *,
         setup: SetupSpec | None = None,
         unset_env: Sequence[str] = (),
+        forge_env: Sequence[str] = (),
         python: str = sys.executable,
     ) -> None:
         self.layout = layout
@@ -50,6 +51,7 @@ class Runner:
         self.profiles = profiles
         self.setup = setup
         self.unset_env = list(unset_env)
+        self.forge_env = set(forge_env)  # the only secrets a `forge_token = true` profile may see
         self.python = python
 
     def _wrapper_argv(self, run_dir: Path) -> list[str]:
@@ -86,7 +88,7 @@ class Runner:
             "prompt_file": str(prompt_path),
             "parser": profile.parser,
             "env": dict(profile.env),
-            "unset_env": [] if profile.forge_token else self.unset_env,
+            "unset_env": [n for n in self.unset_env if not (profile.forge_token and n in self.forge_env)],
             "cwd": task.worktree,
             "setup": setup,
         }

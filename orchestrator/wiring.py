@@ -64,7 +64,7 @@ def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None
     git = Git(layout.repo)
     setup = SetupSpec(settings.project.setup, settings.project.setup_timeout) if settings.project.setup else None
     runner = Runner(layout, tmux, git, profiles_from(settings), setup=setup,
-                    unset_env=settings.secret_env_names())
+                    unset_env=settings.secret_env_names(), forge_env=[settings.github.token_env, "GH_TOKEN"])
     forge: Forge
     if settings.project.forge == "local":
         forge = LocalForge(layout, runner, git, ci=settings.local.ci, ci_timeout=settings.local.ci_timeout,

@@ -232,11 +232,6 @@ def test_a_forge_token_profile_gets_the_github_token(
     assert found_in(scrollback(tmux_socket, session_for(task.id)), planted) == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: monitor/runner.py write_attempt sets unset_env = [] for a forge_token profile, so the agent "
-    "also gets SLACK_BOT_TOKEN, SLACK_WEBHOOK_URL, SENTRY_AUTH_TOKEN and SENTRY_DSN, not only the forge token",
-    strict=True,
-)
 def test_a_forge_token_profile_gets_only_the_forge_token(
     world_parts: tuple[World, Clock, RecordingNotifier], planted: dict[str, str]
 ) -> None:
@@ -284,12 +279,6 @@ def test_tokens_an_agent_prints_are_redacted_wherever_swarm_copies_them(
             assert found_in(path.read_text(errors="replace"), planted) == [], path
 
 
-@pytest.mark.xfail(
-    reason="BUG: monitor/agent_run.py Wrapper._write_result copies the agent's output into result.json "
-    "(report.final_text, report.error and error) without monitor.redact.redact, so a printed token lands "
-    "in a second file under .swarm/",
-    strict=True,
-)
 def test_result_json_does_not_copy_a_printed_token(
     world_parts: tuple[World, Clock, RecordingNotifier], planted: dict[str, str]
 ) -> None:
@@ -301,11 +290,6 @@ def test_result_json_does_not_copy_a_printed_token(
     assert found_in(result.read_text(), planted) == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: monitor/decide.py _exit_evidence quotes result.final_text[-1500:] and redact() runs only "
-    "afterwards (in _failure), so a token cut by that window loses its ghp_ prefix and its tail is kept",
-    strict=True,
-)
 def test_a_token_cut_by_the_evidence_window_is_still_hidden(
     world_parts: tuple[World, Clock, RecordingNotifier], planted: dict[str, str]
 ) -> None:

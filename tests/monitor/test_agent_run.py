@@ -269,11 +269,6 @@ def test_missing_agent_binary_is_a_launch_failure_naming_it(tmp_path: Path) -> N
     assert result["report"] is None
 
 
-@pytest.mark.xfail(
-    reason="BUG: monitor/agent_run.py Wrapper._run reports any OSError from Popen as `cannot start ARGV0: "
-    "strerror`, so a missing cwd (worktree) reads as a missing agent binary; the directory is never named",
-    strict=True,
-)
 def test_missing_worktree_is_a_launch_failure_naming_the_directory(tmp_path: Path) -> None:
     run_dir, work = tmp_path / "run", tmp_path / "work"
     write_spec(run_dir, py(AGENT_TOUCHES), cwd=work, prompt=b"go\n")
@@ -364,12 +359,6 @@ def test_timeout_kills_the_agent_and_its_children(tmp_path: Path) -> None:
     assert gone == (True, True), f"agent {child} / grandchild {grandchild} survived the timeout: {gone}"
 
 
-@pytest.mark.xfail(
-    reason="BUG: monitor/agent_run.py Wrapper._run reads the output pipe until EOF before child.wait(), so a "
-    "background process the agent left behind (it inherited stdout) keeps the wrapper alive after the agent "
-    "exited: no result.json until that process ends (a dev server: never; the monitor then calls it stuck)",
-    strict=True,
-)
 def test_the_result_is_written_when_the_agent_exits_even_if_a_background_process_remains(tmp_path: Path) -> None:
     run_dir, work = tmp_path / "run", tmp_path / "work"
     code = (
@@ -464,12 +453,6 @@ sys.exit(agent_run.main([sys.argv[1]]))
 """
 
 
-@pytest.mark.xfail(
-    reason="BUG: monitor/agent_run.py Wrapper._on_signal only signals self.child, which is still None while "
-    "Popen is starting the agent; a SIGTERM/SIGHUP landing then is recorded in killed_by but never forwarded, "
-    "so the agent runs on (and the wrapper waits for it) after its session was killed",
-    strict=True,
-)
 def test_a_signal_arriving_while_the_agent_starts_still_stops_it(tmp_path: Path) -> None:
     run_dir, work = tmp_path / "run", tmp_path / "work"
     write_spec(run_dir, py(RECORDS_SIGNALS.replace("time.sleep(300)", "time.sleep(60)")), cwd=work, prompt=b"go\n")
@@ -542,12 +525,6 @@ def test_a_signal_during_setup_stops_before_the_agent(tmp_path: Path) -> None:
     assert not Path(setup["marker"]).exists(), "an interrupted setup must run again next time"
 
 
-@pytest.mark.xfail(
-    reason="BUG: monitor/decide.py classify_exit checks result.phase == 'setup' before result.killed_by, so a "
-    "setup interrupted by SIGTERM/SIGHUP (session killed, reboot) becomes the TERMINAL setup_failed instead "
-    "of a retryable died",
-    strict=True,
-)
 def test_a_setup_interrupted_by_a_signal_is_a_death_not_a_setup_failure(tmp_path: Path) -> None:
     run_dir, work = tmp_path / "run", tmp_path / "work"
     (tmp_path / "task").mkdir()
@@ -625,11 +602,6 @@ def test_result_json_is_written_atomically_with_no_temp_file_left(tmp_path: Path
     assert not list(run_dir.glob(f".{RESULT}.tmp-*"))
 
 
-@pytest.mark.xfail(
-    reason="BUG: monitor/agent_run.py Wrapper._run opens the prompt file (line 70) outside its try/except, so a "
-    "missing prompt.md crashes the wrapper with a traceback and no result.json is written",
-    strict=True,
-)
 def test_result_json_is_written_even_when_the_prompt_file_is_missing(tmp_path: Path) -> None:
     """The monitor learns why an attempt ended only from result.json: the wrapper must always write it."""
     run_dir, work = tmp_path / "run", tmp_path / "work"
