@@ -204,3 +204,16 @@ def test_attach_without_a_live_session_says_where_the_output_is(repo: Path) -> N
     swarm(repo, "cancel", task_id)
     line = one_line_error(swarm(repo, "attach", task_id, check=1))
     assert f"swarm logs {task_id}" in line
+
+
+def test_spawns_during_ticks_lose_nothing(repo: Path) -> None:
+    """Reliability case 6: writes from other commands while ticks run are never lost."""
+    procs = [subprocess.Popen([*SWARM, "spawn", "--title", f"T{i}", "--prompt", "scenario: sleep"], cwd=repo,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    procs += [subprocess.Popen([*SWARM, "monitor", "run-once"], cwd=repo, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    spawned = {out.strip() for out, _ in outputs[:4]}
+    tasks = {t["id"] for t in json.loads(swarm(repo, "status", "--json").stdout)}
+    assert spawned == tasks and len(tasks) == 4
