@@ -1,4 +1,4 @@
-"""The one subprocess choke point: argv lists only (never ``shell=True``), a timeout on everything,
+"""The one subprocess choke point: argv lists only (never through a shell), a timeout on everything,
 the whole process group killed on timeout, and errors that show the command and its output tail."""
 
 from __future__ import annotations
