@@ -287,7 +287,7 @@ def tick_figures(tasks: int = 100, ticks: int = 10) -> dict[str, Any]:
                 report, wall, cpu = _measured(partial(run_tick, world))
                 samples.append(wall)
                 cpu_samples.append(cpu)
-                actions += report.actions + report.errors
+                actions += report.actions
                 if report.skipped or report.tasks != tasks:
                     raise RuntimeError(f"tick saw {report.tasks} of {tasks} tasks (skipped: {report.skipped})")
         state = world.registry.read()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -74,5 +74,3 @@ class Observation:
     changed_files: tuple[str, ...] = ()
     merged: bool = False
     forge: ForgeView | None = None
-    observed_at: datetime | None = None
-    extra: dict[str, str] = field(default_factory=dict)

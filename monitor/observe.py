@@ -109,7 +109,7 @@ class Observer:
             liveness = Liveness.exited if pane.dead else Liveness.alive
         obs = Observation(
             liveness=liveness, worktree_exists=worktree_exists, result=result,
-            pane_status=pane.dead_status if pane else None, log_size=log_size, head=head, observed_at=now,
+            pane_status=pane.dead_status if pane else None, log_size=log_size, head=head,
         )
         if liveness is Liveness.alive or liveness is Liveness.unknown or not worktree_exists:
             return obs
@@ -123,7 +123,7 @@ class Observer:
         self, task: Task, panes: Mapping[str, Pane] | None, head: str | None, worktree_exists: bool, now: datetime
     ) -> Observation:
         if head is None:
-            return Observation(liveness=Liveness.exited, worktree_exists=worktree_exists, observed_at=now)
+            return Observation(liveness=Liveness.exited, worktree_exists=worktree_exists)
         merged = self.git.is_merged(task.branch, task.base_branch)
         divergence = self.git.divergence(task.base_branch, task.branch)
         conflicts = tuple(self.git.conflicts(task.base_branch, task.branch)) if not merged else ()
@@ -135,5 +135,4 @@ class Observer:
         return Observation(
             liveness=Liveness.exited, worktree_exists=worktree_exists, head=head, ahead=divergence.ahead,
             behind=divergence.behind, conflicts=conflicts, changed_files=changed, merged=merged, forge=forge,
-            observed_at=now,
         )

@@ -57,12 +57,11 @@ class TickReport:
     tasks: int = 0
     notified: int = 0
     stopped_early: bool = False
-    errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "skipped": self.skipped, "tasks": self.tasks, "actions": self.actions, "notified": self.notified,
-            "stopped_early": self.stopped_early, "errors": self.errors,
+            "stopped_early": self.stopped_early,
         }
 
 
@@ -208,6 +207,3 @@ def start_queued(world: World) -> list[str]:
             actor.run(start)
         world.registry.update(_soft_updates([], waiting, now))
         return actor.done
-
-
-__all__ = ["Runner", "TickReport", "World", "run_tick", "start_queued"]

@@ -86,15 +86,6 @@ class PullRequest(Frozen):
     url: str
 
 
-class JobResult(Frozen):
-    """The outcome of a check job (CI or a local reviewer) at one head SHA."""
-
-    name: str
-    sha: str
-    state: str  # "pass" | "fail"
-    output_tail: str = ""
-
-
 class Task(Frozen):
     id: str
     title: str
@@ -112,7 +103,6 @@ class Task(Frozen):
     reason: str = ""
     notes: tuple[str, ...] = ()
     fired: tuple[str, ...] = ()
-    jobs: tuple[JobResult, ...] = ()
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None = None
