@@ -29,7 +29,7 @@ from monitor.actions import (
     ToChecking,
     UpdateBranch,
 )
-from monitor.decide import Decision
+from monitor.decide import HEAD_BOUND, Decision
 from monitor.layout import job_session_for, session_for
 from monitor.messages import needs_help_message, ready_message
 from monitor.observation import RunResult
@@ -221,37 +221,67 @@ class Actor:
                         exit_code=action.result.exit_code if action.result else "")
 
     def _do_Respawn(self, action: Respawn) -> None:
-        task = self._current(action.task_id)
-        if task is None or not self._at_attempt(task, action.attempt, Status.running, Status.checking, Status.ready):
-            return
+        self.respawn(action.task_id, action.attempt, action.failure, result=action.result, fired=action.fired)
+
+    def respawn(
+        self,
+        task_id: str,
+        after: int,
+        failure: Failure,
+        *,
+        result: RunResult | None = None,
+        fired: str = "",
+        notes: tuple[str, ...] | None = None,
+        by_human: bool = False,
+    ) -> bool:
+        """Close attempt ``after`` with ``failure`` and launch the next one with a retry prompt.
+
+        The monitor respawns only live tasks; the human (``by_human``) may also revive a failed or
+        cancelled one, past max_attempts. Returns whether the new attempt was recorded.
+        """
+        statuses: tuple[Status, ...] = (Status.running, Status.checking, Status.ready)
+        if by_human:
+            statuses += (Status.failed, Status.cancelled)
+        task = self._current(task_id)
+        if task is None or not self._at_attempt(task, after, *statuses):
+            return False
+        if notes is not None:
+            task = task.model_copy(update={"notes": notes})
         self.tmux.kill(session_for(task.id))  # the old attempt's session, alive or a dead pane
-        number = action.attempt + 1
-        failed_task = task.with_attempt(self._closed_attempt(task.attempts[-1], action.result, action.failure))
+        number = after + 1
+        budget = max(number, self.policy.max_attempts)
+        failed_task = task.with_attempt(self._closed_attempt(task.attempts[-1], result, failure))
         try:
-            body = self.prompter.retry_prompt(failed_task, action.failure, number, self.policy.max_attempts)
+            body = self.prompter.retry_prompt(failed_task, failure, number, budget)
         except Exception as exc:  # an injected (LLM) prompter must never stop a respawn
             log.warning("task %s: retry prompter failed (%s); using the template", task.id, exc)
-            body = TemplateRetryPrompter().retry_prompt(failed_task, action.failure, number, self.policy.max_attempts)
+            body = TemplateRetryPrompter().retry_prompt(failed_task, failure, number, budget)
         prompt_path = self.runner.write_attempt(task, number, body)
+        head = self.git.head(task.branch)
+        if not fired and head and failure.kind in HEAD_BOUND:
+            fired = f"{failure.kind.value}:{head}"  # this head was rejected: it can never count as the fix
         new_attempt = Attempt(
             number=number, session=session_for(task.id), prompt_path=str(prompt_path), started_at=self.now,
-            start_head=self.git.head(task.branch), progress_at=self.now,
+            start_head=head, progress_at=self.now,
         )
+        who = "the human" if by_human else failure.kind.value
 
-        def respawn(current: Task) -> Task | None:
-            if not self._at_attempt(current, action.attempt, Status.running, Status.checking, Status.ready):
+        def record(current: Task) -> Task | None:
+            if not self._at_attempt(current, after, *statuses):
                 return None
-            closed = self._closed_attempt(current.attempts[-1], action.result, action.failure)
-            fired = (*current.fired, action.fired) if action.fired else current.fired
+            closed = self._closed_attempt(current.attempts[-1], result, failure)
             return current.model_copy(update={
                 "attempts": (*current.attempts[:-1], closed, new_attempt), "status": Status.running,
-                "fired": fired, "reason": f"retrying after {action.failure.kind.value}: {action.failure.summary}",
+                "fired": (*current.fired, fired) if fired else current.fired, "notes": task.notes,
+                "ended_at": None, "reason": f"retrying after {who}: {failure.summary}",
             })
 
-        if self._update(task.id, respawn) is not None:
-            self._event(task.id, "respawn", attempt=number, failure=action.failure.kind.value,
-                        summary=action.failure.summary)
-            self._launch(task.id, number)
+        if self._update(task.id, record) is None:
+            return False
+        self._event(task.id, "respawn", attempt=number, failure=failure.kind.value, summary=failure.summary,
+                    by="human" if by_human else "monitor")
+        self._launch(task.id, number)
+        return True
 
     def _do_Fail(self, action: Fail) -> None:
         task = self._current(action.task_id)

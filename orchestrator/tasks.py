@@ -11,10 +11,9 @@ from pathlib import Path
 
 from monitor.act import Actor
 from monitor.layout import branch_for, job_session_for, session_for
-from monitor.retry import TemplateRetryPrompter
 from monitor.tick import World, start_queued
 from orchestrator.wiring import UsageError
-from registry.models import Attempt, Failure, FailureKind, RegistryState, Status, Task
+from registry.models import Failure, FailureKind, RegistryState, Status, Task
 
 MAX_PROMPT_BYTES = 200_000
 
@@ -128,28 +127,13 @@ def retry(world: World, task_id: str, note: str) -> Task:
         world.events.append(now, task.id, "retry", by="human", note=note)
         start_queued(world)
         return world.registry.read().tasks[task.id]
-    world.tmux.kill(session_for(task.id))
     world.runner.ensure_worktree(task)  # the human asked: an existing branch gets its worktree back
     last = task.attempt
-    failure = last.failure or Failure(kind=FailureKind.died, summary="retried by the human", at=now)
-    number = last.number + 1
-    body = TemplateRetryPrompter().retry_prompt(task.model_copy(update={"notes": notes}), failure, number,
-                                                max(number, world.policy.max_attempts))
-    prompt_path = world.runner.write_attempt(task, number, body)
-    attempt = Attempt(number=number, session=session_for(task.id), prompt_path=str(prompt_path), started_at=now,
-                      start_head=world.git.head(task.branch), progress_at=now)
-    closed = last if last.ended_at else last.model_copy(update={"ended_at": now})
-
-    def do_retry(state: RegistryState) -> RegistryState:
-        current = state.tasks[task.id]
-        return state.with_task(current.model_copy(update={
-            "status": Status.running, "attempts": (*current.attempts[:-1], closed, attempt), "notes": notes,
-            "updated_at": now, "ended_at": None, "reason": "retried by the human",
-        }))
-
-    world.registry.update(do_retry)
-    world.events.append(now, task.id, "retry", by="human", attempt=number, note=note)
+    # With no failure on record, the human is the reviewer asking for more: the retry must add commits.
+    failure = last.failure or Failure(kind=FailureKind.changes_requested, summary="the human asked for another "
+                                      "attempt", evidence=note.strip(), at=now)
     actor = Actor(world.registry, world.events, world.runner, world.forge, world.tmux, world.git, world.policy,
                   world.prompter, now)
-    actor.run_launch(task.id, number)
+    if not actor.respawn(task.id, last.number, failure, notes=notes, by_human=True):
+        raise UsageError(f"task {task.id} changed while retrying; look at `swarm status {task.id}` and try again")
     return world.registry.read().tasks[task.id]

@@ -25,7 +25,7 @@ def main() -> int:
     attempt_match = re.search(r"## Attempt (\d+) of", prompt)
     attempt = int(attempt_match.group(1)) if attempt_match else 1
     first = re.search(r"^scenario: (\S+)", prompt, re.M)
-    retry = re.search(r"^retry: (\S+)", prompt, re.M)
+    retry = re.search(r"^(?:- )?retry: (\S+)", prompt, re.M)  # also from a human note ("- retry: ...")
     scenario = (retry.group(1) if retry and attempt > 1 else None) or (first.group(1) if first else "commit")
     print(f"scripted agent: attempt {attempt}, scenario {scenario}", flush=True)
     Path(f".attempt-{attempt}.prompt").write_text(prompt) if "keep-prompt" in prompt else None

@@ -402,3 +402,33 @@ def test_a_failing_notifier_keeps_the_message_and_never_fails_the_tick(
     run_tick(world)
     assert [m.kind for m in notifier.sent] == ["needs_help"]
     assert world.registry.read().outbox[0].sent_at is not None
+
+
+def test_the_human_can_retry_a_failed_task_past_max_attempts(
+    world_parts: tuple[World, Clock, RecordingNotifier],
+) -> None:
+    world, _clock, _ = world_parts
+    task = spawn(world, "scenario: fail")
+    tick_until(world, status_of(task.id, Status.failed))
+
+    retried = task_ops.retry(world, task.id, "retry: commit-good")
+    assert retried.status is Status.running and len(retried.attempts) == 4
+    prompt = Path(retried.attempts[3].prompt_path).read_text()
+    assert "Attempt 4 of 4" in prompt and "- retry: commit-good" in prompt
+    state = tick_until(world, status_of(task.id, Status.ready))
+    assert len(state.tasks[task.id].attempts) == 4
+    assert [e["by"] for e in world.events.read(task.id) if e["event"] == "respawn"][-1] == "human"
+
+
+def test_a_human_retry_of_a_ready_task_must_bring_new_commits(
+    world_parts: tuple[World, Clock, RecordingNotifier],
+) -> None:
+    world, _clock, _ = world_parts
+    task = spawn(world, "scenario: commit-good\nretry: phantom")
+    tick_until(world, status_of(task.id, Status.ready))
+
+    task_ops.retry(world, task.id, "rename the file")
+    state = tick_until(world, status_of(task.id, Status.failed))
+    kinds = [a.failure.kind for a in state.tasks[task.id].attempts if a.failure]
+    # the head the human rejected never counts as done again, however many attempts later
+    assert kinds == [FailureKind.changes_requested, FailureKind.phantom, FailureKind.phantom]
