@@ -61,8 +61,13 @@ class Runner:
         """Create the task's branch and worktree (idempotent); returns the branch head."""
         worktree = Path(task.worktree)
         worktree.parent.mkdir(parents=True, exist_ok=True)
+        if not worktree.exists():
+            self.setup_marker(task).unlink(missing_ok=True)  # a new checkout needs its setup again
         self.git.create_worktree(worktree, task.branch, task.base_branch)
         return self.git.head(task.branch)
+
+    def setup_marker(self, task: Task) -> Path:
+        return self.layout.task_dir(task.id) / "setup.ok"
 
     def write_attempt(self, task: Task, number: int, body: str) -> Path:
         """Write prompt.md and run.json for an attempt; returns the prompt path."""
@@ -78,7 +83,7 @@ class Runner:
             setup = {
                 "command": self.setup.command,
                 "timeout": self.setup.timeout,
-                "marker": str(self.layout.task_dir(task.id) / "setup.ok"),
+                "marker": str(self.setup_marker(task)),
             }
         spec = {
             "task": task.id,

@@ -432,3 +432,34 @@ def test_a_human_retry_of_a_ready_task_must_bring_new_commits(
     kinds = [a.failure.kind for a in state.tasks[task.id].attempts if a.failure]
     # the head the human rejected never counts as done again, however many attempts later
     assert kinds == [FailureKind.changes_requested, FailureKind.phantom, FailureKind.phantom]
+
+
+def test_setup_runs_once_per_worktree_and_again_for_a_recreated_one(git_repo: Path, tmux_socket: str) -> None:
+    world, _clock, _ = make_world(git_repo, tmux_socket)
+    from monitor.runner import SetupSpec
+
+    counter = git_repo.parent / "setup-runs"
+    world.runner.setup = SetupSpec(f"sh -c 'echo run >> {counter}'", 60)
+    task = spawn(world, "scenario: fail")
+    tick_until(world, status_of(task.id, Status.failed))
+    assert counter.read_text().count("run") == 1, "three attempts in one worktree: setup ran once"
+
+    subprocess.run(["git", "worktree", "remove", "--force", task.worktree], cwd=git_repo, check=True)
+    task_ops.retry(world, task.id, "")
+    tick_until(world, lambda s: s.tasks[task.id].status is Status.failed and len(s.tasks[task.id].attempts) == 4)
+    assert counter.read_text().count("run") == 2, "the re-created worktree got its setup"
+
+
+def test_a_failing_setup_fails_the_task_with_its_output(git_repo: Path, tmux_socket: str) -> None:
+    world, _clock, notifier = make_world(git_repo, tmux_socket)
+    from monitor.runner import SetupSpec
+
+    world.runner.setup = SetupSpec("sh -c 'echo cannot install dependencies; exit 4'", 60)
+    task = spawn(world, "scenario: commit-good")
+    state = tick_until(world, status_of(task.id, Status.failed))
+    failure = state.tasks[task.id].attempts[0].failure
+    assert failure is not None and failure.kind is FailureKind.setup_failed
+    assert "cannot install dependencies" in failure.evidence
+    assert len(state.tasks[task.id].attempts) == 1, "no agent can fix a broken setup: no respawn"
+    run_tick(world)
+    assert [m.kind for m in notifier.sent] == ["needs_help"]
