@@ -34,11 +34,11 @@ from monitor.layout import job_session_for, session_for
 from monitor.messages import needs_help_message, ready_message
 from monitor.observation import RunResult
 from monitor.policy import Policy
-from monitor.retry import RetryPrompter, TemplateRetryPrompter
+from monitor.retry import RetryPrompter, TemplateRetryPrompter, notes_section
 from monitor.runner import LaunchError, Runner
 from monitor.world.forge import Forge
 from monitor.world.git import Git, GitError
-from monitor.world.tmux import Tmux, TmuxError
+from monitor.world.tmux import Tmux, TmuxError, TmuxUnavailable
 from registry.events import EventLog
 from registry.models import Attempt, Failure, FailureKind, OutboxMessage, RegistryState, Status, Task
 from registry.store import Registry
@@ -132,9 +132,7 @@ class Actor:
             self._fail_now(task, FailureKind.launch_failed, f"could not create the worktree: {exc}")
             return
         number = len(task.attempts) + 1  # a task re-queued by the human keeps its history
-        body = task.prompt
-        if task.notes:
-            body += "\n\n## Notes from the human\n" + "\n".join(f"- {note}" for note in task.notes)
+        body = task.prompt + notes_section(task.notes)
         prompt_path = self.runner.write_attempt(task, number, body)
         attempt = Attempt(
             number=number, session=session_for(task.id), prompt_path=str(prompt_path), started_at=self.now,
@@ -155,10 +153,6 @@ class Actor:
     def _do_Launch(self, action: Launch) -> None:
         self._launch(action.task_id, action.attempt)
 
-    def run_launch(self, task_id: str, number: int) -> None:
-        """Launch a recorded, unconfirmed attempt (the CLI's retry uses this)."""
-        self._launch(task_id, number)
-
     def _launch(self, task_id: str, number: int) -> None:
         task = self._current(task_id)
         if task is None or not self._at_attempt(task, number, Status.running):
@@ -170,6 +164,11 @@ class Actor:
         try:
             self._clear_dead_session(attempt.session)
             self.runner.launch(task, attempt)
+        except TmuxUnavailable as exc:
+            # Transient: the attempt stays recorded and unlaunched; a later tick launches it.
+            log.warning("task %s: launch deferred, tmux unreachable: %s", task_id, exc)
+            self._event(task_id, "launch_deferred", attempt=number, error=str(exc))
+            return
         except (LaunchError, TmuxError) as exc:
             self._fail_now(task, FailureKind.launch_failed, f"could not start the agent: {exc}")
             return

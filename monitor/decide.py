@@ -138,7 +138,7 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
     if not obs.worktree_exists:
         return _worktree_missing(task, attempt, now, kill=True)
     if attempt.launched_at is None and obs.result is None:
-        if obs.liveness is Liveness.unknown:
+        if obs.liveness is Liveness.unknown:  # no server at all is fine: launching starts one
             return Decision(task.id, (), "tmux server unreachable; the launch waits")
         return Decision(task.id, (Launch(task.id, attempt.number),), "launching the agent")
     result = obs.result
@@ -173,17 +173,18 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
     if obs.log_size != attempt.log_size or new_commit:
         return Decision(task.id, (mark,), "agent running")
     idle = now - progress_at
-    if obs.liveness is Liveness.unknown:
+    if obs.liveness.blind:
+        server = ("no tmux server is running (a reboot?)" if obs.liveness is Liveness.no_server
+                  else "the tmux server cannot be reached")
         if idle.total_seconds() > policy.stuck_after:
             failure = _failure(
                 FailureKind.died,
-                "the tmux server cannot be reached and the agent made no progress for "
-                f"{format_duration(idle.total_seconds())}",
+                f"{server} and the agent made no progress for {format_duration(idle.total_seconds())}",
                 _exit_evidence(None, obs),
                 now,
             )
             return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, kill=True),), failure.summary)
-        return Decision(task.id, (), "tmux server unreachable; waiting (not counted as a death)")
+        return Decision(task.id, (), f"{server}; waiting (not counted as a death)")
     started = attempt.launched_at or attempt.started_at
     age = now - started
     if age.total_seconds() > policy.attempt_timeout:

@@ -13,7 +13,13 @@ class Liveness(StrEnum):
     alive = "alive"          # the session's pane is running
     exited = "exited"        # the pane is dead (remain-on-exit) or the wrapper wrote its result
     gone = "gone"            # the tmux server answers and the session does not exist
-    unknown = "unknown"      # the tmux server cannot be reached: NOT evidence that anything died
+    no_server = "no_server"  # no server on the socket: never started, a reboot, or a hidden socket
+    unknown = "unknown"      # the server cannot be reached (error, timeout): NOT evidence of a death
+
+    @property
+    def blind(self) -> bool:
+        """The monitor cannot see the agents' sessions: neither alive nor dead may be concluded."""
+        return self in (Liveness.no_server, Liveness.unknown)
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,14 @@ from registry.models import RegistryState, Status, Task
 log = logging.getLogger(__name__)
 
 
-def read_panes(tmux: Tmux) -> dict[str, Pane] | None:
-    """All panes of the agents' tmux server, or None when it cannot be reached (= unknown, not dead)."""
+def read_panes(tmux: Tmux) -> tuple[dict[str, Pane] | None, Liveness | None]:
+    """All panes of the agents' tmux server, or (None, why they cannot be seen)."""
     try:
-        return tmux.panes()
+        panes = tmux.panes()
     except TmuxError as exc:
         log.warning("tmux server unreachable: %s", exc)
-        return None
+        return None, Liveness.unknown
+    return (panes, None) if panes is not None else (None, Liveness.no_server)
 
 
 def load_result(path: Path) -> RunResult | None:
@@ -68,7 +69,7 @@ class Observer:
         active = [t for t in state.tasks.values() if t.status in (Status.running, Status.checking, Status.ready)]
         if not active:
             return {}
-        panes = read_panes(self.tmux)
+        panes, blind = read_panes(self.tmux)
         try:
             self.forge.prefetch([t for t in active if t.status is not Status.running])
         except ForgeUnavailable as exc:
@@ -77,21 +78,28 @@ class Observer:
         observations = {}
         for task in active:
             try:
-                observations[task.id] = self.observe(task, panes, now, heads.get(task.branch))
+                observations[task.id] = self.observe(task, panes, now, heads.get(task.branch), blind)
             except GitError as exc:
                 log.warning("task %s: git failed while observing: %s", task.id, exc)
         return observations
 
     def observe(
-        self, task: Task, panes: Mapping[str, Pane] | None, now: datetime, head: str | None
+        self,
+        task: Task,
+        panes: Mapping[str, Pane] | None,
+        now: datetime,
+        head: str | None,
+        blind: Liveness | None = None,
     ) -> Observation:
         worktree_exists = Path(task.worktree).is_dir()
         if task.status is Status.running:
-            return self._running(task, panes, head, worktree_exists, now)
-        return self._checking(task, panes, head, worktree_exists, now)
+            return self._running(task, panes, head, worktree_exists, blind or Liveness.unknown)
+        # Check jobs cannot be running on a server that does not exist: the forge may start them again.
+        job_panes = {} if blind is Liveness.no_server else panes
+        return self._checking(task, job_panes, head, worktree_exists)
 
     def _running(
-        self, task: Task, panes: Mapping[str, Pane] | None, head: str | None, worktree_exists: bool, now: datetime
+        self, task: Task, panes: Mapping[str, Pane] | None, head: str | None, worktree_exists: bool, blind: Liveness
     ) -> Observation:
         attempt = task.attempt
         assert attempt is not None
@@ -102,7 +110,7 @@ class Observer:
         if result is not None:
             liveness = Liveness.exited
         elif panes is None:
-            liveness = Liveness.unknown
+            liveness = blind
         elif pane is None:
             liveness = Liveness.gone
         else:
@@ -111,7 +119,7 @@ class Observer:
             liveness=liveness, worktree_exists=worktree_exists, result=result,
             pane_status=pane.dead_status if pane else None, log_size=log_size, head=head,
         )
-        if liveness is Liveness.alive or liveness is Liveness.unknown or not worktree_exists:
+        if liveness is Liveness.alive or liveness.blind or not worktree_exists:
             return obs
         ahead = self.git.divergence(task.base_branch, task.branch).ahead if head else 0
         new_commits = self.git.commits_between(attempt.start_head, head) if head and attempt.start_head else ahead
@@ -120,7 +128,7 @@ class Observer:
                        dirty=tuple(self.git.is_dirty(Path(task.worktree))))
 
     def _checking(
-        self, task: Task, panes: Mapping[str, Pane] | None, head: str | None, worktree_exists: bool, now: datetime
+        self, task: Task, panes: Mapping[str, Pane] | None, head: str | None, worktree_exists: bool
     ) -> Observation:
         if head is None:
             return Observation(liveness=Liveness.exited, worktree_exists=worktree_exists)

@@ -74,9 +74,14 @@ class TemplateRetryPrompter:
         if failure.evidence.strip():
             parts += ["", fence.preamble(), "", fence.wrap(f"{failure.kind.value} evidence", failure.evidence,
                                                             self.evidence_limit)]
-        if task.notes:
-            parts += ["", "## Notes from the human", *[f"- {note}" for note in task.notes]]
-        return "\n".join(parts) + "\n"
+        return "\n".join(parts) + notes_section(task.notes) + "\n"
+
+
+def notes_section(notes: tuple[str, ...]) -> str:
+    """The human's notes (trusted: they come from `swarm retry --note`), or nothing."""
+    if not notes:
+        return ""
+    return "\n\n## Notes from the human\n" + "\n".join(f"- {note}" for note in notes)
 
 
 def with_footer(body: str) -> str:

@@ -286,6 +286,13 @@ NO_RESULT_ROWS = [
                  id="unconfirmed-but-alive"),
     pytest.param(task(launched=None), running_obs(liveness=Liveness.unknown), NOW, [], None,
                  id="unconfirmed-while-tmux-unreachable-waits"),
+    # no server at all (before the first launch, after a reboot): launching starts one
+    pytest.param(task(launched=None), running_obs(liveness=Liveness.no_server), NOW, ["Launch"], None,
+                 id="unconfirmed-with-no-server-launches"),
+    pytest.param(task(progress=NOW - 10 * MIN), running_obs(liveness=Liveness.no_server), NOW, [], None,
+                 id="no-server-is-not-a-death"),
+    pytest.param(task(progress=NOW - 30 * MIN), running_obs(liveness=Liveness.no_server), NOW, ["Respawn:died"],
+                 True, id="no-server-past-stuck-after"),
     pytest.param(task(), running_obs(worktree_exists=False), NOW, ["Fail:worktree_missing"], True,
                  id="worktree-missing"),
     pytest.param(task(), running_obs(worktree_exists=False, liveness=Liveness.gone), NOW, ["Fail:worktree_missing"],

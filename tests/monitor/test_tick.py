@@ -181,7 +181,7 @@ def test_tmux_server_down_is_not_a_mass_death(world_parts: tuple[World, Clock, R
         assert all(state.tasks[t.id].status is Status.running for t in tasks)
         assert all(len(state.tasks[t.id].attempts) == 1 for t in tasks)
         assert not any("respawn" in line for line in report.actions)
-        assert "unreachable" in state.tasks[tasks[0].id].reason
+        assert "not counted as a death" in state.tasks[tasks[0].id].reason
         # Past stuck_after with no progress at all, they count as dead, but at most
         # max_respawns_per_tick per tick.
         clock.advance(minutes=20)
@@ -463,3 +463,25 @@ def test_a_failing_setup_fails_the_task_with_its_output(git_repo: Path, tmux_soc
     assert len(state.tasks[task.id].attempts) == 1, "no agent can fix a broken setup: no respawn"
     run_tick(world)
     assert [m.kind for m in notifier.sent] == ["needs_help"]
+
+
+def test_an_unreachable_tmux_at_launch_defers_the_launch_instead_of_failing(
+    world_parts: tuple[World, Clock, RecordingNotifier], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.world.tmux import TmuxUnavailable
+
+    world, _clock, notifier = world_parts
+
+    def unreachable(*_args: object, **_kwargs: object) -> None:
+        raise TmuxUnavailable("error connecting to the tmux socket")
+
+    monkeypatch.setattr(world.runner, "launch", unreachable)
+    task = spawn(world, "scenario: commit-good")
+    recorded = world.registry.read().tasks[task.id]
+    assert recorded.status is Status.running and recorded.attempts[0].launched_at is None
+    assert "launch_deferred" in events(world, task.id)
+    monkeypatch.undo()
+
+    state = tick_until(world, status_of(task.id, Status.ready))
+    assert len(state.tasks[task.id].attempts) == 1
+    assert [m.kind for m in notifier.sent] == ["ready"]
