@@ -34,6 +34,7 @@ from monitor.layout import job_session_for, session_for
 from monitor.messages import needs_help_message, ready_message
 from monitor.observation import RunResult
 from monitor.policy import Policy
+from monitor.redact import redact
 from monitor.retry import RetryPrompter, TemplateRetryPrompter, notes_section
 from monitor.runner import LaunchError, Runner
 from monitor.world.forge import Forge
@@ -338,9 +339,19 @@ class Actor:
 
     def _do_UpdateBranch(self, action: UpdateBranch) -> None:
         task = self._current(action.task_id)
-        if task is None:
+        if task is None or task.attempt is None:
             return
-        ok = self.forge.update_branch(task)
+        try:
+            ok = self.forge.update_branch(task)
+        except GitError as exc:
+            # Not a conflict (that is detected and retried as one): hand the rebase to the agent.
+            failure = Failure(kind=FailureKind.behind, at=self.now, evidence=redact(str(exc)),
+                              summary=f"the branch is behind {task.base_branch} and could not be updated automatically")
+            if task.attempt.number >= self.policy.max_attempts:
+                self._do_Fail(Fail(task.id, task.attempt.number, failure))
+            else:
+                self.respawn(task.id, task.attempt.number, failure)
+            return
         self._event(task.id, "branch_updated" if ok else "branch_update_conflict", base=task.base_branch)
 
     def _do_MarkReady(self, action: MarkReady) -> None:

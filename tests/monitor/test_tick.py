@@ -485,3 +485,18 @@ def test_an_unreachable_tmux_at_launch_defers_the_launch_instead_of_failing(
     state = tick_until(world, status_of(task.id, Status.ready))
     assert len(state.tasks[task.id].attempts) == 1
     assert [m.kind for m in notifier.sent] == ["ready"]
+
+
+def test_a_branch_that_cannot_be_updated_is_sent_back_as_behind(git_repo: Path, tmux_socket: str) -> None:
+    world, _clock, _ = make_world(git_repo, tmux_socket, extra="[done]\nup_to_date = true")
+    task = spawn(world, "scenario: commit-good\nretry: merge-main")
+    tick_until(world, status_of(task.id, Status.ready))
+    (git_repo / "other.txt").write_text("unrelated\n")
+    git(git_repo, "add", "other.txt")
+    git(git_repo, "commit", "-q", "-m", "main moves")
+    (Path(task.worktree) / "value.txt").write_text("an uncommitted edit blocks the automatic merge\n")
+
+    state = tick_until(world, lambda s: len(s.tasks[task.id].attempts) == 2)
+    failure = state.tasks[task.id].attempts[0].failure
+    assert failure is not None and failure.kind is FailureKind.behind
+    assert "could not be updated automatically" in failure.summary
