@@ -11,30 +11,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 
+from monitor.act_checks import CheckingActions
 from monitor.actions import (
     Action,
-    BackToChecking,
     Fail,
     Launch,
-    MarkClosed,
-    MarkMerged,
-    MarkReady,
-    OpenPR,
     Progress,
     Respawn,
     Start,
-    StartChecks,
     ToChecking,
-    UpdateBranch,
 )
 from monitor.decide import HEAD_BOUND, Decision
-from monitor.layout import job_session_for, session_for
-from monitor.messages import needs_help_message, ready_message
+from monitor.layout import session_for
+from monitor.messages import needs_help_message
 from monitor.observation import RunResult
 from monitor.policy import Policy
-from monitor.redact import redact
 from monitor.retry import RetryPrompter, TemplateRetryPrompter, notes_section
 from monitor.runner import LaunchError, Runner
 from monitor.world.forge import Forge
@@ -49,7 +41,7 @@ log = logging.getLogger(__name__)
 TaskFn = Callable[[Task], Task | None]
 
 
-class Actor:
+class Actor(CheckingActions):
     def __init__(
         self,
         registry: Registry,
@@ -319,94 +311,3 @@ class Actor:
             task = task_with
         assert task.attempt is not None
         self._do_Fail(Fail(task.id, task.attempt.number, failure))
-
-    # -- checking-phase actions -------------------------------------------------------------------------
-
-    def _do_OpenPR(self, action: OpenPR) -> None:
-        task = self._current(action.task_id)
-        if task is None or task.pr is not None:
-            return
-        pr = self.forge.open_pr(task, action.head)
-        self._update(task.id, lambda t: t.model_copy(update={"pr": pr}) if t.pr is None else None)
-        self._event(task.id, "pr_opened", number=pr.number, url=pr.url)
-
-    def _do_StartChecks(self, action: StartChecks) -> None:
-        task = self._current(action.task_id)
-        if task is None:
-            return
-        self.forge.start_checks(task, action.head, action.jobs)
-        self._event(task.id, "checks_started", head=action.head[:12], jobs=",".join(action.jobs))
-
-    def _do_UpdateBranch(self, action: UpdateBranch) -> None:
-        task = self._current(action.task_id)
-        if task is None or task.attempt is None:
-            return
-        try:
-            ok = self.forge.update_branch(task)
-        except GitError as exc:
-            # Not a conflict (that is detected and retried as one): hand the rebase to the agent.
-            failure = Failure(kind=FailureKind.behind, at=self.now, evidence=redact(str(exc)),
-                              summary=f"the branch is behind {task.base_branch} and could not be updated automatically")
-            if task.attempt.number >= self.policy.max_attempts:
-                self._do_Fail(Fail(task.id, task.attempt.number, failure))
-            else:
-                self.respawn(task.id, task.attempt.number, failure)
-            return
-        self._event(task.id, "branch_updated" if ok else "branch_update_conflict", base=task.base_branch)
-
-    def _do_MarkReady(self, action: MarkReady) -> None:
-        def ready(task: Task) -> Task | None:
-            if task.status is not Status.checking:
-                return None
-            return task.model_copy(update={"status": Status.ready, "reason": "ready for review"})
-
-        task = self._current(action.task_id)
-        if task is None or task.status is not Status.checking:
-            return
-        message = ready_message(ready(task) or task, action.head, self.now)
-        if self._update(action.task_id, ready, message) is not None:
-            self._event(action.task_id, "ready", head=action.head[:12])
-
-    def _do_BackToChecking(self, action: BackToChecking) -> None:
-        def back(task: Task) -> Task | None:
-            return task.model_copy(update={"status": Status.checking}) if task.status is Status.ready else None
-
-        if self._update(action.task_id, back) is not None:
-            self._event(action.task_id, "rechecking")
-
-    def _do_MarkMerged(self, action: MarkMerged) -> None:
-        def merged(task: Task) -> Task | None:
-            if task.status not in (Status.checking, Status.ready):
-                return None
-            return task.model_copy(update={"status": Status.merged, "ended_at": self.now, "reason": "merged"})
-
-        task = self._update(action.task_id, merged)
-        if task is not None:
-            self._event(task.id, "merged")
-            self.clean_up(task)
-
-    def _do_MarkClosed(self, action: MarkClosed) -> None:
-        def closed(task: Task) -> Task | None:
-            if task.status not in (Status.checking, Status.ready):
-                return None
-            return task.model_copy(update={"status": Status.cancelled, "ended_at": self.now,
-                                           "reason": "pull request closed"})
-
-        task = self._update(action.task_id, closed)
-        if task is not None:
-            self._event(task.id, "cancelled", by="pull request closed")
-
-    def clean_up(self, task: Task) -> None:
-        """Remove a finished task's sessions and worktree (never anything outside the worktree root)."""
-        self.tmux.kill(session_for(task.id))
-        prefix = job_session_for(task.id, "")
-        for session in self.tmux.panes() or {}:
-            if session.startswith(prefix):
-                self.tmux.kill(session)
-        worktree = Path(task.worktree)
-        if worktree.exists():
-            try:
-                self.git.remove_worktree(worktree, self.runner.layout.worktree_root)
-                self._event(task.id, "worktree_removed", path=str(worktree))
-            except GitError as exc:
-                log.warning("task %s: worktree kept: %s", task.id, exc)

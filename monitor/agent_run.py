@@ -43,6 +43,7 @@ class Wrapper:
         self.spec: dict[str, Any] = json.loads((run_dir / SPEC).read_text(encoding="utf-8"))
         self.child: subprocess.Popen[bytes] | None = None
         self.killed_by = ""
+        self.forward_pending = False
         self.started = datetime.now(UTC)
 
     def _env(self) -> dict[str, str]:
@@ -55,7 +56,10 @@ class Wrapper:
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.killed_by = signal.Signals(signum).name
         child = self.child
-        if child is not None and child.poll() is None:
+        if child is None:
+            self.forward_pending = True  # the child is being started: _run forwards it once it exists
+            return
+        if child.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGTERM)
 
@@ -99,11 +103,12 @@ class Wrapper:
 
     def _run(self, argv: list[str], stdin_path: str | None, log: Any, timeout: float | None) -> tuple[int, str]:
         """Run one command, teeing its output; returns (exit code, error text)."""
+        self.child = None  # not the finished setup process: a signal now must wait for the new child
         child, error = self._start(argv, stdin_path)
         if child is None:
             return 127, error
         self.child = child
-        if self.killed_by:  # the signal arrived while the child was being started
+        if self.forward_pending:  # the signal arrived while the child was being started
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGTERM)
         reader = threading.Thread(target=self._tee, args=(child.stdout, log), daemon=True)

@@ -1,0 +1,147 @@
+"""The actions of the checking phase: pull request, checks, branch updates, and the ends of a task
+(ready, merged, closed, with its cleanup). Part of ``Actor``; split out to keep each module one idea."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from monitor.actions import (
+    BackToChecking,
+    Fail,
+    MarkClosed,
+    MarkMerged,
+    MarkReady,
+    OpenPR,
+    StartChecks,
+    UpdateBranch,
+)
+from monitor.layout import job_session_for, session_for
+from monitor.messages import ready_message
+from monitor.redact import redact
+from monitor.world.git import GitError
+from registry.models import Failure, FailureKind, OutboxMessage, Status, Task
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from monitor.policy import Policy
+    from monitor.runner import Runner
+    from monitor.world.forge import Forge
+    from monitor.world.git import Git
+    from monitor.world.tmux import Tmux
+
+log = logging.getLogger(__name__)
+
+
+class ActorCore(Protocol):
+    """What these actions use of ``monitor.act.Actor``."""
+
+    forge: Forge
+    git: Git
+    now: datetime
+    policy: Policy
+    runner: Runner
+    tmux: Tmux
+
+    def _current(self, task_id: str) -> Task | None: ...
+    def _event(self, task_id: str, event: str, **data: object) -> None: ...
+    def _update(
+        self, task_id: str, fn: Callable[[Task], Task | None], message: OutboxMessage | None = None
+    ) -> Task | None: ...
+    def _do_Fail(self, action: Fail) -> None: ...
+    def respawn(self, task_id: str, after: int, failure: Failure) -> bool: ...
+    def clean_up(self, task: Task) -> None: ...
+
+
+class CheckingActions:
+    def _do_OpenPR(self: ActorCore, action: OpenPR) -> None:
+        task = self._current(action.task_id)
+        if task is None or task.pr is not None:
+            return
+        pr = self.forge.open_pr(task, action.head)
+        self._update(task.id, lambda t: t.model_copy(update={"pr": pr}) if t.pr is None else None)
+        self._event(task.id, "pr_opened", number=pr.number, url=pr.url)
+
+    def _do_StartChecks(self: ActorCore, action: StartChecks) -> None:
+        task = self._current(action.task_id)
+        if task is None:
+            return
+        self.forge.start_checks(task, action.head, action.jobs)
+        self._event(task.id, "checks_started", head=action.head[:12], jobs=",".join(action.jobs))
+
+    def _do_UpdateBranch(self: ActorCore, action: UpdateBranch) -> None:
+        task = self._current(action.task_id)
+        if task is None or task.attempt is None:
+            return
+        try:
+            ok = self.forge.update_branch(task)
+        except GitError as exc:
+            # Not a conflict (that is detected and retried as one): hand the rebase to the agent.
+            failure = Failure(kind=FailureKind.behind, at=self.now, evidence=redact(str(exc)),
+                              summary=f"the branch is behind {task.base_branch} and could not be updated automatically")
+            if task.attempt.number >= self.policy.max_attempts:
+                self._do_Fail(Fail(task.id, task.attempt.number, failure))
+            else:
+                self.respawn(task.id, task.attempt.number, failure)
+            return
+        self._event(task.id, "branch_updated" if ok else "branch_update_conflict", base=task.base_branch)
+
+    def _do_MarkReady(self: ActorCore, action: MarkReady) -> None:
+        def ready(task: Task) -> Task | None:
+            if task.status is not Status.checking:
+                return None
+            return task.model_copy(update={"status": Status.ready, "reason": "ready for review"})
+
+        task = self._current(action.task_id)
+        if task is None or task.status is not Status.checking:
+            return
+        message = ready_message(ready(task) or task, action.head, self.now)
+        if self._update(action.task_id, ready, message) is not None:
+            self._event(action.task_id, "ready", head=action.head[:12])
+
+    def _do_BackToChecking(self: ActorCore, action: BackToChecking) -> None:
+        def back(task: Task) -> Task | None:
+            return task.model_copy(update={"status": Status.checking}) if task.status is Status.ready else None
+
+        if self._update(action.task_id, back) is not None:
+            self._event(action.task_id, "rechecking")
+
+    def _do_MarkMerged(self: ActorCore, action: MarkMerged) -> None:
+        def merged(task: Task) -> Task | None:
+            if task.status not in (Status.checking, Status.ready):
+                return None
+            return task.model_copy(update={"status": Status.merged, "ended_at": self.now, "reason": "merged"})
+
+        task = self._update(action.task_id, merged)
+        if task is not None:
+            self._event(task.id, "merged")
+            self.clean_up(task)
+
+    def _do_MarkClosed(self: ActorCore, action: MarkClosed) -> None:
+        def closed(task: Task) -> Task | None:
+            if task.status not in (Status.checking, Status.ready):
+                return None
+            return task.model_copy(update={"status": Status.cancelled, "ended_at": self.now,
+                                           "reason": "pull request closed"})
+
+        task = self._update(action.task_id, closed)
+        if task is not None:
+            self._event(task.id, "cancelled", by="pull request closed")
+
+    def clean_up(self: ActorCore, task: Task) -> None:
+        """Remove a finished task's sessions and worktree (never anything outside the worktree root)."""
+        self.tmux.kill(session_for(task.id))
+        prefix = job_session_for(task.id, "")
+        for session in self.tmux.panes() or {}:
+            if session.startswith(prefix):
+                self.tmux.kill(session)
+        worktree = Path(task.worktree)
+        if worktree.exists():
+            try:
+                self.git.remove_worktree(worktree, self.runner.layout.worktree_root)
+                self._event(task.id, "worktree_removed", path=str(worktree))
+            except GitError as exc:
+                log.warning("task %s: worktree kept: %s", task.id, exc)
