@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from registry.models import PullRequest
+from registry.models import BranchFacts, PullRequest
 
 
 class Liveness(StrEnum):
@@ -80,3 +80,4 @@ class Observation:
     changed_files: tuple[str, ...] = ()
     merged: bool = False
     forge: ForgeView | None = None
+    branch_facts: BranchFacts | None = None  # to be remembered on the task when new

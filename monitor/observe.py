@@ -20,9 +20,10 @@ from monitor.transcript import readable
 from monitor.world.forge import Forge, ForgeUnavailable
 from monitor.world.git import Git, GitError
 from monitor.world.tmux import Pane, Tmux, TmuxError
-from registry.models import RegistryState, Status, Task
+from registry.models import BranchFacts, RegistryState, Status, Task
 
 log = logging.getLogger(__name__)
+MAX_CHANGED_FILES = 2000
 
 
 def read_panes(tmux: Tmux) -> tuple[dict[str, Pane] | None, Liveness | None]:
@@ -64,6 +65,7 @@ class Observer:
         self.tmux = tmux
         self.git = git
         self.forge = forge
+        self.base_heads: dict[str, str | None] = {}
 
     def observe_all(self, state: RegistryState, now: datetime) -> dict[str, Observation]:
         active = [t for t in state.tasks.values() if t.status in (Status.running, Status.checking, Status.ready)]
@@ -75,6 +77,8 @@ class Observer:
         except ForgeUnavailable as exc:
             log.warning("forge unavailable this tick: %s", exc)
         heads = self.git.branch_heads(BRANCH_PREFIX)  # one git call for every running agent's progress
+        bases = {t.base_branch for t in active if t.status is not Status.running}
+        self.base_heads = {base: self.git.head(base) for base in bases}
         observations = {}
         for task in active:
             try:
@@ -97,6 +101,18 @@ class Observer:
         # Check jobs cannot be running on a server that does not exist: the forge may start them again.
         job_panes = {} if blind is Liveness.no_server else panes
         return self._checking(task, job_panes, head, worktree_exists)
+
+    def _facts(self, task: Task, head: str) -> BranchFacts:
+        key = f"{self.base_heads.get(task.base_branch) or self.git.head(task.base_branch)}:{head}"
+        if task.branch_facts is not None and task.branch_facts.key == key:
+            return task.branch_facts
+        merged = self.git.is_merged(task.branch, task.base_branch)
+        divergence = self.git.divergence(task.base_branch, task.branch)
+        return BranchFacts(
+            key=key, merged=merged, ahead=divergence.ahead, behind=divergence.behind,
+            conflicts=tuple(self.git.conflicts(task.base_branch, task.branch)) if not merged else (),
+            changed_files=tuple(self.git.changed_files(task.base_branch, task.branch))[:MAX_CHANGED_FILES],
+        )
 
     def _running(
         self, task: Task, panes: Mapping[str, Pane] | None, head: str | None, worktree_exists: bool, blind: Liveness
@@ -132,15 +148,13 @@ class Observer:
     ) -> Observation:
         if head is None:
             return Observation(liveness=Liveness.exited, worktree_exists=worktree_exists)
-        merged = self.git.is_merged(task.branch, task.base_branch)
-        divergence = self.git.divergence(task.base_branch, task.branch)
-        conflicts = tuple(self.git.conflicts(task.base_branch, task.branch)) if not merged else ()
-        changed = tuple(self.git.changed_files(task.base_branch, task.branch))
+        facts = self._facts(task, head)
         try:
             forge = self.forge.view(task, head, panes)
         except ForgeUnavailable as exc:
             forge = ForgeView(supports_pr=self.forge.supports_pr, ci="unknown", unknown_reason=str(exc))
         return Observation(
-            liveness=Liveness.exited, worktree_exists=worktree_exists, head=head, ahead=divergence.ahead,
-            behind=divergence.behind, conflicts=conflicts, changed_files=changed, merged=merged, forge=forge,
+            liveness=Liveness.exited, worktree_exists=worktree_exists, head=head, ahead=facts.ahead,
+            behind=facts.behind, conflicts=facts.conflicts, changed_files=facts.changed_files, merged=facts.merged,
+            forge=forge, branch_facts=facts,
         )

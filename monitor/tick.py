@@ -8,7 +8,7 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +17,7 @@ from monitor.act import Actor
 from monitor.actions import Fail, Progress, Respawn, ToChecking
 from monitor.decide import Decision, cap_respawns, decide, plan_starts
 from monitor.layout import Layout
+from monitor.observation import Observation
 from monitor.observe import Observer
 from monitor.policy import Policy
 from monitor.retry import RetryPrompter
@@ -85,9 +86,13 @@ def tick_lock(layout: Layout) -> Iterator[bool]:
 
 
 def _soft_updates(
-    decisions: list[Decision], waiting: dict[str, str], now: datetime
+    decisions: list[Decision],
+    waiting: dict[str, str],
+    now: datetime,
+    observations: Mapping[str, Observation] | None = None,
 ) -> Callable[[RegistryState], RegistryState]:
-    """Progress marks, reasons and checks of the whole tick, as one registry update."""
+    """Progress marks, reasons, checks and branch facts of the whole tick, as one registry update."""
+    facts = {tid: o.branch_facts for tid, o in (observations or {}).items() if o.branch_facts is not None}
     progress = {a.task_id: a for d in decisions for a in d.actions if isinstance(a, Progress)}
     views = {d.task_id: (d.reason, dict(d.checks)) for d in decisions}
     # these tasks get their reason from the action itself, written by act
@@ -112,6 +117,8 @@ def _soft_updates(
                     update["checks"] = checks
             if task.status is Status.queued and task_id in waiting and waiting[task_id] != task.reason:
                 update["reason"] = waiting[task_id]
+            if task_id in facts and facts[task_id] != task.branch_facts:
+                update["branch_facts"] = facts[task_id]
             if update or mark:
                 tasks[task_id] = task.model_copy(update=update)
                 changed = True
@@ -177,7 +184,7 @@ def _tick(world: World, report: TickReport, stop: threading.Event) -> None:
     report.tasks = len([t for t in state.tasks.values() if t.status.active])
     actor = Actor(world.registry, world.events, world.runner, world.forge, world.tmux, world.git, world.policy,
                   world.prompter, now)
-    world.registry.update(_soft_updates(decisions, waiting, now))
+    world.registry.update(_soft_updates(decisions, waiting, now, observations))
     for decision in decisions:
         if stop.is_set():
             report.stopped_early = True

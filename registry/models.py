@@ -86,6 +86,18 @@ class PullRequest(Frozen):
     url: str
 
 
+class BranchFacts(Frozen):
+    """What git says about a branch against its base: a pure function of the two heads in ``key``,
+    so a tick recomputes it only when either moves (a task waiting for review costs nothing)."""
+
+    key: str  # "<base head>:<branch head>"
+    merged: bool
+    ahead: int
+    behind: int
+    conflicts: tuple[str, ...] = ()
+    changed_files: tuple[str, ...] = ()
+
+
 class Task(Frozen):
     id: str
     title: str
@@ -103,6 +115,7 @@ class Task(Frozen):
     reason: str = ""
     notes: tuple[str, ...] = ()
     fired: tuple[str, ...] = ()
+    branch_facts: BranchFacts | None = None
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None = None

@@ -97,8 +97,10 @@ def result_of(run_dir: Path) -> dict[str, Any]:
 
 
 def wait_for(path: Path, timeout: float = 20.0) -> None:
+    """Until ``path`` has content: a file is created empty before it is written, and a signal sent
+    in between would interrupt the write."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not (path.exists() and path.stat().st_size > 0):
         if time.monotonic() > deadline:
             raise AssertionError(f"{path} did not appear within {timeout}s")
         time.sleep(0.02)
@@ -504,7 +506,7 @@ def test_an_agent_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Pa
 def test_a_signal_during_setup_stops_before_the_agent(tmp_path: Path) -> None:
     run_dir, work = tmp_path / "run", tmp_path / "work"
     (tmp_path / "task").mkdir()
-    setup = setup_spec(tmp_path, "import time; open('setup-started', 'w').close(); time.sleep(300)")
+    setup = setup_spec(tmp_path, "import time; open('setup-started', 'w').write('started'); time.sleep(300)")
     write_spec(run_dir, py(AGENT_TOUCHES), cwd=work, prompt=b"go\n", setup=setup)
     wrapper = subprocess.Popen(wrapper_argv(run_dir), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, cwd=REPO_ROOT)
@@ -528,7 +530,7 @@ def test_a_signal_during_setup_stops_before_the_agent(tmp_path: Path) -> None:
 def test_a_setup_interrupted_by_a_signal_is_a_death_not_a_setup_failure(tmp_path: Path) -> None:
     run_dir, work = tmp_path / "run", tmp_path / "work"
     (tmp_path / "task").mkdir()
-    setup = setup_spec(tmp_path, "import time; open('setup-started', 'w').close(); time.sleep(300)")
+    setup = setup_spec(tmp_path, "import time; open('setup-started', 'w').write('started'); time.sleep(300)")
     write_spec(run_dir, py(AGENT_TOUCHES), cwd=work, prompt=b"go\n", setup=setup)
     wrapper = subprocess.Popen(wrapper_argv(run_dir), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, cwd=REPO_ROOT)

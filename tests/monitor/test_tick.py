@@ -500,3 +500,32 @@ def test_a_branch_that_cannot_be_updated_is_sent_back_as_behind(git_repo: Path, 
     failure = state.tasks[task.id].attempts[0].failure
     assert failure is not None and failure.kind is FailureKind.behind
     assert "could not be updated automatically" in failure.summary
+
+
+def test_a_task_waiting_for_review_costs_no_git_work_until_a_head_moves(
+    world_parts: tuple[World, Clock, RecordingNotifier], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world, _clock, _ = world_parts
+    task = spawn(world, "scenario: commit-good")
+    tick_until(world, status_of(task.id, Status.ready))
+    calls: list[str] = []
+    for name in ("is_merged", "divergence", "conflicts", "changed_files"):
+        real = getattr(world.git, name)
+
+        def counted(*args: object, _real: Callable[..., object] = real, _name: str = name) -> object:
+            calls.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(world.git, name, counted)
+    for _ in range(3):
+        run_tick(world)
+    assert calls == [], "nothing moved: the stored branch facts are reused"
+    assert world.registry.read().tasks[task.id].status is Status.ready
+
+    (Path(world.layout.repo) / "other.txt").write_text("main moves on\n")
+    git(Path(world.layout.repo), "add", "other.txt")
+    git(Path(world.layout.repo), "commit", "-q", "-m", "main moves")
+    run_tick(world)
+    assert sorted(set(calls)) == ["changed_files", "conflicts", "divergence", "is_merged"]
+    facts = world.registry.read().tasks[task.id].branch_facts
+    assert facts is not None and facts.behind == 1 and facts.key.startswith(world.git.head("main") or "?")
