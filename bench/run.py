@@ -55,6 +55,12 @@ AGENT = "sleeper"
 SLEEPER = [sys.executable, "-c", "import sys,time; sys.stdin.read(); print('ready', flush=True); time.sleep(3600)"]
 GIT_IDENTITY = ["-c", "user.name=swarm-bench", "-c", "user.email=bench@swarm.invalid"]
 PROMPT = "Benchmark task: do nothing, quietly."
+# Commits one file of its own and exits: the task then waits, ready, for a human review.
+COMMITTER = [sys.executable, "-c", (
+    "import os, subprocess, sys; sys.stdin.read(); name = os.path.basename(os.getcwd()) + '.txt'; "
+    "open(name, 'w').write('done\\n'); subprocess.run(['git', 'add', name], check=True); "
+    "subprocess.run(['git', '-c', 'user.name=swarm-bench', '-c', 'user.email=bench@swarm.invalid', "
+    "'commit', '-q', '-m', 'bench'], check=True)")]
 
 
 # -- helpers ------------------------------------------------------------------------------------------
@@ -118,12 +124,17 @@ def _make_repo(repo: Path, files: int) -> None:
 
 def _write_config(repo: Path, socket: str, max_parallel: int) -> None:
     argv = ", ".join(json.dumps(part) for part in SLEEPER)
+    committer = ", ".join(json.dumps(part) for part in COMMITTER)
     (repo / CONFIG_NAME).write_text(f"""
 [project]
 base_branch = "main"
 
 [agents.{AGENT}]
 command = [{argv}]
+prompt = "stdin"
+
+[agents.committer]
+command = [{committer}]
 prompt = "stdin"
 
 [routing]
@@ -319,6 +330,30 @@ def tick_figures(tasks: int = 100, ticks: int = 10) -> dict[str, Any]:
     }
 
 
+def review_figures(tasks: int = 40, ticks: int = 5) -> dict[str, Any]:
+    """``tasks`` tasks that committed and now wait, ready, for a human: the cost of a tick over them."""
+    with sandbox(max_parallel=max(tasks, 1)) as world:
+        for n in range(tasks):
+            task_ops.spawn(world, title=f"Review task {n}", prompt=PROMPT, agent="committer", kind="default",
+                           after=[], base_branch="main")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            run_tick(world)
+            if all(t.status is Status.ready for t in world.registry.read().tasks.values()):
+                break
+            time.sleep(0.3)
+        else:
+            raise RuntimeError("the committing agents did not all reach ready within 120 s")
+        counter = CallCounter()
+        samples: list[float] = []
+        with counter.installed():
+            for _ in range(ticks):
+                samples.append(_timed(partial(run_tick, world)))
+    median, p95 = _stats(samples)
+    return {"tasks": tasks, "ticks": ticks, "tick_median_s": median, "tick_p95_s": p95,
+            "git_calls_per_tick": counter.total("git") / ticks, "calls_detail": counter.describe(ticks)}
+
+
 # -- 3. spawn ---------------------------------------------------------------------------------------
 
 
@@ -445,6 +480,12 @@ def report(figures: dict[str, dict[str, Any]]) -> str:
              f"{small['tmux_calls_per_tick'] + small['git_calls_per_tick']:g} / "
              f"{small['registry_writes_per_tick']:g}", "", ""),
         ]
+    review = figures.get("review")
+    if review:
+        rows += [
+            (f"   tick, {review['tasks']} tasks waiting for review, median", f"{review['tick_median_s']:.3f} s", "",
+             f"git calls per tick: {review['git_calls_per_tick']:g} ({review['calls_detail'] or 'none'})"),
+        ]
     spawn = figures.get("spawn")
     imports = figures.get("imports")
     if spawn:
@@ -499,6 +540,7 @@ def run_all(quick: bool = False) -> dict[str, dict[str, Any]]:
         ("registry", lambda: registry_figures(rounds=20 if quick else 50)),
         ("tick_small", lambda: tick_figures(10, 5 if quick else 10)),
         ("tick", lambda: tick_figures(100, 5 if quick else 10)),
+        ("review", lambda: review_figures(40, 3 if quick else 5)),
         ("spawn", lambda: spawn_figures(10 if quick else 20, 3 if quick else 5)),
         ("imports", lambda: import_figures(3 if quick else 5)),
     ]
