@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.world.tmux import Tmux
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -55,7 +57,7 @@ def tmux_socket() -> Iterator[str]:
     """The name of a private tmux socket (``tmux -L NAME``); its server is killed after the test."""
     name = f"swarm-test-{secrets.token_hex(4)}"
     yield name
-    subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, check=False)
+    Tmux(name).kill_server()  # and its socket file
 
 
 @pytest.fixture

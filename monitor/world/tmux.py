@@ -17,6 +17,7 @@ Two tmux habits it guards against:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -221,3 +222,12 @@ class Tmux:
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline and not self._no_server(self._run("list-sessions")):
             time.sleep(0.02)
+        # tmux 3.3 leaves the dead server's socket file behind; once the server is gone it is only litter.
+        with contextlib.suppress(OSError):
+            self.socket_path().unlink()
+
+    def socket_path(self) -> Path:
+        if "/" in self.socket:
+            return Path(self.socket)
+        # where tmux itself puts it: $TMUX_TMPDIR, else /tmp (tmux ignores TMPDIR)
+        return Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / self.socket  # noqa: S108

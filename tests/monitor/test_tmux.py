@@ -222,3 +222,12 @@ def test_server_outlives_its_last_session(tmux: Tmux, tmp_path: Path) -> None:
     assert tmux.server_running() is True
     assert tmux.has_session("only") is False
     assert tmux.capture("only") == ""
+
+
+def test_kill_server_leaves_no_socket_file(tmux_socket: str, tmp_path: Path) -> None:
+    tmux = Tmux(tmux_socket)
+    tmux.launch("litter", ["sleep", "30"], tmp_path)
+    assert tmux.socket_path().exists()
+    tmux.kill_server()
+    assert not tmux.socket_path().exists()
+    assert tmux.panes() is None
