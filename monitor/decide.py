@@ -156,14 +156,13 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
         return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, result=result),), summary)
 
     progress_at = attempt.progress_at or attempt.launched_at or attempt.started_at
-    if obs.liveness in (Liveness.gone, Liveness.exited):
-        failure = _failure(
-            FailureKind.died,
-            "the agent's session ended without a result (crash, kill or reboot)",
-            _exit_evidence(None, obs),
-            now,
-        )
+    def stop(kind: FailureKind, summary: str) -> Decision:
+        """The agent is (or must be) stopped without a result: kill its session, then retry or fail."""
+        failure = _failure(kind, summary, _exit_evidence(None, obs), now)
         return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, kill=True),), failure.summary)
+
+    if obs.liveness in (Liveness.gone, Liveness.exited):
+        return stop(FailureKind.died, "the agent's session ended without a result (crash, kill or reboot)")
 
     mark = Progress(task.id, attempt.number, obs.log_size, now, obs.head)
     if now + CLOCK_SLACK < progress_at:
@@ -173,37 +172,21 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
     if obs.log_size != attempt.log_size or new_commit:
         return Decision(task.id, (mark,), "agent running")
     idle = now - progress_at
+
     if obs.liveness.blind:
         server = ("no tmux server is running (a reboot?)" if obs.liveness is Liveness.no_server
                   else "the tmux server cannot be reached")
         if idle.total_seconds() > policy.stuck_after:
-            failure = _failure(
-                FailureKind.died,
-                f"{server} and the agent made no progress for {format_duration(idle.total_seconds())}",
-                _exit_evidence(None, obs),
-                now,
-            )
-            return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, kill=True),), failure.summary)
+            return stop(FailureKind.died,
+                        f"{server} and the agent made no progress for {format_duration(idle.total_seconds())}")
         return Decision(task.id, (), f"{server}; waiting (not counted as a death)")
     started = attempt.launched_at or attempt.started_at
     age = now - started
     if age.total_seconds() > policy.attempt_timeout:
-        failure = _failure(
-            FailureKind.timeout,
-            f"the attempt ran {format_duration(age.total_seconds())}, over the budget of "
-            f"{format_duration(policy.attempt_timeout)}",
-            _exit_evidence(None, obs),
-            now,
-        )
-        return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, kill=True),), failure.summary)
+        return stop(FailureKind.timeout, f"the attempt ran {format_duration(age.total_seconds())}, over the "
+                    f"budget of {format_duration(policy.attempt_timeout)}")
     if idle.total_seconds() > policy.stuck_after:
-        failure = _failure(
-            FailureKind.stuck,
-            f"no output and no commit for {format_duration(idle.total_seconds())}",
-            _exit_evidence(None, obs),
-            now,
-        )
-        return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, kill=True),), failure.summary)
+        return stop(FailureKind.stuck, f"no output and no commit for {format_duration(idle.total_seconds())}")
     # A stable reason: one that changed every tick would rewrite the registry on every healthy tick.
     return Decision(task.id, (), "agent running")
 

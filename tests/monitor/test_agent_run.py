@@ -96,6 +96,12 @@ def result_of(run_dir: Path) -> dict[str, Any]:
     return data
 
 
+def start_wrapper(run_dir: Path) -> subprocess.Popen[str]:
+    """The wrapper as tmux runs it, in the background, for tests that signal or time it."""
+    return subprocess.Popen(wrapper_argv(run_dir), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd=REPO_ROOT, text=True)
+
+
 def wait_for(path: Path, timeout: float = 20.0) -> None:
     """Until ``path`` has content: a file is created empty before it is written, and a signal sent
     in between would interrupt the write."""
@@ -370,8 +376,7 @@ def test_the_result_is_written_when_the_agent_exits_even_if_a_background_process
         "print('started a dev server in the background; all done', flush=True)\n"
     )
     write_spec(run_dir, py(code), cwd=work, prompt=b"go\n")
-    wrapper = subprocess.Popen(wrapper_argv(run_dir), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, cwd=REPO_ROOT)
+    wrapper = start_wrapper(run_dir)
     try:
         with contextlib.suppress(subprocess.TimeoutExpired):
             wrapper.wait(timeout=5)
@@ -418,8 +423,7 @@ RECORDS_SIGNALS = (
 def test_a_signal_to_the_wrapper_is_forwarded_as_sigterm(tmp_path: Path, sent: signal.Signals) -> None:
     run_dir, work = tmp_path / "run", tmp_path / "work"
     write_spec(run_dir, py(RECORDS_SIGNALS), cwd=work, prompt=b"go\n")
-    wrapper = subprocess.Popen(wrapper_argv(run_dir), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, cwd=REPO_ROOT)
+    wrapper = start_wrapper(run_dir)
     try:
         wait_for(work / "ready")
         wrapper.send_signal(sent)
@@ -485,8 +489,7 @@ def test_an_agent_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Pa
         "time.sleep(300)\n"
     )
     write_spec(run_dir, py(code), cwd=work, prompt=b"go\n")
-    wrapper = subprocess.Popen(wrapper_argv(run_dir), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, cwd=REPO_ROOT)
+    wrapper = start_wrapper(run_dir)
     try:
         wait_for(work / "ready")
         wrapper.send_signal(signal.SIGTERM)
@@ -508,8 +511,7 @@ def test_a_signal_during_setup_stops_before_the_agent(tmp_path: Path) -> None:
     (tmp_path / "task").mkdir()
     setup = setup_spec(tmp_path, "import time; open('setup-started', 'w').write('started'); time.sleep(300)")
     write_spec(run_dir, py(AGENT_TOUCHES), cwd=work, prompt=b"go\n", setup=setup)
-    wrapper = subprocess.Popen(wrapper_argv(run_dir), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, cwd=REPO_ROOT)
+    wrapper = start_wrapper(run_dir)
     try:
         wait_for(work / "setup-started")
         wrapper.send_signal(signal.SIGTERM)
@@ -532,8 +534,7 @@ def test_a_setup_interrupted_by_a_signal_is_a_death_not_a_setup_failure(tmp_path
     (tmp_path / "task").mkdir()
     setup = setup_spec(tmp_path, "import time; open('setup-started', 'w').write('started'); time.sleep(300)")
     write_spec(run_dir, py(AGENT_TOUCHES), cwd=work, prompt=b"go\n", setup=setup)
-    wrapper = subprocess.Popen(wrapper_argv(run_dir), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, cwd=REPO_ROOT)
+    wrapper = start_wrapper(run_dir)
     try:
         wait_for(work / "setup-started")
         wrapper.send_signal(signal.SIGHUP)  # what tmux sends when its server or the session is killed
