@@ -29,7 +29,7 @@ from monitor.observation import RunResult
 from monitor.policy import Policy
 from monitor.retry import RetryPrompter, TemplateRetryPrompter, notes_section
 from monitor.runner import LaunchError, Runner
-from monitor.world.forge import Forge
+from monitor.world.forge import Forge, ForgeUnavailable
 from monitor.world.git import Git, GitError
 from monitor.world.tmux import Tmux, TmuxError, TmuxUnavailable
 from registry.events import EventLog
@@ -105,6 +105,9 @@ class Actor(CheckingActions):
         for action in decision.actions:
             try:
                 self.run(action)
+            except ForgeUnavailable as exc:  # a rate limit or an outage: the next tick tries again
+                log.warning("task %s: %s deferred: %s", decision.task_id, type(action).__name__, exc)
+                self._event(decision.task_id, "action_deferred", action=type(action).__name__, error=str(exc))
             except (GitError, TmuxError, LaunchError) as exc:
                 log.error("task %s: %s failed: %s", decision.task_id, type(action).__name__, exc)
                 self._event(decision.task_id, "action_error", action=type(action).__name__, error=str(exc))

@@ -9,17 +9,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from monitor.actions import (
+    AskHuman,
     BackToChecking,
     Fail,
+    LinkScreenshots,
     MarkClosed,
     MarkMerged,
     MarkReady,
     OpenPR,
+    PushBranch,
     StartChecks,
     UpdateBranch,
 )
 from monitor.layout import job_session_for, session_for
-from monitor.messages import ready_message
+from monitor.messages import ready_message, waiting_message
 from monitor.redact import redact
 from monitor.world.git import GitError
 from registry.models import Failure, FailureKind, OutboxMessage, Status, Task
@@ -58,12 +61,38 @@ class ActorCore(Protocol):
 
 class CheckingActions:
     def _do_OpenPR(self: ActorCore, action: OpenPR) -> None:
+        """Open the PR, or adopt the one the agent opened: either way it is recorded on the task."""
         task = self._current(action.task_id)
-        if task is None or task.pr is not None:
+        if task is None:
             return
         pr = self.forge.open_pr(task, action.head)
-        self._update(task.id, lambda t: t.model_copy(update={"pr": pr}) if t.pr is None else None)
-        self._event(task.id, "pr_opened", number=pr.number, url=pr.url)
+        if self._update(task.id, lambda t: t.model_copy(update={"pr": pr}) if t.pr != pr else None) is not None:
+            self._event(task.id, "pr_opened", number=pr.number, url=pr.url)
+
+    def _do_PushBranch(self: ActorCore, action: PushBranch) -> None:
+        task = self._current(action.task_id)
+        if task is None:
+            return
+        self.forge.publish(task, action.head)
+        self._event(task.id, "branch_published", head=action.head[:12])
+
+    def _do_LinkScreenshots(self: ActorCore, action: LinkScreenshots) -> None:
+        task = self._current(action.task_id)
+        if task is None:
+            return
+        self.forge.link_screenshots(task, action.head, action.paths)
+        self._event(task.id, "screenshots_linked", head=action.head[:12], count=len(action.paths))
+
+    def _do_AskHuman(self: ActorCore, action: AskHuman) -> None:
+        def mark(task: Task) -> Task | None:
+            return None if action.key in task.fired else task.model_copy(update={"fired": (*task.fired, action.key)})
+
+        task = self._current(action.task_id)
+        if task is None or action.key in task.fired:
+            return
+        message = waiting_message(task, action.key, action.summary, action.evidence, self.now)
+        if self._update(task.id, mark, message) is not None:
+            self._event(task.id, "waiting_for_human", why=action.summary)
 
     def _do_StartChecks(self: ActorCore, action: StartChecks) -> None:
         task = self._current(action.task_id)

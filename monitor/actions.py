@@ -70,6 +70,31 @@ class OpenPR:
 
 
 @dataclass(frozen=True)
+class PushBranch:
+    """Make the pull request show the branch's head (push it, or fast-forward to what the forge added)."""
+
+    task_id: str
+    head: str
+
+
+@dataclass(frozen=True)
+class LinkScreenshots:
+    task_id: str
+    head: str
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AskHuman:
+    """Tell the human once (per ``key``) that the task waits for them, without failing it."""
+
+    task_id: str
+    key: str
+    summary: str
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
 class StartChecks:
     task_id: str
     head: str
@@ -105,6 +130,6 @@ class MarkClosed:
 
 
 Action = (
-    Start | Launch | Progress | ToChecking | Respawn | Fail | OpenPR | StartChecks | UpdateBranch | MarkReady
-    | BackToChecking | MarkMerged | MarkClosed
+    Start | Launch | Progress | ToChecking | Respawn | Fail | OpenPR | PushBranch | LinkScreenshots | AskHuman
+    | StartChecks | UpdateBranch | MarkReady | BackToChecking | MarkMerged | MarkClosed
 )

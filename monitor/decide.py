@@ -13,14 +13,17 @@ from datetime import datetime, timedelta
 
 from monitor.actions import (
     Action,
+    AskHuman,
     BackToChecking,
     Fail,
     Launch,
+    LinkScreenshots,
     MarkClosed,
     MarkMerged,
     MarkReady,
     OpenPR,
     Progress,
+    PushBranch,
     Respawn,
     Start,
     StartChecks,
@@ -45,6 +48,7 @@ HEAD_BOUND = {
 # Failures no new agent attempt can fix: the human is told at once.
 TERMINAL = {FailureKind.setup_failed, FailureKind.launch_failed, FailureKind.worktree_missing}
 CLOCK_SLACK = timedelta(minutes=5)
+ASKED = "asked:"  # keys in Task.fired of questions put to the human (not failures)
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ def classify_exit(task: Task, attempt: Attempt, result: RunResult, obs: Observat
     previous = task.attempts[-2].failure if len(task.attempts) > 1 else None
     needs_new = previous is not None and previous.kind in HEAD_BOUND
     # A head that already failed a check (even several attempts ago) cannot be the fix.
-    failed_heads = {key.rsplit(":", 1)[-1] for key in task.fired}
+    failed_heads = {key.rsplit(":", 1)[-1] for key in task.fired if not key.startswith(ASKED)}
     if obs.ahead == 0 or (needs_new and obs.new_commits == 0) or (obs.head is not None and obs.head in failed_heads):
         return FailureKind.phantom
     return None
@@ -191,6 +195,12 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
     return Decision(task.id, (), "agent running")
 
 
+def _login(name: str) -> str:
+    """Reviewer names compare without case and without the REST ``[bot]`` suffix."""
+    name = name.strip().lower()
+    return name.removesuffix("[bot]")
+
+
 def _ui_files(changed: Sequence[str], globs: Sequence[str]) -> list[str]:
     return [
         path for path in changed
@@ -204,9 +214,9 @@ def decide_checking(task: Task, obs: Observation, policy: Policy, now: datetime)
     assert attempt is not None
     done = policy.done
     checks: dict[str, str] = {}
-    if obs.merged:
-        return Decision(task.id, (MarkMerged(task.id),), "merged into the base branch")
     forge = obs.forge
+    if obs.merged or (forge is not None and forge.merged):
+        return Decision(task.id, (MarkMerged(task.id),), "merged into the base branch")
     if forge is not None and forge.closed:
         return Decision(task.id, (MarkClosed(task.id),), "the pull request was closed without merging")
     if not obs.worktree_exists:
@@ -230,60 +240,81 @@ def decide_checking(task: Task, obs: Observation, policy: Policy, now: datetime)
     checks["commits"] = "ok" if obs.ahead > 0 else "missing"
     if done.commits and obs.ahead == 0:
         return failed(FailureKind.phantom, "the branch has no commits ahead of the base", "")
+    sync = forge.sync if forge is not None else ""
     if done.no_conflict:
-        checks["conflict"] = "conflict" if obs.conflicts else "ok"
-        if obs.conflicts:
-            evidence = "conflicting files:\n" + "\n".join(obs.conflicts)
+        conflict = bool(obs.conflicts) or sync == "conflict"
+        checks["conflict"] = "conflict" if conflict else "ok"
+        if conflict:
+            files = obs.conflicts or ("(the forge reports a conflict; fetch the base to see the files)",)
+            evidence = f"rebase onto {task.base_branch}; conflicting files:\n" + "\n".join(files)
             return failed(FailureKind.conflict, f"conflicts with {task.base_branch} in "
-                          f"{len(obs.conflicts)} file(s)", evidence)
-    if done.up_to_date:
-        checks["synced"] = "ok" if obs.behind == 0 else f"behind {obs.behind}"
-        if obs.behind:
-            return unmet(f"{obs.behind} commit(s) behind {task.base_branch}; updating the branch",
-                         UpdateBranch(task.id))
+                          f"{len(obs.conflicts) or 'some'} file(s)", evidence)
+    if done.up_to_date or sync == "behind":
+        behind = obs.behind or (1 if sync == "behind" else 0)
+        checks["synced"] = "ok" if behind == 0 else f"behind {obs.behind or '(required by the repository)'}"
+        if behind:
+            what = (f"{obs.behind} commit(s) behind {task.base_branch}" if obs.behind
+                    else f"behind {task.base_branch} (the repository requires up-to-date branches)")
+            return unmet(f"{what}; updating the branch", UpdateBranch(task.id))
     if forge is None or forge.ci == "unknown":
         checks["ci"] = "unknown"
         return Decision(task.id, (), f"forge state unknown: {forge.unknown_reason if forge else 'not read'}", checks)
     if done.pr and forge.supports_pr:
         checks["pr"] = "ok" if forge.pr else "missing"
-        if forge.pr is None:
-            return unmet("opening the pull request", OpenPR(task.id, head))
+        if forge.pr is None or task.pr != forge.pr:
+            return unmet("opening the pull request" if forge.pr is None else "adopting the pull request",
+                         OpenPR(task.id, head))
+        if forge.pr_head != head:
+            return unmet(f"publishing {head[:10]} to the pull request", PushBranch(task.id, head))
+        if done.no_conflict and sync == "unknown":
+            checks["conflict"] = "unknown"
+            return unmet("the forge is still computing mergeability; asking again next tick")
     if done.ci:
         checks["ci"] = forge.ci
         if forge.ci == "not_started":
             return unmet("starting CI", StartChecks(task.id, head, ("ci",)))
         if forge.ci == "pending":
             return unmet("waiting for CI")
+        if forge.ci == "action_required":
+            key = f"{ASKED}ci:{head}"
+            ask = () if key in task.fired else (AskHuman(task.id, key, forge.ci_evidence.split(": ", 1)[0],
+                                                         forge.ci_evidence),)
+            return unmet(forge.ci_evidence or "CI waits for a human", *ask)
         if forge.ci == "fail":
             return failed(FailureKind.ci_failed, "CI failed", forge.ci_evidence)
+    wanted = {_login(r) for r in done.reviewers}
+    latest: dict[str, Review] = {}
+    for review in forge.reviews:  # chronological; a later comment does not erase a verdict
+        if wanted and _login(review.reviewer) not in wanted:
+            continue
+        if review.state in ("APPROVED", "CHANGES_REQUESTED"):
+            latest[review.reviewer] = review
+        elif review.state == "DISMISSED":
+            latest.pop(review.reviewer, None)
+    blocking = [r for r in latest.values() if r.state == "CHANGES_REQUESTED"]
+    if blocking:  # changes requested stop a task even when no approval is required
+        checks["reviews"] = "changes requested"
+        evidence = "\n\n".join(f"review by {r.reviewer}:\n{r.body}" for r in blocking)
+        names = ", ".join(r.reviewer for r in blocking)
+        return failed(FailureKind.changes_requested, f"changes requested by {names}", evidence)
     if done.reviews:
-        wanted = set(done.reviewers)
-        latest: dict[str, Review] = {}
-        for review in forge.reviews:  # chronological; a later comment does not erase a verdict
-            if wanted and review.reviewer not in wanted:
-                continue
-            if review.state in ("APPROVED", "CHANGES_REQUESTED"):
-                latest[review.reviewer] = review
-            elif review.state == "DISMISSED":
-                latest.pop(review.reviewer, None)
         approvals = sum(1 for r in latest.values() if r.state == "APPROVED")
-        blocking = [r for r in latest.values() if r.state == "CHANGES_REQUESTED"]
         checks["reviews"] = f"{approvals}/{done.reviews}"
-        if blocking:
-            evidence = "\n\n".join(f"review by {r.reviewer}:\n{r.body}" for r in blocking)
-            names = ", ".join(r.reviewer for r in blocking)
-            return failed(FailureKind.changes_requested, f"changes requested by {names}", evidence)
         if approvals < done.reviews:
             if forge.reviews_not_started:
                 return unmet("starting reviewers", StartChecks(task.id, head, forge.reviews_not_started))
             return unmet(f"waiting for reviews ({approvals}/{done.reviews} approvals)")
     if done.screenshots_for:
         ui = _ui_files(obs.changed_files, done.screenshots_for)
-        shots = [p for p in obs.changed_files if p.startswith(f"{SCREENSHOT_DIR}/")]
-        checks["screenshots"] = "n/a" if not ui else ("ok" if shots else "missing")
-        if ui and not shots:
+        shots = tuple(p for p in obs.changed_files if p.startswith(f"{SCREENSHOT_DIR}/"))
+        shown = bool(shots) or forge.body_has_image
+        checks["screenshots"] = "n/a" if not ui else ("ok" if shown else "missing")
+        if ui and not shown:
             return failed(FailureKind.screenshots_missing, f"{len(ui)} UI file(s) changed without screenshots",
-                          "UI files changed:\n" + "\n".join(ui))
+                          f"UI files changed (commit screenshots of them under {SCREENSHOT_DIR}/):\n"
+                          + "\n".join(ui))
+        if ui and shots and forge.supports_pr and forge.pr is not None and forge.screenshots_at != head:
+            return unmet("linking the screenshots in the pull request", LinkScreenshots(task.id, head, shots))
     if task.status is Status.ready:
         return Decision(task.id, (), "ready for review", checks)
     return Decision(task.id, (MarkReady(task.id, head),), "ready for review", checks)

@@ -54,3 +54,15 @@ def needs_help_message(task: Task, now: datetime) -> OutboxMessage:
     number = len(task.attempts)
     return OutboxMessage(key=f"{task.id}:needs_help:{number}", task_id=task.id, kind="needs_help",
                          text=redact("\n".join(lines)), created_at=now)
+
+
+def waiting_message(task: Task, key: str, summary: str, evidence: str, now: datetime) -> OutboxMessage:
+    """The task is not failed but cannot go on without the human (e.g. a workflow run to approve)."""
+    lines = [f"Waiting for you — {task.title} [{task.id}]", f"  {summary}"]
+    if task.pr is not None:
+        lines.append(f"  {task.pr.url}")
+    if evidence.strip():
+        lines += ["  details:", *("    " + line for line in cap(evidence, 800).splitlines()[-10:])]
+    lines.append(f"  the monitor carries on by itself once this is done (swarm status {task.id})")
+    return OutboxMessage(key=f"{task.id}:waiting:{key}", task_id=task.id, kind="needs_help",
+                         text=redact("\n".join(lines)), created_at=now)

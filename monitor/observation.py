@@ -55,12 +55,17 @@ class ForgeView:
 
     supports_pr: bool
     pr: PullRequest | None = None
-    ci: str = "none"  # "none" | "not_started" | "pending" | "pass" | "fail" | "unknown"
+    ci: str = "none"  # "none" | "not_started" | "pending" | "pass" | "fail" | "action_required" | "unknown"
     ci_evidence: str = ""
     reviews: tuple[Review, ...] = ()
     reviews_not_started: tuple[str, ...] = ()
     closed: bool = False
+    merged: bool = False
     unknown_reason: str = ""
+    pr_head: str = ""  # the head the forge's PR shows ("" where there is no PR)
+    sync: str = ""  # "" | "conflict" | "behind" | "unknown" (the forge is still computing mergeability)
+    screenshots_at: str = ""  # the head whose screenshots the PR body links
+    body_has_image: bool = False  # the PR body shows an image someone else put there
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ class Observer:
             log.warning("forge unavailable this tick: %s", exc)
         heads = self.git.branch_heads(BRANCH_PREFIX)  # one git call for every running agent's progress
         bases = {t.base_branch for t in active if t.status is not Status.running}
-        self.base_heads = {base: self.git.head(base) for base in bases}
+        self.base_heads = {base: self.git.head(self.forge.base_ref(base)) for base in bases}
         observations = {}
         for task in active:
             try:
@@ -103,15 +103,16 @@ class Observer:
         return self._checking(task, job_panes, head, worktree_exists)
 
     def _facts(self, task: Task, head: str) -> BranchFacts:
-        key = f"{self.base_heads.get(task.base_branch) or self.git.head(task.base_branch)}:{head}"
+        base = self.forge.base_ref(task.base_branch)
+        key = f"{self.base_heads.get(task.base_branch) or self.git.head(base)}:{head}"
         if task.branch_facts is not None and task.branch_facts.key == key:
             return task.branch_facts
-        merged = self.git.is_merged(task.branch, task.base_branch)
-        divergence = self.git.divergence(task.base_branch, task.branch)
+        merged = self.git.is_merged(task.branch, base)
+        divergence = self.git.divergence(base, task.branch)
         return BranchFacts(
             key=key, merged=merged, ahead=divergence.ahead, behind=divergence.behind,
-            conflicts=tuple(self.git.conflicts(task.base_branch, task.branch)) if not merged else (),
-            changed_files=tuple(self.git.changed_files(task.base_branch, task.branch))[:MAX_CHANGED_FILES],
+            conflicts=tuple(self.git.conflicts(base, task.branch)) if not merged else (),
+            changed_files=tuple(self.git.changed_files(base, task.branch))[:MAX_CHANGED_FILES],
         )
 
     def _running(
@@ -137,7 +138,7 @@ class Observer:
         )
         if liveness is Liveness.alive or liveness.blind or not worktree_exists:
             return obs
-        ahead = self.git.divergence(task.base_branch, task.branch).ahead if head else 0
+        ahead = self.git.divergence(self.forge.base_ref(task.base_branch), task.branch).ahead if head else 0
         new_commits = self.git.commits_between(attempt.start_head, head) if head and attempt.start_head else ahead
         transcript = readable(read_tail(run_dir / LOG, lines=400, max_bytes=131072, chars=120000))
         return replace(obs, log_tail=transcript, ahead=ahead, new_commits=new_commits,

@@ -6,6 +6,7 @@ Unknown keys and bad values are one-line errors naming the key and the file. Sec
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -62,9 +63,26 @@ class LocalSettings(Section):
 
 
 class GithubSettings(Section):
-    repo: str = ""
-    api_url: str = "https://api.github.com"
+    repo: str = ""  # "owner/name"
+    api_url: str = "https://api.github.com"  # GitHub Enterprise: "https://HOST/api/v3"
     token_env: str = "GITHUB_TOKEN"
+    remote: str = "origin"  # the git remote the monitor fetches the base from and pushes branches to
+    ci_grace: Duration = 120.0  # a head with no checks yet is "waiting for CI" this long, then "no CI"
+    timeout: Duration = 15.0  # per request
+
+    @field_validator("repo")
+    @classmethod
+    def _owner_name(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
+            raise ValueError(f"{value!r} is not \"owner/name\" (e.g. \"acme/shop\")")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL (GitHub Enterprise: \"https://HOST/api/v3\")")
+        return value.rstrip("/")
 
 
 class SlackSettings(Section):
@@ -157,6 +175,8 @@ def parse(raw: dict[str, Any], path: Path) -> Settings:
             raise ConfigError(
                 f"{path}: routing.{kind}: unknown agent profile {name!r} (known: {', '.join(sorted(profiles))})"
             )
+    if settings.project.forge == "github" and not settings.github.repo:
+        raise ConfigError(f"{path}: github.repo: required with forge = \"github\" (e.g. repo = \"acme/shop\")")
     if settings.project.forge == "local":
         named = settings.done.reviewers
         runnable = [r for r in named if r in settings.local.reviewers] if named else list(settings.local.reviewers)

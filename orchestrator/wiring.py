@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,6 +59,23 @@ def profiles_from(settings: Settings) -> dict[str, AgentProfile]:
     return resolve_profiles(settings.agents)
 
 
+def github_forge(layout: Layout, git: Git, settings: Settings) -> Forge:
+    """The GitHub forge; imported here only, so a local setup never loads PyGithub."""
+    from monitor.world.github import GitHubForge
+    from monitor.world.github_api import GitHubApi, GitHubConfig
+
+    gh = settings.github
+    token = os.environ.get(gh.token_env, "").strip()
+    if not token:
+        raise ConfigError(
+            f"{layout.repo / CONFIG_NAME}: project.forge = \"github\" needs a token in the environment variable "
+            f"{gh.token_env} (github.token_env); export it, or put it in the service's EnvironmentFile"
+        )
+    config = GitHubConfig(repo=gh.repo, api_url=gh.api_url, token=token, state_path=layout.state_dir / "github.json",
+                          remote=gh.remote, timeout=gh.timeout, ci_grace=gh.ci_grace)
+    return GitHubForge(GitHubApi(config), git, layout.state_dir, wanted_reviewers=settings.done.reviewers)
+
+
 def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None) -> World:
     layout = Layout.for_repo(repo, settings.project.worktree_root)
     tmux = Tmux(settings.monitor.tmux_socket)
@@ -70,10 +88,7 @@ def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None
         forge = LocalForge(layout, runner, git, ci=settings.local.ci, ci_timeout=settings.local.ci_timeout,
                            reviewers=settings.local.reviewers, wanted_reviewers=settings.done.reviewers)
     else:
-        raise ConfigError(
-            f"{layout.repo / CONFIG_NAME}: project.forge: \"github\" is not available in this version yet; "
-            "use forge = \"local\""
-        )
+        forge = github_forge(layout, git, settings)
     return World(
         layout=layout, registry=Registry(layout.state_dir), events=EventLog(layout.events_path), tmux=tmux,
         git=git, runner=runner, forge=forge, notifier=notifier or ConsoleNotifier(),

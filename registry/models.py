@@ -109,6 +109,8 @@ class Task(Frozen):
     branch: str
     worktree: str
     after: tuple[str, ...] = ()
+    acceptance: tuple[str, ...] = ()  # acceptance criteria: in the prompt and the PR body
+    links: tuple[str, ...] = ()  # where the task came from (a Sentry issue, a ticket): in the PR body
     attempts: tuple[Attempt, ...] = ()
     pr: PullRequest | None = None
     checks: dict[str, str] = Field(default_factory=dict)

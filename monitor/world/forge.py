@@ -17,6 +17,10 @@ class ForgeUnavailable(Exception):
 class Forge(Protocol):
     supports_pr: bool
 
+    def base_ref(self, base_branch: str) -> str:
+        """The ref the base branch is compared with: the local branch, or the remote's copy of it."""
+        ...
+
     def prefetch(self, tasks: Sequence[Task]) -> None:
         """One batched read for all tasks of this tick (a no-op where reads are cheap)."""
         ...
@@ -35,4 +39,12 @@ class Forge(Protocol):
 
     def update_branch(self, task: Task) -> bool:
         """Bring the branch up to date with its base without an agent; False on conflict."""
+        ...
+
+    def publish(self, task: Task, head: str) -> None:
+        """Make the PR show ``head`` (push it, or take what the forge added); a no-op without PRs."""
+        ...
+
+    def link_screenshots(self, task: Task, head: str, paths: Sequence[str]) -> None:
+        """Show the screenshots committed at ``head`` in the PR; a no-op without PRs."""
         ...

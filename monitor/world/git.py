@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +49,9 @@ class Git:
 
     # -- plumbing --------------------------------------------------------------------------------
 
-    def _run(self, *args: str, cwd: Path | None = None, ok: Container[int] = (0,)) -> tuple[int, str, str]:
+    def _run(
+        self, *args: str, cwd: Path | None = None, ok: Container[int] = (0,), env: Mapping[str, str] | None = None
+    ) -> tuple[int, str, str]:
         runner = self._repo.git if cwd is None else git.Git(str(cwd))
         try:
             status, out, err = runner.execute(
@@ -57,6 +59,7 @@ class Git:
                 kill_after_timeout=self.timeout,
                 with_extended_output=True,
                 with_exceptions=False,
+                env=dict(env) if env else None,
             )
         except (git.GitCommandNotFound, OSError) as exc:
             raise GitError(f"git {' '.join(args)}: cannot run git: {exc}") from exc
@@ -256,3 +259,25 @@ class Git:
 
     def delete_branch(self, branch: str) -> None:
         self._run("branch", "-D", _ref(branch))
+
+    # -- remotes (the GitHub forge) ----------------------------------------------------------------
+    # Credentials never go into argv: the caller passes an environment with GIT_ASKPASS and the token.
+
+    def fetch(self, remote: str, refspecs: list[str], env: Mapping[str, str] | None = None) -> None:
+        """Fetch ``refspecs`` from ``remote`` (one network round trip for all of them)."""
+        self._run("fetch", "--quiet", "--no-tags", _ref(remote), *refspecs, env=env)
+
+    def push(
+        self, remote: str, sha: str, branch: str, expect: str | None, env: Mapping[str, str] | None = None
+    ) -> None:
+        """Set ``branch`` on ``remote`` to ``sha``. ``expect`` is the remote's current sha (None: the
+        branch must not exist there): the push is refused if someone moved it meanwhile."""
+        lease = f"--force-with-lease=refs/heads/{_ref(branch)}:{expect or ''}"
+        self._run("push", "--quiet", "--no-verify", lease, _ref(remote), f"{_ref(sha)}:refs/heads/{branch}", env=env)
+
+    def fast_forward(self, worktree: Path, sha: str) -> None:
+        """Move the branch checked out in ``worktree`` forward to ``sha`` (never a merge, never a reset)."""
+        self._run("merge", "--ff-only", "--quiet", _ref(sha), cwd=Path(worktree))
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        return self._is_ancestor(_ref(older), _ref(newer))

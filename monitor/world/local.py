@@ -44,6 +44,9 @@ class LocalForge:
             list(self.reviewers) if not wanted_reviewers else []
         )
 
+    def base_ref(self, base_branch: str) -> str:
+        return base_branch
+
     def prefetch(self, tasks: Sequence[Task]) -> None:
         return None
 
@@ -97,6 +100,12 @@ class LocalForge:
 
     def update_branch(self, task: Task) -> bool:
         return self.git.merge_base_into(Path(task.worktree), task.base_branch)
+
+    def publish(self, task: Task, head: str) -> None:
+        return None
+
+    def link_screenshots(self, task: Task, head: str, paths: Sequence[str]) -> None:
+        return None
 
 
 def _slug(name: str) -> str:

@@ -16,6 +16,7 @@ from monitor.actions import (
     BackToChecking,
     Fail,
     Launch,
+    LinkScreenshots,
     MarkReady,
     OpenPR,
     Progress,
@@ -79,6 +80,7 @@ def task(
     fired: tuple[str, ...] = (),
     after: tuple[str, ...] = (),
     created: datetime = NOW - 2 * timedelta(hours=1),
+    pr: PullRequest | None = PR,
     **current: Any,
 ) -> Task:
     """A task whose current attempt is ``number``; ``previous`` are the failure kinds of attempts before it."""
@@ -101,6 +103,7 @@ def task(
         after=after,
         attempts=attempts,
         fired=fired,
+        pr=pr,
         created_at=created,
         updated_at=created,
     )
@@ -125,14 +128,19 @@ def finished_obs(res: RunResult | None = None, **fields: Any) -> Observation:
 
 
 def forge(**fields: Any) -> ForgeView:
-    base: dict[str, Any] = {"supports_pr": True, "pr": PR, "ci": "pass"}
+    base: dict[str, Any] = {"supports_pr": True, "pr": PR, "ci": "pass", "pr_head": HEAD}
     return ForgeView(**{**base, **fields})
 
 
 def checking_obs(**fields: Any) -> Observation:
+    """The forge view is read at the observed head: its PR shows that head unless a test says otherwise."""
     base: dict[str, Any] = {"liveness": Liveness.exited, "worktree_exists": True, "head": HEAD, "ahead": 2,
                             "changed_files": ("src/app.py",), "forge": forge()}
-    return Observation(**{**base, **fields})
+    merged = {**base, **fields}
+    view = merged["forge"]
+    if view is not None and view.pr_head == HEAD and merged["head"] not in (HEAD, None):
+        merged["forge"] = replace(view, pr_head=merged["head"])
+    return Observation(**merged)
 
 
 def policy(**done: Any) -> Policy:
@@ -490,7 +498,7 @@ def test_phantom_in_checking_carries_a_fired_key() -> None:
 def test_conflict_evidence_lists_the_files() -> None:
     decision = decide(task(Status.checking), checking_obs(conflicts=("src/a.py", "src/b.py")), POLICY, NOW)
     respawn = only(decision, Respawn)
-    assert respawn.failure.evidence.splitlines() == ["conflicting files:", "src/a.py", "src/b.py"]
+    assert respawn.failure.evidence.splitlines() == ["rebase onto main; conflicting files:", "src/a.py", "src/b.py"]
     assert "2 file(s)" in respawn.failure.summary
     assert "main" in respawn.failure.summary
     assert respawn.fired == f"conflict:{HEAD}"
@@ -544,7 +552,9 @@ def test_ci_failure_fires_once_per_head() -> None:
     assert not any(isinstance(a, Respawn) for a in again.actions)
     assert only(again, Fail).failure.summary.endswith("after a retry")
     # new commits, failing again: fires again with the new head's key
-    new = decide(task(Status.checking, fired=(respawn.fired,)), replace(failing, head=NEW_HEAD), POLICY, NOW)
+    assert failing.forge is not None
+    moved = replace(failing, head=NEW_HEAD, forge=replace(failing.forge, pr_head=NEW_HEAD))
+    new = decide(task(Status.checking, fired=(respawn.fired,)), moved, POLICY, NOW)
     assert only(new, Respawn).fired == f"ci_failed:{NEW_HEAD}"
 
 
@@ -568,8 +578,8 @@ def _reviews(*reviews: Review, not_started: tuple[str, ...] = ()) -> Observation
 REVIEW_ROWS = [
     # (done.reviews, done.reviewers, observation, expected, checks["reviews"] or None when not checked)
     pytest.param(0, (), _reviews(), ["MarkReady"], None, id="zero-reviews-needed"),
-    pytest.param(0, (), _reviews(Review("bot", "CHANGES_REQUESTED", "no")), ["MarkReady"], None,
-                 id="zero-reviews-ignores-reviews"),
+    pytest.param(0, (), _reviews(Review("bot", "CHANGES_REQUESTED", "no")), ["Respawn:changes_requested"],
+                 "changes requested", id="zero-reviews-needed-still-blocks-on-changes-requested"),
     pytest.param(1, (), _reviews(Review("bot", "APPROVED")), ["MarkReady"], "1/1", id="one-approval"),
     pytest.param(2, (), _reviews(Review("bot", "APPROVED")), [], "1/2", id="one-of-two-approvals"),
     pytest.param(2, (), _reviews(Review("a", "APPROVED"), Review("b", "APPROVED")), ["MarkReady"], "2/2",
@@ -583,9 +593,9 @@ REVIEW_ROWS = [
     pytest.param(1, ("coderabbitai[bot]",), _reviews(Review("coderabbitai[bot]", "APPROVED")), ["MarkReady"],
                  "1/1", id="listed-reviewer-counts"),
     pytest.param(1, (), _reviews(Review("bot", "CHANGES_REQUESTED", "rename foo")), ["Respawn:changes_requested"],
-                 "0/1", id="changes-requested"),
+                 "changes requested", id="changes-requested"),
     pytest.param(1, (), _reviews(Review("bot", "APPROVED"), Review("bot", "CHANGES_REQUESTED", "wait")),
-                 ["Respawn:changes_requested"], "0/1", id="latest-review-wins-blocking"),
+                 ["Respawn:changes_requested"], "changes requested", id="latest-review-wins-blocking"),
     pytest.param(1, (), _reviews(Review("bot", "CHANGES_REQUESTED", "x"), Review("bot", "APPROVED")), ["MarkReady"],
                  "1/1", id="latest-review-wins-approved"),
     pytest.param(1, (), _reviews(not_started=("claude-review",)), ["StartChecks"], "0/1", id="reviewers-not-started"),
@@ -626,7 +636,8 @@ SCREENSHOT_GLOBS = ("web/**", "*.css", "*.tsx")
 SCREENSHOT_ROWS = [
     pytest.param(("web/app/page.ts", "src/api.py"), ["Respawn:screenshots_missing"], "missing", id="ui-no-shot"),
     pytest.param(("styles/site.css",), ["Respawn:screenshots_missing"], "missing", id="css-no-shot"),
-    pytest.param(("web/app/page.ts", ".swarm-screenshots/page.png"), ["MarkReady"], "ok", id="ui-with-shot"),
+    pytest.param(("web/app/page.ts", ".swarm-screenshots/page.png"), ["LinkScreenshots"], "ok",
+                 id="ui-with-shot-is-linked-in-the-pr"),
     pytest.param(("src/api.py",), ["MarkReady"], "n/a", id="no-ui-change"),
     pytest.param((".swarm-screenshots/a.tsx",), ["MarkReady"], "n/a", id="screenshot-dir-is-not-ui"),
 ]
@@ -643,7 +654,8 @@ def test_screenshots(changed: tuple[str, ...], expected: list[str], check: str) 
 def test_screenshots_missing_names_the_ui_files() -> None:
     obs = checking_obs(changed_files=("web/app/page.ts", "src/api.py", "ui/button.tsx"))
     respawn = only(decide(task(Status.checking), obs, policy(screenshots_for=SCREENSHOT_GLOBS), NOW), Respawn)
-    assert respawn.failure.evidence.splitlines() == ["UI files changed:", "web/app/page.ts", "ui/button.tsx"]
+    assert respawn.failure.evidence.splitlines() == [
+        "UI files changed (commit screenshots of them under .swarm-screenshots/):", "web/app/page.ts", "ui/button.tsx"]
     assert "2 UI file(s)" in respawn.failure.summary
     assert respawn.fired == f"screenshots_missing:{HEAD}"
 
@@ -776,3 +788,73 @@ def test_failure_summary_from_agent_output_is_redacted() -> None:
     respawn = only(decision, Respawn)
     assert token not in respawn.failure.summary
     assert token not in decision.reason
+
+
+# -- a forge with pull requests (GitHub): publishing, adoption, sync, humans in the loop ------------------
+
+FORGE_ROWS = [
+    pytest.param(task(Status.checking, pr=None), checking_obs(forge=forge(pr=None, pr_head="")), ["OpenPR"],
+                 "opening the pull request", id="no-pr-opens-one"),
+    pytest.param(task(Status.checking, pr=None), checking_obs(), ["OpenPR"], "adopting the pull request",
+                 id="agent-opened-pr-is-adopted"),
+    pytest.param(task(Status.checking), checking_obs(forge=forge(pr_head=NEW_HEAD)), ["PushBranch"],
+                 "publishing", id="pr-shows-another-head-publish"),
+    pytest.param(task(Status.ready), checking_obs(forge=forge(pr_head=NEW_HEAD)), ["BackToChecking", "PushBranch"],
+                 "publishing", id="ready-with-moved-pr-rechecks"),
+    pytest.param(task(Status.checking), checking_obs(forge=forge(merged=True)), ["MarkMerged"], "merged",
+                 id="merged-on-the-forge-squash"),
+    pytest.param(task(Status.ready), checking_obs(forge=forge(closed=True)), ["MarkClosed"], "closed",
+                 id="closed-by-a-human"),
+    pytest.param(task(Status.checking), checking_obs(forge=forge(sync="conflict")), ["Respawn:conflict"],
+                 "conflicts with main", id="forge-reports-conflict"),
+    pytest.param(task(Status.checking), checking_obs(forge=forge(sync="behind")), ["UpdateBranch"],
+                 "requires up-to-date", id="strict-protection-behind-updates-branch"),
+    pytest.param(task(Status.checking), checking_obs(forge=forge(sync="unknown")), [], "computing mergeability",
+                 id="mergeable-null-asks-again"),
+    pytest.param(task(Status.checking), checking_obs(forge=forge(ci="action_required", ci_evidence="w: deploy")),
+                 ["AskHuman"], "w", id="action-required-asks-a-human"),
+    pytest.param(task(Status.checking, fired=(f"asked:ci:{HEAD}",)),
+                 checking_obs(forge=forge(ci="action_required", ci_evidence="w: deploy")), [], "w",
+                 id="action-required-asks-only-once-per-head"),
+    pytest.param(task(Status.checking), checking_obs(forge=forge(ci="unknown", unknown_reason="rate limit")), [],
+                 "unknown", id="rate-limited-is-unknown-not-failed"),
+]
+
+
+@pytest.mark.parametrize(("t", "obs", "expected", "reason"), FORGE_ROWS)
+def test_forge_with_pull_requests(t: Task, obs: Observation, expected: list[str], reason: str) -> None:
+    decision = decide(t, obs, POLICY, NOW)
+    assert summary(decision) == expected
+    assert reason in decision.reason
+
+
+def test_ci_waits_on_the_pr_head_not_the_local_one() -> None:
+    # a failing CI on the PR's old head says nothing about the new local head: publish first
+    obs = replace(checking_obs(head=NEW_HEAD), forge=forge(pr_head=HEAD, ci="fail"))
+    assert summary(decide(task(Status.checking), obs, POLICY, NOW)) == ["PushBranch"]
+
+
+def test_screenshots_linked_or_shown_by_hand() -> None:
+    pol = policy(screenshots_for=SCREENSHOT_GLOBS)
+    shots = ("web/app/page.ts", ".swarm-screenshots/page.png")
+    linked = checking_obs(changed_files=shots, forge=forge(screenshots_at=HEAD))
+    assert summary(decide(task(Status.checking), linked, pol, NOW)) == ["MarkReady"]
+    link = only(decide(task(Status.checking), checking_obs(changed_files=shots), pol, NOW), LinkScreenshots)
+    assert link.paths == (".swarm-screenshots/page.png",) and link.head == HEAD
+    by_hand = checking_obs(changed_files=("web/app/page.ts",), forge=forge(body_has_image=True))
+    assert summary(decide(task(Status.checking), by_hand, pol, NOW)) == ["MarkReady"]
+    # linked for an older head: linked again at the new one
+    old = checking_obs(changed_files=shots, forge=forge(screenshots_at=NEW_HEAD))
+    assert summary(decide(task(Status.checking), old, pol, NOW)) == ["LinkScreenshots"]
+
+
+def test_bot_reviewer_names_match_with_or_without_the_bot_suffix() -> None:
+    obs = checking_obs(forge=forge(reviews=(Review("coderabbitai", "APPROVED"),)))
+    decision = decide(task(Status.checking), obs, policy(reviews=1, reviewers=("CodeRabbitAI[bot]",)), NOW)
+    assert summary(decision) == ["MarkReady"] and decision.checks["reviews"] == "1/1"
+
+
+def test_asked_keys_do_not_count_as_failed_heads() -> None:
+    t = task(previous=(FailureKind.ci_failed,), number=2, fired=(f"ci_failed:{NEW_HEAD}", f"asked:ci:{HEAD}"))
+    decision = decide(t, finished_obs(head=HEAD, new_commits=1), POLICY, NOW)
+    assert summary(decision) == ["ToChecking"]

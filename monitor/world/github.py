@@ -1,0 +1,374 @@
+"""The GitHub forge: pull requests, CI, reviews and sync read from GitHub, with one GraphQL query per tick.
+
+A healthy tick costs ⌈open PRs / 50⌉ GraphQL requests and nothing else. REST (PyGithub) is used only for
+what GraphQL cannot give cheaply or at all, and only when something happened: opening a PR, the evidence
+of a failure (check output, annotations, the job log, review comments), ``update-branch``, and linking
+screenshots. Git itself (fetch, push) talks to the repository's remote, with the token passed through
+GIT_ASKPASS, never argv.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from github import GithubException
+from github.Repository import Repository
+
+from monitor.layout import BRANCH_PREFIX
+from monitor.observation import ForgeView, Review
+from monitor.redact import redact
+from monitor.world.forge import ForgeUnavailable
+from monitor.world.git import Git, GitError
+from monitor.world.github_api import GitHubApi, askpass_env
+from monitor.world.github_query import OPEN_PULLS, pulls_by_number
+from monitor.world.github_rollup import Check, Rollup, check_from_context, review_from_node, rollup, verdicts
+from monitor.world.proc import tail
+from monitor.world.tmux import Pane
+from registry.models import PullRequest, Task
+
+log = logging.getLogger(__name__)
+TASK_MARKER = "<!-- swarm-task: {id} -->"
+SHOTS_BEGIN = "<!-- swarm-screenshots {sha} -->"
+SHOTS_END = "<!-- /swarm-screenshots -->"
+_SHOTS_RE = re.compile(r"<!-- swarm-screenshots ([0-9a-f]{7,40}) -->.*?<!-- /swarm-screenshots -->", re.DOTALL)
+_IMAGE_RE = re.compile(r"!\[[^\]]*\]\([^)]+\)|<img\s", re.IGNORECASE)
+EVIDENCE_CHECKS = 3  # failing checks whose details are fetched
+LOG_LINES = 60
+
+
+def pr_body(task: Task) -> str:
+    """The body of a PR the monitor opens: what the task is for, how it is judged, and a hidden marker."""
+    summary = task.prompt.strip().split("\n\n", 1)[0].strip()
+    if len(summary) > 1200:
+        summary = summary[:1200].rstrip() + " …"
+    parts = [f"## Summary\n\n{summary}"]
+    if task.acceptance:
+        parts.append("## Acceptance criteria\n\n" + "\n".join(f"- [ ] {item}" for item in task.acceptance))
+    if task.links:
+        parts.append("## Links\n\n" + "\n".join(f"- {link}" for link in task.links))
+    parts.append(f"Opened by swarm for task `{task.id}` (attempt {task.attempt.number if task.attempt else 1}).")
+    parts.append(TASK_MARKER.format(id=task.id))
+    return redact("\n\n".join(parts))
+
+
+def screenshots_section(repo_html: str, sha: str, paths: Sequence[str]) -> str:
+    images = "\n".join(f"![{Path(p).name}]({repo_html}/blob/{sha}/{p}?raw=true)" for p in paths)
+    return f"{SHOTS_BEGIN.format(sha=sha)}\n## Screenshots\n\n{images}\n{SHOTS_END}"
+
+
+class GitHubForge:
+    supports_pr = True
+
+    def __init__(
+        self,
+        api: GitHubApi,
+        git: Git,
+        state_dir: Path,
+        wanted_reviewers: Sequence[str] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.api = api
+        self.git = git
+        self.state_dir = state_dir
+        self.wanted = tuple(wanted_reviewers)
+        self.clock = clock
+        self.remote = api.config.remote
+        self._open: dict[str, dict[str, Any]] = {}
+        self._closed: dict[int, dict[str, Any]] = {}
+        self._fetched = False
+        self._problem = ""
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def base_ref(self, base_branch: str) -> str:
+        return f"refs/remotes/{self.remote}/{base_branch}"
+
+    def _git_env(self) -> dict[str, str]:
+        return askpass_env(self.state_dir, self.api.config.token)
+
+    def prefetch(self, tasks: Sequence[Task]) -> None:
+        """Fetch the bases, then one GraphQL query (by pages of 50) for every open PR of the repository,
+        and one more only for PRs recorded on tasks that are no longer open (merged or closed)."""
+        self._open, self._closed, self._problem, self._fetched = {}, {}, "", True
+        if not tasks:
+            return
+        bases = sorted({t.base_branch for t in tasks})
+        try:
+            self.git.fetch(self.remote, [f"+refs/heads/{b}:refs/remotes/{self.remote}/{b}" for b in bases],
+                           env=self._git_env())
+        except GitError as exc:
+            log.warning("could not fetch %s from %s: %s", ", ".join(bases), self.remote, exc)
+        try:
+            variables: dict[str, Any] = {"owner": self.api.config.owner, "name": self.api.config.name, "cursor": None}
+            while True:
+                data = self.api.graphql(OPEN_PULLS, variables)
+                pulls = ((data.get("repository") or {}).get("pullRequests")) or {}
+                for node in pulls.get("nodes") or []:
+                    if node and str(node.get("headRefName", "")).startswith(BRANCH_PREFIX):
+                        self._open[node["headRefName"]] = node
+                page = pulls.get("pageInfo") or {}
+                if not page.get("hasNextPage"):
+                    break
+                variables["cursor"] = page.get("endCursor")
+            gone = [t.pr.number for t in tasks if t.pr is not None and t.branch not in self._open]
+            if gone:
+                data = self.api.graphql(pulls_by_number(gone), {"owner": self.api.config.owner,
+                                                                "name": self.api.config.name})
+                for node in (data.get("repository") or {}).values():
+                    if node:
+                        self._closed[int(node["number"])] = node
+        except ForgeUnavailable as exc:
+            self._problem = str(exc)
+            raise
+
+    def _node(self, task: Task) -> dict[str, Any] | None:
+        if not self._fetched:
+            self.prefetch([task])
+        if self._problem:
+            raise ForgeUnavailable(self._problem)
+        node = self._open.get(task.branch)
+        if node is None and task.pr is not None:
+            node = self._closed.get(task.pr.number)
+        return node
+
+    def view(self, task: Task, head: str, panes: Mapping[str, Pane] | None) -> ForgeView:
+        node = self._node(task)
+        if node is None:
+            return ForgeView(supports_pr=True)
+        pr = PullRequest(number=int(node["number"]), url=str(node["url"]))
+        if node.get("state") == "MERGED" or node.get("merged"):
+            return ForgeView(supports_pr=True, pr=pr, merged=True)
+        if node.get("state") == "CLOSED":
+            return ForgeView(supports_pr=True, pr=pr, closed=True)
+        pr_head = str(node.get("headRefOid") or "")
+        sync = _sync(node)
+        body = str(node.get("body") or "")
+        shots = _SHOTS_RE.search(body)
+        base = dict(supports_pr=True, pr=pr, pr_head=pr_head, sync=sync,
+                    screenshots_at=shots.group(1) if shots else "",
+                    body_has_image=bool(_IMAGE_RE.search(_SHOTS_RE.sub("", body))))
+        if pr_head != head:
+            return ForgeView(**base, ci="pending")  # type: ignore[arg-type]
+        ci, evidence = self._ci(task, head, node)
+        reviews = self._reviews(task, head, node, pr.number)
+        return ForgeView(**base, ci=ci, ci_evidence=evidence, reviews=reviews)  # type: ignore[arg-type]
+
+    def _ci(self, task: Task, head: str, node: Mapping[str, Any]) -> tuple[str, str]:
+        roll = node.get("statusCheckRollup") or {}
+        contexts = roll.get("contexts") or {}
+        checks = [c for c in (check_from_context(n) for n in contexts.get("nodes") or [] if n) if c]
+        result = rollup(checks)
+        if (contexts.get("pageInfo") or {}).get("hasNextPage"):
+            # More than a page of checks: GitHub's own rollup state covers the ones not read.
+            github_state = str(roll.get("state") or "")
+            if github_state in ("FAILURE", "ERROR") and result.state != "fail":
+                result = Rollup("fail", result.checks)
+            elif github_state in ("PENDING", "EXPECTED") and result.state == "pass":
+                result = Rollup("pending", result.checks)
+        if result.state == "none":
+            waited = self.clock() - self.api.state.first_seen(head)
+            if waited < self.api.config.ci_grace:
+                return "pending", ""  # checks take a few seconds to register after a push
+            return "none", ""
+        if result.state == "action_required":
+            names = ", ".join(c.name for c in result.named("action_required"))
+            return "action_required", f"waiting for a human on GitHub (action required): {names}"
+        if result.state != "fail":
+            return result.state, ""
+        if f"ci_failed:{head}" in task.fired:
+            return "fail", ""  # this head was already retried: no evidence is needed to escalate
+        return "fail", self._ci_evidence(result.named("fail"))
+
+    def _ci_evidence(self, failing: Sequence[Check]) -> str:
+        """Names, outputs, annotations (path:line: message) and the job log's tail of the failing checks."""
+        parts: list[str] = []
+        for check in failing[:EVIDENCE_CHECKS]:
+            lines = [f"## {check.name}: {check.conclusion.lower()}"]
+            if check.kind == "status":
+                lines += [s for s in (check.description, check.url) if s]
+                parts.append("\n".join(lines))
+                continue
+            try:
+                lines += self.api.rest("check run details", partial(_check_run_details, check_id=check.id))
+                log_text = self.api.job_log(check.id)
+            except (GithubException, ForgeUnavailable) as exc:
+                lines.append(f"(details unavailable: {exc})")
+                log_text = ""
+            if log_text:
+                lines.append("log (tail around the failure):\n" + failing_tail(log_text))
+            parts.append("\n".join(lines))
+        if len(failing) > EVIDENCE_CHECKS:
+            parts.append("also failing: " + ", ".join(c.name for c in failing[EVIDENCE_CHECKS:]))
+        return redact("\n\n".join(parts))
+
+    def _reviews(self, task: Task, head: str, node: Mapping[str, Any], number: int) -> tuple[Review, ...]:
+        nodes = [review_from_node(n) for n in ((node.get("latestReviews") or {}).get("nodes") or []) if n]
+        counted = verdicts(nodes, head, self.wanted)
+        if f"changes_requested:{head}" in task.fired:
+            return tuple(review for review, _ in counted)  # already retried once for this head
+        reviews = []
+        for review, source in counted:
+            if review.state == "CHANGES_REQUESTED" and source.comments and source.id.isdigit():
+                try:
+                    comments = self.api.rest(
+                        "review comments", partial(_review_comments, number=number, review_id=int(source.id)))
+                except (GithubException, ForgeUnavailable) as exc:
+                    comments = [f"(inline comments unavailable: {exc})"]
+                if comments:
+                    review = Review(review.reviewer, review.state,
+                                    f"{review.body}\n\ninline comments:\n" + "\n".join(comments))
+            reviews.append(review)
+        return tuple(reviews)
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def _remote_head(self, branch: str) -> str | None:
+        tracking = f"refs/remotes/{self.remote}/{branch}"
+        try:
+            self.git.fetch(self.remote, [f"+refs/heads/{branch}:{tracking}"], env=self._git_env())
+        except GitError as exc:
+            if "couldn't find remote ref" not in str(exc).lower():
+                raise
+            return None
+        return self.git.head(tracking)
+
+    def publish(self, task: Task, head: str) -> None:
+        """Make the remote branch hold ``head``: push what the agent committed, or fast-forward the
+        worktree to what GitHub added (``update-branch``). An agent's rebase is pushed with a lease."""
+        remote = self._remote_head(task.branch)
+        if remote == head:
+            return
+        if remote is not None and self.git.is_ancestor(head, remote):
+            self.git.fast_forward(Path(task.worktree), remote)
+            return
+        if remote is not None and not self.git.is_ancestor(remote, head):
+            log.warning("task %s: %s was rewritten (rebase?); pushing with a lease", task.id, task.branch)
+        self.git.push(self.remote, head, task.branch, expect=remote, env=self._git_env())
+
+    def _find_pr(self, task: Task) -> PullRequest | None:
+        owner = self.api.config.owner
+
+        def find(repo: Repository) -> PullRequest | None:
+            for pull in repo.get_pulls(state="open", head=f"{owner}:{task.branch}"):
+                if pull.head.ref == task.branch:
+                    return PullRequest(number=pull.number, url=pull.html_url)
+            return None
+
+        return self.api.rest("find pull request", find)
+
+    def open_pr(self, task: Task, head: str) -> PullRequest:
+        """Push, then adopt the open PR of the branch or open one. A create that failed in transit is
+        repeated only after checking that it did not happen."""
+        self.publish(task, head)
+        existing = self._find_pr(task)
+        if existing is not None:
+            return existing
+        title = task.title[:250]
+        try:
+            pull = self.api.rest("create pull request", lambda r: r.create_pull(
+                base=task.base_branch, head=task.branch, title=title, body=pr_body(task), draft=False))
+            return PullRequest(number=pull.number, url=pull.html_url)
+        except (GithubException, ForgeUnavailable) as exc:
+            found = self._find_pr(task)  # did it happen anyway (a 502 after the write, a 422 "already exists")?
+            if found is not None:
+                return found
+            if isinstance(exc, GithubException) and exc.status == 422:
+                raise GitError(f"GitHub refused to open a pull request for {task.branch}: {_message(exc)}") from exc
+            raise ForgeUnavailable(f"could not open the pull request for {task.branch}: {_message(exc)}") from exc
+
+    def start_checks(self, task: Task, head: str, jobs: Sequence[str]) -> None:
+        return None  # GitHub runs CI and reviewers itself
+
+    def update_branch(self, task: Task) -> bool:
+        """Merge the base into the branch without an agent: GitHub's ``update-branch`` when there is a PR
+        (the worktree is fast-forwarded on the next tick), a local merge and push otherwise."""
+        node = self._node(task)
+        if task.pr is None or node is None:
+            ok = self.git.merge_base_into(Path(task.worktree), self.base_ref(task.base_branch))
+            return ok
+        expected = str(node.get("headRefOid") or "")
+
+        def update(repo: Repository) -> bool:
+            return repo.get_pull(task.pr.number).update_branch(expected_head_sha=expected)  # type: ignore[union-attr]
+
+        try:
+            return self.api.rest("update branch", update)
+        except GithubException as exc:
+            if exc.status == 422:
+                return False  # a conflict, or the head moved: the next tick looks again
+            raise ForgeUnavailable(f"update-branch failed: {_message(exc)}") from exc
+
+    def link_screenshots(self, task: Task, head: str, paths: Sequence[str]) -> None:
+        """Put the committed screenshots (at ``head``) into the PR body, replacing an older section."""
+        node = self._node(task)
+        if node is None or task.pr is None:
+            return
+        repo_html = str(node["url"]).rsplit("/pull/", 1)[0]
+        section = screenshots_section(repo_html, head, paths)
+        body = str(node.get("body") or "")
+        body = _SHOTS_RE.sub(section, body) if _SHOTS_RE.search(body) else f"{body.rstrip()}\n\n{section}"
+        number = task.pr.number
+        try:
+            self.api.rest("edit pull request", lambda r: r.get_pull(number).edit(body=body))
+        except GithubException as exc:
+            raise ForgeUnavailable(f"could not edit the body of PR #{number}: {_message(exc)}") from exc
+        node["body"] = body
+
+
+def _sync(node: Mapping[str, Any]) -> str:
+    mergeable = node.get("mergeable")
+    status = node.get("mergeStateStatus")
+    if mergeable == "CONFLICTING" or status == "DIRTY":
+        return "conflict"
+    if mergeable == "UNKNOWN" or mergeable is None or status == "UNKNOWN":
+        return "unknown"
+    if status == "BEHIND":
+        return "behind"
+    return ""
+
+
+def _check_run_details(repo: Repository, check_id: int) -> list[str]:
+    run = repo.get_check_run(check_id)
+    lines: list[str] = []
+    output = run.output
+    for text in (output.title, output.summary, output.text):
+        if text:
+            lines.append(tail(str(text), lines=40, chars=4000))
+    annotations = [
+        f"{a.path}:{a.start_line}: {a.annotation_level}: {a.message}"
+        for a in list(run.get_annotations())[:30]
+    ]
+    if annotations:
+        lines.append("annotations:\n" + "\n".join(annotations))
+    return lines
+
+
+def _review_comments(repo: Repository, number: int, review_id: int) -> list[str]:
+    pull = repo.get_pull(number)
+    comments = list(pull.get_single_review_comments(review_id))[:40]
+    return [f"{c.path}:{c.line or c.original_line}: {c.body}" for c in comments]
+
+
+def failing_tail(log_text: str, lines: int = LOG_LINES) -> str:
+    """The part of an Actions log that explains the failure: the lines before the first ``##[error]``
+    (the failing step's output), else the end of the log. Timestamps are dropped."""
+    rows = [re.sub(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ", "", row) for row in log_text.splitlines()]
+    for index, row in enumerate(rows):
+        if "##[error]" in row:
+            return "\n".join(rows[max(0, index - lines + 5): index + 5])
+    return "\n".join(rows[-lines:])
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, GithubException):
+        data = exc.data if isinstance(exc.data, dict) else {}
+        errors = data.get("errors") or []
+        detail = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
+        return f"{exc.status} {data.get('message', '')} {detail}".strip()
+    return str(exc)

@@ -1,0 +1,286 @@
+"""Talking to GitHub without ever exhausting the token: one gate for every request, GraphQL over httpx,
+REST through PyGithub configured for a daemon, and job logs fetched without the token.
+
+Why a gate: GitHub's answer to a rate limit is "stop until the reset", and a one-shot tick run from a
+timer forgets everything between runs. The gate persists "blocked until T" in ``.swarm/github.json`` so
+that no tick makes a single call before T; the tasks that needed GitHub show "unknown", never "failed".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import requests
+from github import Auth, Github, GithubException, GithubRetry, RateLimitExceededException
+from github.Repository import Repository
+
+from monitor.agent_run import write_json_atomic
+from monitor.redact import redact
+from monitor.world.forge import ForgeUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+READ_TRIES = 3
+DEFAULT_BLOCK = 60.0  # a secondary limit without retry-after: wait at least a minute (GitHub's advice)
+
+
+@dataclass(frozen=True)
+class GitHubConfig:
+    repo: str  # "owner/name"
+    api_url: str
+    token: str
+    state_path: Path
+    remote: str = "origin"
+    timeout: float = 15.0
+    ci_grace: float = 120.0
+
+    @property
+    def owner(self) -> str:
+        return self.repo.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.repo.split("/", 1)[1]
+
+    @property
+    def graphql_url(self) -> str:
+        base = self.api_url.rstrip("/")
+        return (base[: -len("/v3")] if base.endswith("/v3") else base) + "/graphql"
+
+    def __repr__(self) -> str:  # never print the token
+        return f"GitHubConfig(repo={self.repo!r}, api_url={self.api_url!r})"
+
+
+class GitHubState:
+    """The small file the GitHub forge keeps between ticks: the rate-limit block, and when each head was
+    first seen (so that "no checks yet" right after a push is not mistaken for "no CI")."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.clock = clock
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            data = {}
+        self.data: dict[str, Any] = data if isinstance(data, dict) else {}
+        self.dirty = False
+
+    @property
+    def blocked_until(self) -> float:
+        return float(self.data.get("blocked_until", 0.0))
+
+    @property
+    def blocked_reason(self) -> str:
+        return str(self.data.get("blocked_reason", ""))
+
+    def block(self, until: float, reason: str) -> None:
+        if until > self.blocked_until:
+            self.data["blocked_until"] = until
+            self.data["blocked_reason"] = reason
+            self.save()
+
+    def first_seen(self, sha: str) -> float:
+        seen: dict[str, float] = self.data.setdefault("first_seen", {})
+        if sha not in seen:
+            seen[sha] = self.clock()
+            self.dirty = True
+        return float(seen[sha])
+
+    def save(self) -> None:
+        seen: dict[str, float] = self.data.get("first_seen", {})
+        if len(seen) > 2000:  # keep the newest heads only
+            self.data["first_seen"] = dict(sorted(seen.items(), key=lambda kv: kv[1])[-1000:])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path, self.data)
+        self.dirty = False
+
+
+def _retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """When a 403/429 answer lets us call again, or None if it is not a rate limit."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    if "retry-after" in lower:
+        try:
+            return now + max(1.0, float(lower["retry-after"]))
+        except ValueError:
+            return now + DEFAULT_BLOCK
+    if lower.get("x-ratelimit-remaining") == "0":
+        try:
+            return max(now + 1.0, float(lower.get("x-ratelimit-reset", "")))
+        except ValueError:
+            return now + DEFAULT_BLOCK
+    return None
+
+
+class GitHubApi:
+    """Every request to GitHub goes through here: the gate first, bounded retries for reads only."""
+
+    def __init__(
+        self,
+        config: GitHubConfig,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.sleep = sleep
+        self.state = GitHubState(config.state_path, clock)
+        self.requests = 0
+        self._http = httpx.Client(
+            timeout=config.timeout, headers={"User-Agent": "swarm-monitor", "Accept": "application/json"}
+        )
+        retry = GithubRetry(
+            total=2, backoff_factor=1.0, allowed_methods=frozenset({"GET", "HEAD"}), max_rate_limit_wait=5,
+            respect_retry_after_header=False,
+        )
+        self._github = Github(
+            auth=Auth.Token(config.token), base_url=config.api_url.rstrip("/"), timeout=int(config.timeout),
+            retry=retry, per_page=100, user_agent="swarm-monitor",
+        )
+        self._repo: Repository | None = None
+
+    def close(self) -> None:
+        self._http.close()
+        self._github.close()
+        if self.state.dirty:
+            self.state.save()
+
+    # -- the gate ------------------------------------------------------------------------------------
+
+    def check_gate(self) -> None:
+        until = self.state.blocked_until
+        if until > self.clock():
+            raise ForgeUnavailable(
+                f"GitHub rate limit: no calls until {time.strftime('%H:%M:%S', time.localtime(until))} "
+                f"({self.state.blocked_reason})"
+            )
+
+    def _limited(self, status: int, headers: Mapping[str, str], what: str) -> ForgeUnavailable | None:
+        until = _retry_after(headers, self.clock())
+        if status in (403, 429) and until is None and status == 429:
+            until = self.clock() + DEFAULT_BLOCK
+        if status not in (403, 429) or until is None:
+            return None
+        reason = f"{what} answered {status}"
+        self.state.block(until, reason)
+        log.warning("GitHub rate limit hit (%s): no GitHub calls for %.0f s", reason, until - self.clock())
+        return ForgeUnavailable(f"GitHub rate limit ({reason}); waiting {until - self.clock():.0f} s")
+
+    def _note_headers(self, headers: Mapping[str, str], what: str) -> None:
+        lower = {k.lower(): v for k, v in headers.items()}
+        if lower.get("x-ratelimit-remaining") == "0":
+            until = _retry_after(lower, self.clock())
+            if until is not None:
+                self.state.block(until, f"{what}: quota used up")
+
+    # -- GraphQL -------------------------------------------------------------------------------------
+
+    def graphql(self, query: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+        """POST one GraphQL document; reads are retried (bounded, with jitter) on 5xx and timeouts."""
+        for attempt in range(READ_TRIES):
+            self.check_gate()
+            self.requests += 1
+            try:
+                response = self._http.post(
+                    self.config.graphql_url, json={"query": query, "variables": dict(variables)},
+                    headers={"Authorization": f"bearer {self.config.token}"},
+                )
+            except httpx.TransportError as exc:
+                problem = f"GitHub GraphQL: {type(exc).__name__}"
+            else:
+                limited = self._limited(response.status_code, response.headers, "GraphQL")
+                if limited is not None:
+                    raise limited
+                if response.status_code == 401:
+                    raise ForgeUnavailable("GitHub rejected the token (401): check the token in GITHUB_TOKEN")
+                if response.status_code < 500:
+                    return self._graphql_data(response)
+                problem = f"GitHub GraphQL answered {response.status_code}"
+            if attempt + 1 < READ_TRIES:
+                self.sleep(min(8.0, 0.5 * 2**attempt) * (0.5 + random.random()))
+        raise ForgeUnavailable(f"{problem} ({READ_TRIES} tries)")
+
+    def _graphql_data(self, response: httpx.Response) -> dict[str, Any]:
+        self._note_headers(response.headers, "GraphQL")
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise ForgeUnavailable(f"GitHub GraphQL answered {response.status_code} with no JSON") from exc
+        if response.status_code != 200 or not isinstance(payload, dict):
+            raise ForgeUnavailable(f"GitHub GraphQL answered {response.status_code}: {redact(str(payload))[:300]}")
+        errors = payload.get("errors") or []
+        if errors:
+            if any(isinstance(e, dict) and e.get("type") == "RATE_LIMITED" for e in errors):
+                self.state.block(self.clock() + DEFAULT_BLOCK, "GraphQL RATE_LIMITED")
+            messages = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
+            raise ForgeUnavailable(f"GitHub GraphQL error: {redact(messages)[:300]}")
+        data = payload.get("data")
+        if not isinstance(data, dict):
+            raise ForgeUnavailable("GitHub GraphQL answered without data")
+        return data
+
+    # -- REST (PyGithub) -----------------------------------------------------------------------------
+
+    @property
+    def repo(self) -> Repository:
+        if self._repo is None:
+            self._repo = self._github.get_repo(self.config.repo, lazy=True)
+        return self._repo
+
+    def rest(self, what: str, call: Callable[[Repository], T]) -> T:
+        """Run one PyGithub call (it may make several requests) behind the gate, mapping GitHub's
+        refusals to :class:`ForgeUnavailable` (the task waits) instead of errors (the task fails)."""
+        self.check_gate()
+        self.requests += 1
+        try:
+            return call(self.repo)
+        except RateLimitExceededException as exc:
+            until = _retry_after(dict(exc.headers or {}), self.clock()) or self.clock() + DEFAULT_BLOCK
+            self.state.block(until, f"{what} answered {exc.status}")
+            raise ForgeUnavailable(f"GitHub rate limit during {what}; waiting {until - self.clock():.0f} s") from exc
+        except GithubException as exc:
+            limited = self._limited(exc.status, dict(exc.headers or {}), what)
+            if limited is not None:
+                raise limited from exc
+            raise
+        except (requests.RequestException, OSError) as exc:
+            raise ForgeUnavailable(f"GitHub {what}: {type(exc).__name__}") from exc
+
+    # -- job logs ------------------------------------------------------------------------------------
+
+    def job_log(self, job_id: int) -> str:
+        """The log of an Actions job: the API answers 302 to a short-lived URL that must be fetched
+        without the token (it is signed; sending the token there would leak it to the blob store)."""
+        self.check_gate()
+        self.requests += 1
+        url = f"{self.config.api_url.rstrip('/')}/repos/{self.config.repo}/actions/jobs/{int(job_id)}/logs"
+        response = self._http.get(url, headers={"Authorization": f"token {self.config.token}"},
+                                  follow_redirects=False)
+        limited = self._limited(response.status_code, response.headers, "job logs")
+        if limited is not None:
+            raise limited
+        if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("location"):
+            with httpx.Client(timeout=self.config.timeout) as anonymous:
+                blob = anonymous.get(response.headers["location"])
+            return blob.text if blob.status_code == 200 else ""
+        return response.text if response.status_code == 200 else ""
+
+
+def askpass_env(state_dir: Path, token: str) -> dict[str, str]:
+    """An environment that lets ``git push``/``fetch`` over https authenticate with the token without
+    putting it in argv or in the remote URL: GIT_ASKPASS names a script that echoes it from the env."""
+    script = state_dir / "git-askpass"
+    body = '#!/bin/sh\ncase "$1" in\n  Username*) echo x-access-token ;;\n  *) echo "$SWARM_GIT_TOKEN" ;;\nesac\n'
+    if not script.exists() or script.read_text(encoding="utf-8") != body:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        script.write_text(body, encoding="utf-8")
+        os.chmod(script, 0o700)
+    return {"GIT_ASKPASS": str(script), "SWARM_GIT_TOKEN": token, "GIT_TERMINAL_PROMPT": "0"}
