@@ -74,6 +74,10 @@ def spawn(
     agent: Annotated[str, typer.Option(help="Agent profile (default: routing for the kind)")] = "",
     kind: Annotated[str, typer.Option(help="Task kind, used for routing")] = "default",
     after: Annotated[list[str] | None, typer.Option(help="Start only after this task is merged")] = None,
+    accept: Annotated[list[str] | None, typer.Option(help="An acceptance criterion (repeatable): in the "
+                                                           "prompt and the PR body")] = None,
+    link: Annotated[list[str] | None, typer.Option(help="Where the task comes from (repeatable): in the "
+                                                         "PR body")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the task as JSON")] = False,
 ) -> None:
     """Start one agent on a task (queued while dependencies or max_parallel hold it)."""
@@ -87,7 +91,7 @@ def spawn(
     settings, world = load_world()
     chosen = agent or settings.routing.get(kind, settings.routing["default"])
     task = task_ops.spawn(world, title=title, prompt=prompt, agent=chosen, kind=kind, after=after or [],
-                          base_branch=settings.project.base_branch)
+                          base_branch=settings.project.base_branch, acceptance=accept or [], links=link or [])
     if as_json:
         print(json.dumps(status_view.task_json(task), indent=1))
     else:

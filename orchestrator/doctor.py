@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from monitor.world import proc
 from monitor.world.git import Git, GitError
 from monitor.world.tmux import Tmux, TmuxError
-from orchestrator.config import CONFIG_NAME, ConfigError, load
+from orchestrator.config import CONFIG_NAME, ConfigError, Settings, load
 from orchestrator.wiring import find_repo, profiles_from
 from registry.store import Registry, RegistryError
 
@@ -78,4 +79,30 @@ def run_doctor(cwd: Path) -> Iterator[Check]:
     except TmuxError as exc:
         yield False, f"tmux server: {exc}"
     if settings.project.forge == "github":
-        yield False, "forge: github is not available in this version yet — use forge = \"local\""
+        yield from _github(repo, settings)
+
+
+def _github(repo: Path, settings: Settings) -> Iterator[tuple[bool, str]]:
+    """The token is present, GitHub accepts it, and it can see the repository (one request)."""
+    from monitor.world.forge import ForgeUnavailable
+    from monitor.world.github_api import GitHubApi, GitHubConfig
+
+    gh = settings.github
+    token = os.environ.get(gh.token_env, "").strip()
+    if not token:
+        yield False, f"github: no token in ${gh.token_env}; export it (see the README for its permissions)"
+        return
+    api = GitHubApi(GitHubConfig(repo=gh.repo, api_url=gh.api_url, token=token,
+                                 state_path=repo / ".swarm" / "github.json", timeout=gh.timeout))
+    try:
+        branch = api.rest("doctor", lambda r: r.default_branch)
+        yield True, f"github: {gh.repo} reachable at {gh.api_url} (default branch {branch})"
+    except ForgeUnavailable as exc:
+        yield False, f"github: {exc}"
+    except Exception as exc:  # PyGithub's errors: 401 bad token, 404 no access
+        status = int(getattr(exc, "status", 0) or 0)
+        hint = {401: "the token was rejected; create a new one", 404: "the repository is not visible to this "
+                "token; check github.repo and the token's repository access"}.get(status, "check api_url and the token")
+        yield False, f"github: {gh.repo}: {status or type(exc).__name__}: {hint}"
+    finally:
+        api.close()

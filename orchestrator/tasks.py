@@ -39,8 +39,13 @@ def spawn(
     kind: str,
     after: Sequence[str],
     base_branch: str,
+    acceptance: Sequence[str] = (),
+    links: Sequence[str] = (),
 ) -> Task:
     title = title.strip()
+    acceptance = [a.strip() for a in acceptance if a.strip()]
+    if acceptance:
+        prompt = prompt.rstrip() + "\n\n## Acceptance criteria\n\n" + "\n".join(f"- {a}" for a in acceptance)
     if not title:
         raise UsageError("--title is empty: give the task a short title")
     if not prompt.strip():
@@ -67,6 +72,7 @@ def spawn(
         task = Task(
             id=task_id, title=title, prompt=prompt, agent=agent, kind=kind, base_branch=base_branch,
             branch=branch_for(task_id), worktree=str(world.layout.worktree(task_id)), after=tuple(after),
+            acceptance=tuple(acceptance), links=tuple(x.strip() for x in links if x.strip()),
             created_at=now, updated_at=now, reason="queued",
         )
         if Path(task.worktree).exists():
