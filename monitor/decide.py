@@ -240,7 +240,8 @@ def decide_checking(task: Task, obs: Observation, policy: Policy, now: datetime)
     checks["commits"] = "ok" if obs.ahead > 0 else "missing"
     if done.commits and obs.ahead == 0:
         return failed(FailureKind.phantom, "the branch has no commits ahead of the base", "")
-    sync = forge.sync if forge is not None else ""
+    # the forge's mergeability is about the PR's head: a newer local head (not pushed yet) is judged by git
+    sync = forge.sync if forge is not None and forge.pr_head == head else ""
     if done.no_conflict:
         conflict = bool(obs.conflicts) or sync == "conflict"
         checks["conflict"] = "conflict" if conflict else "ok"

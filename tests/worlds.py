@@ -39,11 +39,14 @@ class Clock:
         self.now += timedelta(**kwargs)
 
 
-def write_config(repo: Path, socket: str, *, ci: str = "", extra: str = "", monitor: str = "") -> Path:
+def write_config(
+    repo: Path, socket: str, *, ci: str = "", extra: str = "", monitor: str = "", forge: str = "local"
+) -> Path:
     argv = ", ".join(f'"{part}"' for part in SCRIPTED)
     text = f"""
 [project]
 base_branch = "main"
+forge = "{forge}"
 
 [agents.scripted]
 command = [{argv}]

@@ -172,7 +172,8 @@ class GitHubForge:
             elif github_state in ("PENDING", "EXPECTED") and result.state == "pass":
                 result = Rollup("pending", result.checks)
         if result.state == "none":
-            waited = self.clock() - self.api.state.first_seen(head)
+            first = self.api.state.first_seen(head)  # before reading the clock: never a negative wait
+            waited = self.clock() - first
             if waited < self.api.config.ci_grace:
                 return "pending", ""  # checks take a few seconds to register after a push
             return "none", ""

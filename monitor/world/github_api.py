@@ -92,7 +92,7 @@ class GitHubState:
         seen: dict[str, float] = self.data.setdefault("first_seen", {})
         if sha not in seen:
             seen[sha] = self.clock()
-            self.dirty = True
+            self.save()  # a new head is rare: remember it at once, one-shot ticks keep no memory
         return float(seen[sha])
 
     def save(self) -> None:
@@ -143,7 +143,8 @@ class GitHubApi:
         )
         self._github = Github(
             auth=Auth.Token(config.token), base_url=config.api_url.rstrip("/"), timeout=int(config.timeout),
-            retry=retry, per_page=100, user_agent="swarm-monitor",
+            retry=retry, per_page=100, user_agent="swarm-monitor", seconds_between_requests=0.0,
+            seconds_between_writes=1.0,
         )
         self._repo: Repository | None = None
 

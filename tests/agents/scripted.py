@@ -32,6 +32,22 @@ def main() -> int:
     if scenario == "commit":
         commit(f"work-{attempt}.txt", f"attempt {attempt}\n")
         return 0
+    if scenario == "commit-push":  # an agent that pushes its branch itself (and may open its own PR)
+        commit(f"work-{attempt}.txt", f"attempt {attempt}\n")
+        subprocess.run(["git", "push", "-q", "origin", "HEAD"], check=True)
+        return 0
+    if scenario == "commit-ui-shot":
+        Path("ui").mkdir(exist_ok=True)
+        Path(".swarm-screenshots").mkdir(exist_ok=True)
+        Path(".swarm-screenshots/page.png").write_bytes(b"\x89PNG not really\n")
+        commit("ui/page.tsx", f"export const Page = () => {attempt};\n")
+        subprocess.run(["git", "add", ".swarm-screenshots/page.png"], check=True)
+        subprocess.run(["git", "commit", "-q", "-m", "screenshot"], check=True)
+        return 0
+    if scenario == "merge-origin":  # resolve a conflict with the remote base by keeping our side
+        subprocess.run(["git", "fetch", "-q", "origin", "main"], check=True)
+        subprocess.run(["git", "merge", "--no-edit", "-q", "-X", "ours", "FETCH_HEAD"], check=True)
+        return 0
     if scenario == "commit-good":
         commit("value.txt", "good\n")
         return 0
