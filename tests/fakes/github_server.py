@@ -377,6 +377,7 @@ class _Countdown:
     left: int
     value: float
     path_prefix: str
+    method: str = ""
 
 
 @dataclass
@@ -529,6 +530,7 @@ class FakeGitHub:
         self._blob_sigs: dict[int, set[str]] = {}
         self._rate_faults: list[_RateFault] = []
         self._failures: list[_Countdown] = []
+        self._lost: list[_Countdown] = []
         self._delays: list[_Countdown] = []
         reset = int(time.time()) + 3600
         self._remaining: dict[Resource, int] = {"core": RATE_LIMIT, "graphql": RATE_LIMIT}
@@ -725,6 +727,12 @@ class FakeGitHub:
         with self._lock:
             self._rate_faults.append(_RateFault(time.time() + seconds, status, retry_after, resources))
 
+    def lose_answer_next(self, n: int, method: str, path_prefix: str = "", status: int = 502) -> None:
+        """The next ``n`` ``method`` requests under ``path_prefix`` are carried out, then answered ``status``
+        as if the answer were lost on the way back: a client must check before writing again."""
+        with self._lock:
+            self._lost.append(_Countdown(n, status, path_prefix, method))
+
     def fail_next(self, n: int, status: int = 502, path_prefix: str = "") -> None:
         """The next ``n`` requests whose path starts with ``path_prefix`` answer ``status`` (GitHub's error body)."""
         with self._lock:
@@ -832,9 +840,11 @@ class FakeGitHub:
             return "graphql"
         return "rest_read" if req.method in ("GET", "HEAD") else "rest_write"
 
-    def _take(self, countdowns: list[_Countdown], path: str) -> float:
+    def _take(self, countdowns: list[_Countdown], path: str, method: str = "") -> float:
         with self._lock:
             for countdown in countdowns:
+                if countdown.method and countdown.method != method:
+                    continue
                 if countdown.left > 0 and path.startswith(countdown.path_prefix):
                     countdown.left -= 1
                     return countdown.value
@@ -859,6 +869,9 @@ class FakeGitHub:
             if refused is not None:
                 return refused
             resp = self._graphql(req) if kind == "graphql" else self._rest(req)
+        lost = self._take(self._lost, req.path, req.method)
+        if lost:  # the write happened; the answer is lost on the way back (a proxy's 502)
+            return self._failure(int(lost))
         with self._lock:
             if (req.method in ("GET", "HEAD") and resp.status == 200 and resp.raw is None
                     and resp.body is not None):

@@ -79,7 +79,7 @@ class Stage:
 
 
 def stage_for(git_repo: Path, tmux_socket: str, fake: FakeGitHub, *, done: str = "", strict: bool = False,
-              github: str = "") -> Stage:
+              github: str = "", timeout: str = "5s") -> Stage:
     bare = git_repo.parent / "remote.git"
     git(git_repo.parent, "clone", "-q", "--bare", str(git_repo), str(bare))
     git(git_repo, "remote", "add", "origin", str(bare))
@@ -91,7 +91,7 @@ def stage_for(git_repo: Path, tmux_socket: str, fake: FakeGitHub, *, done: str =
 repo = "{REPO}"
 api_url = "{fake.url}"
 ci_grace = "0s"
-timeout = "5s"
+timeout = "{timeout}"
 {github}
 
 [done]
@@ -131,6 +131,10 @@ def test_monitor_pushes_and_opens_the_pr_then_reports_ready(stage: Stage) -> Non
     assert TOKEN not in out
     opened = [r for r in stage.fake.requests if r.method == "POST" and r.path.endswith("/pulls")]
     assert len(opened) == 1
+    # the token is in no file swarm wrote: registry, events, prompts, logs, its GitHub state, git config
+    for path in [*(stage.repo / ".swarm").rglob("*"), stage.repo / ".git" / "config"]:
+        if path.is_file():
+            assert TOKEN not in path.read_text(errors="replace"), path
 
 
 def test_a_pr_the_agent_opened_is_adopted_not_duplicated(stage: Stage) -> None:
@@ -318,8 +322,27 @@ def test_retry_after_429_is_honoured(stage: Stage) -> None:
 def test_5xx_reads_are_retried_and_a_lost_create_is_not_repeated(stage: Stage) -> None:
     task_id = stage.spawn("Flaky GitHub", "scenario: commit")
     stage.fake.fail_next(2, status=502, path_prefix="/graphql")
+    stage.fake.lose_answer_next(1, "POST", path_prefix=f"/repos/{REPO}/pulls")
     stage.tick_until(task_id, is_status("ready"))
-    assert len(stage.fake.pulls(REPO)) == 1
+    assert len(stage.fake.pulls(REPO)) == 1  # the PR was created once, then found, not created again
+    posts = [r for r in stage.fake.requests if r.method == "POST" and r.path == f"/repos/{REPO}/pulls"]
+    assert [r.status for r in posts] == [502]
+    graphql = [r.status for r in stage.fake.requests if r.kind == "graphql"]
+    assert graphql[:3] == [502, 502, 200]  # a read is retried within the tick, with a bound
+
+
+def test_a_hung_github_is_cut_by_the_timeout_and_the_tick_finishes(git_repo: Path, tmux_socket: str,
+                                                                     fake: FakeGitHub) -> None:
+    stage = stage_for(git_repo, tmux_socket, fake, timeout="1s")
+    task_id = stage.spawn("Hung GitHub", "scenario: commit")
+    stage.tick_until(task_id, lambda t: t.get("pr") is not None)
+    stage.fake.delay_next(3, 4.0, path_prefix="/graphql")  # longer than timeout = "1s", all three tries
+    started = time.monotonic()
+    stage.tick()
+    assert time.monotonic() - started < 20
+    task = stage.task(task_id)
+    assert task["status"] in ("checking", "ready") and task["checks"].get("ci") == "unknown"
+    stage.tick_until(task_id, is_status("ready"))
 
 
 def test_a_healthy_tick_costs_one_graphql_request(stage: Stage) -> None:
