@@ -142,7 +142,7 @@ def status(
 @monitor_app.command("run-once")
 def run_once(as_json: Annotated[bool, typer.Option("--json", help="Print the tick's report as JSON")] = False) -> None:
     """One token-free tick (what the systemd timer and cron call)."""
-    _settings, world = load_world()
+    _settings, world = load_world(need_forge=True)
     stop = threading.Event()
     import signal
 
@@ -164,7 +164,7 @@ def daemon(interval: Annotated[str, typer.Option(help="Time between ticks, e.g. 
     """Tick forever on APScheduler; SIGTERM finishes the current tick and exits."""
     from monitor.daemon import run_daemon
 
-    settings, world = load_world()
+    settings, world = load_world(need_forge=True)
     try:
         seconds = parse_duration(interval) if interval else settings.monitor.interval
     except ValueError as exc:

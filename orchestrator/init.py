@@ -45,8 +45,10 @@ ci = "{ci}"                      # run in the worktree at each new head; empty =
 GITHUB = """
 [github]
 repo = "{repo}"
-api_url = "https://api.github.com"
-token_env = "GITHUB_TOKEN"
+api_url = "https://api.github.com"  # GitHub Enterprise: "https://HOST/api/v3"
+token_env = "GITHUB_TOKEN"          # the token itself stays in the environment, never here
+remote = "origin"                   # fetched for the base, pushed to for the agents' branches
+ci_grace = "2m"                     # a new head with no checks yet waits this long before "no CI"
 """
 
 

@@ -59,14 +59,15 @@ def profiles_from(settings: Settings) -> dict[str, AgentProfile]:
     return resolve_profiles(settings.agents)
 
 
-def github_forge(layout: Layout, git: Git, settings: Settings) -> Forge:
-    """The GitHub forge; imported here only, so a local setup never loads PyGithub."""
+def github_forge(layout: Layout, git: Git, settings: Settings, need_token: bool = True) -> Forge:
+    """The GitHub forge; imported here only, so a local setup never loads PyGithub. Commands that do not
+    talk to GitHub (status, logs, spawn) work without the token: GitHub then reads as "unavailable"."""
     from monitor.world.github import GitHubForge
     from monitor.world.github_api import GitHubApi, GitHubConfig
 
     gh = settings.github
     token = os.environ.get(gh.token_env, "").strip()
-    if not token:
+    if not token and need_token:
         raise ConfigError(
             f"{layout.repo / CONFIG_NAME}: project.forge = \"github\" needs a token in the environment variable "
             f"{gh.token_env} (github.token_env); export it, or put it in the service's EnvironmentFile"
@@ -76,7 +77,7 @@ def github_forge(layout: Layout, git: Git, settings: Settings) -> Forge:
     return GitHubForge(GitHubApi(config), git, layout.state_dir, wanted_reviewers=settings.done.reviewers)
 
 
-def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None) -> World:
+def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None, need_forge: bool = False) -> World:
     layout = Layout.for_repo(repo, settings.project.worktree_root)
     tmux = Tmux(settings.monitor.tmux_socket)
     git = Git(layout.repo)
@@ -88,7 +89,7 @@ def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None
         forge = LocalForge(layout, runner, git, ci=settings.local.ci, ci_timeout=settings.local.ci_timeout,
                            reviewers=settings.local.reviewers, wanted_reviewers=settings.done.reviewers)
     else:
-        forge = github_forge(layout, git, settings)
+        forge = github_forge(layout, git, settings, need_token=need_forge)
     return World(
         layout=layout, registry=Registry(layout.state_dir), events=EventLog(layout.events_path), tmux=tmux,
         git=git, runner=runner, forge=forge, notifier=notifier or ConsoleNotifier(),
@@ -96,10 +97,12 @@ def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None
     )
 
 
-def load_world(start: Path | None = None, notifier: Notifier | None = None) -> tuple[Settings, World]:
+def load_world(
+    start: Path | None = None, notifier: Notifier | None = None, need_forge: bool = False
+) -> tuple[Settings, World]:
     repo = find_repo(start)
     settings = load(repo / CONFIG_NAME)
-    return settings, build_world(repo, settings, notifier)
+    return settings, build_world(repo, settings, notifier, need_forge=need_forge)
 
 
 __all__ = ["UsageError", "build_world", "find_repo", "load_world"]

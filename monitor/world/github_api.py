@@ -137,26 +137,36 @@ class GitHubApi:
         self._http = httpx.Client(
             timeout=config.timeout, headers={"User-Agent": "swarm-monitor", "Accept": "application/json"}
         )
-        retry = GithubRetry(
-            total=2, backoff_factor=1.0, allowed_methods=frozenset({"GET", "HEAD"}), max_rate_limit_wait=5,
-            respect_retry_after_header=False,
-        )
-        self._github = Github(
-            auth=Auth.Token(config.token), base_url=config.api_url.rstrip("/"), timeout=int(config.timeout),
-            retry=retry, per_page=100, user_agent="swarm-monitor", seconds_between_requests=0.0,
-            seconds_between_writes=1.0,
-        )
+        self._github: Github | None = None
         self._repo: Repository | None = None
+
+    def _client(self) -> Github:
+        """PyGithub, set up for a daemon: reads retried twice with backoff, writes never retried blindly,
+        no rate-limit sleep longer than 5 s inside a tick, writes spaced by a second (secondary limits)."""
+        if self._github is None:
+            retry = GithubRetry(
+                total=2, backoff_factor=1.0, allowed_methods=frozenset({"GET", "HEAD"}), max_rate_limit_wait=5,
+                respect_retry_after_header=False,
+            )
+            self._github = Github(
+                auth=Auth.Token(self.config.token), base_url=self.config.api_url.rstrip("/"),
+                timeout=max(1, round(self.config.timeout)), retry=retry, per_page=100, user_agent="swarm-monitor",
+                seconds_between_requests=0.0, seconds_between_writes=1.0,
+            )
+        return self._github
 
     def close(self) -> None:
         self._http.close()
-        self._github.close()
+        if self._github is not None:
+            self._github.close()
         if self.state.dirty:
             self.state.save()
 
     # -- the gate ------------------------------------------------------------------------------------
 
     def check_gate(self) -> None:
+        if not self.config.token:
+            raise ForgeUnavailable("no GitHub token in the environment (github.token_env)")
         until = self.state.blocked_until
         if until > self.clock():
             raise ForgeUnavailable(
@@ -233,7 +243,7 @@ class GitHubApi:
     @property
     def repo(self) -> Repository:
         if self._repo is None:
-            self._repo = self._github.get_repo(self.config.repo, lazy=True)
+            self._repo = self._client().get_repo(self.config.repo, lazy=True)
         return self._repo
 
     def rest(self, what: str, call: Callable[[Repository], T]) -> T:

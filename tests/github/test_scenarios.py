@@ -364,3 +364,34 @@ def test_graphql_rate_limited_error_blocks_like_a_403(stage: Stage) -> None:
     before = len(stage.fake.requests)
     stage.tick()
     assert len(stage.fake.requests) == before
+
+
+def test_without_a_token_only_the_monitor_refuses_with_one_line(stage: Stage) -> None:
+    no_token = {"GITHUB_TOKEN": ""}
+    task_id = stage.spawn("No token needed to spawn", "scenario: commit")
+    assert "no tasks" not in stage.swarm("status", env=no_token)
+    result = subprocess.run([*SWARM, "monitor", "run-once"], cwd=stage.repo, capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "GITHUB_TOKEN": ""})
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "GITHUB_TOKEN" in lines[0] and lines[0].startswith("swarm: error: ")
+    assert stage.task(task_id)["status"] == "running"  # spawn started it; the refused tick changed nothing
+
+
+@pytest.mark.parametrize(("github", "message"), [
+    ('repo = ""', "github.repo: required"),
+    ('repo = "not a repo"', "is not \"owner/name\""),
+    ('repo = "acme/shop"\napi_url = "ftp://x"', "not an http(s) URL"),
+])
+def test_bad_github_settings_are_one_line_errors(git_repo: Path, tmux_socket: str, github: str,
+                                                 message: str) -> None:
+    write_config(git_repo, tmux_socket, forge="github", extra=f"[github]\n{github}\n")
+    result = subprocess.run([*SWARM, "status"], cwd=git_repo, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_doctor_checks_the_token_against_github(stage: Stage) -> None:
+    assert f"github: {REPO} reachable" in stage.swarm("doctor", check=None)
+    bad = stage.swarm("doctor", check=None, env={"GITHUB_TOKEN": "ghp_wrongtoken0000000000000000000000000"})
+    assert "github: acme/shop: 401" in bad and "ghp_wrong" not in bad
