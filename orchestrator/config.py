@@ -177,6 +177,9 @@ def parse(raw: dict[str, Any], path: Path) -> Settings:
             )
     if settings.project.forge == "github" and not settings.github.repo:
         raise ConfigError(f"{path}: github.repo: required with forge = \"github\" (e.g. repo = \"acme/shop\")")
+    if settings.project.forge == "github" and not settings.done.pr:
+        raise ConfigError(f"{path}: done.pr: must be true with forge = \"github\" (CI and reviews are read from "
+                          "the pull request); use forge = \"local\" to work without pull requests")
     if settings.project.forge == "local":
         named = settings.done.reviewers
         runnable = [r for r in named if r in settings.local.reviewers] if named else list(settings.local.reviewers)

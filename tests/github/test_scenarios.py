@@ -382,6 +382,7 @@ def test_without_a_token_only_the_monitor_refuses_with_one_line(stage: Stage) ->
     ('repo = ""', "github.repo: required"),
     ('repo = "not a repo"', "is not \"owner/name\""),
     ('repo = "acme/shop"\napi_url = "ftp://x"', "not an http(s) URL"),
+    ('repo = "acme/shop"\n[done]\npr = false', "done.pr: must be true"),
 ])
 def test_bad_github_settings_are_one_line_errors(git_repo: Path, tmux_socket: str, github: str,
                                                  message: str) -> None:
