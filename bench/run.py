@@ -1,8 +1,8 @@
 """The issue's performance targets, measured on real git and a real (private) tmux server.
 
 Run: ``.venv/bin/python bench/run.py`` (or ``make bench``); ``--quick`` runs fewer rounds.
-Import: ``from bench.run import registry_figures, tick_figures, spawn_figures, import_figures``, each → a
-dict of figures (milliseconds for the registry, seconds elsewhere).
+Import: ``from bench.run import registry_figures, tick_figures, spawn_figures, import_figures, github_figures``,
+each → a dict of figures (milliseconds for the registry, seconds elsewhere).
 
 1. ``Registry.update`` median at 1,000 tasks ≤ 20 ms (``bench/registry_bench.py``).
 2. One tick over 100 running agents with nothing to do ≤ 1 s. The agents are a tiny profile that reads
@@ -11,6 +11,9 @@ dict of figures (milliseconds for the registry, seconds elsewhere).
    registry writes (serial increments) a tick makes. The same tick at 10 tasks shows how it scales.
 3. ``swarm spawn`` (no setup command) ≤ 1 s, in-process and through the CLI; the CLI figure includes
    Python start-up and imports, which are timed on their own.
+4. GitHub requests per tick with nothing changed ≤ 2 + ⌈open PRs / 50⌉ at 10, 100 and 500 open PRs (10 and
+   100 with ``--quick``), and ≥ 20× fewer than a per-PR REST poll at 100 PRs, on the fake GitHub
+   (``bench/github_bench.py``).
 
 Each part builds its repository in a temporary directory and its agents on a tmux server of its own
 (``swarm-bench-<random>``); the server and the directory are removed whatever happens.
@@ -431,6 +434,17 @@ def import_figures(rounds: int = 5, top: int = 6) -> dict[str, Any]:
     }
 
 
+# -- 4. GitHub ---------------------------------------------------------------------------------------
+
+
+def github_figures(quick: bool = False) -> dict[str, Any]:
+    """``bench/github_bench.py``: requests and seconds per tick against a per-PR REST poll, by open PRs."""
+    from bench import github_bench
+
+    sizes = github_bench.QUICK_SIZES if quick else github_bench.SIZES
+    return github_bench.github_figures(sizes, ticks=3 if quick else 5)
+
+
 # -- the table --------------------------------------------------------------------------------------
 
 
@@ -522,6 +536,11 @@ def report(figures: dict[str, dict[str, Any]]) -> str:
         rows.append(("   CLI CPU = start-up+imports + spawn + rest",
                      f"{imports['import_cli_cpu_s']:.3f} + {spawn['spawn_cpu_median_s']:.3f} + {rest:.3f} s", "",
                      "rest: typer, swarm.toml, build_world, exit"))
+    github = figures.get("github")
+    if github:
+        from bench.github_bench import rows as github_rows
+
+        rows += github_rows(github)
     name_w = max(len(r[0]) for r in rows)
     value_w = max(len(r[1]) for r in rows)
     target_w = max(len(r[2]) for r in rows)
@@ -543,6 +562,7 @@ def run_all(quick: bool = False) -> dict[str, dict[str, Any]]:
         ("review", lambda: review_figures(40, 3 if quick else 5)),
         ("spawn", lambda: spawn_figures(10 if quick else 20, 3 if quick else 5)),
         ("imports", lambda: import_figures(3 if quick else 5)),
+        ("github", lambda: github_figures(quick)),
     ]
     for name, step in steps:
         start = time.monotonic()

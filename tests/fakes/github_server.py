@@ -479,6 +479,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    # Headers and body go out as two small writes: with Nagle's algorithm on, every answer would wait
+    # ~40 ms for the client's delayed ACK (GitHub itself answers without that stall).
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     server_version = "GitHub.com"
     timeout = 30
