@@ -21,15 +21,15 @@ Anthropic services"); :func:`write_claude_config` pre-seeds ``~/.claude.json`` s
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from tests.fakes.npm import NpmInstallError, locked, npm_install
 
 PACKAGE = "@anthropic-ai/claude-code"
 VERSION = "2.1.330"
@@ -74,17 +74,6 @@ def _is_installed(cache_dir: Path) -> bool:
     )
 
 
-@contextlib.contextmanager
-def _locked(cache_dir: Path) -> Iterator[None]:
-    """Serialise installs into the same cache (pytest-xdist workers may all ask at once)."""
-    with (cache_dir / ".install.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_claude_cli(cache_dir: Path = DEFAULT_CACHE) -> Path | None:
     """Install the pinned Claude Code CLI into ``cache_dir`` unless it is there; return its ``claude``.
 
@@ -98,40 +87,14 @@ def ensure_claude_cli(cache_dir: Path = DEFAULT_CACHE) -> Path | None:
     if _is_installed(cache_dir):
         return claude_executable(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(cache_dir):
+    with locked(cache_dir):
         if _is_installed(cache_dir):  # another process installed it while we waited
             return claude_executable(cache_dir)
         _marker(cache_dir).unlink(missing_ok=True)
-        with tempfile.TemporaryDirectory(prefix="claude-npm-cache-") as npm_cache:
-            env = {
-                **os.environ,
-                # a throwaway download cache: the installed tree is what is kept, not the tarballs
-                "npm_config_cache": npm_cache,
-                "npm_config_logs_dir": str(cache_dir / ".npm-logs"),  # kept, for the error message
-                "npm_config_update_notifier": "false",
-            }
-            command = [
-                npm,
-                "install",
-                "--prefix",
-                str(cache_dir),
-                "--no-audit",
-                "--no-fund",
-                "--include=optional",
-                "--loglevel=error",
-                f"{PACKAGE}@{VERSION}",
-            ]
-            try:
-                done = subprocess.run(
-                    command, env=env, capture_output=True, text=True, timeout=_INSTALL_TIMEOUT, check=False
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise ClaudeCliInstallError(f"`{' '.join(command)}` did not finish in {_INSTALL_TIMEOUT} s") from exc
-        if done.returncode != 0:
-            raise ClaudeCliInstallError(
-                f"`{' '.join(command)}` failed with exit code {done.returncode}:\n"
-                f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-            )
+        try:
+            npm_install(npm, cache_dir, f"{PACKAGE}@{VERSION}", ["--include=optional"], _INSTALL_TIMEOUT)
+        except NpmInstallError as exc:
+            raise ClaudeCliInstallError(str(exc)) from exc
         claude = claude_executable(cache_dir)
         _check_runs(claude)
         _marker(cache_dir).write_text(f"{PACKAGE}@{VERSION}\n")

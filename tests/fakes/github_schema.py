@@ -18,19 +18,15 @@ Building the schema takes about a third of a second; :func:`github_schema` cache
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import json
-import os
 import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
 import graphql
+
+from tests.fakes.npm import NpmInstallError, locked, npm_install
 
 PACKAGE = "@octokit/graphql-schema"
 VERSION = "15.26.1"
@@ -70,17 +66,6 @@ def _is_installed(cache_dir: Path) -> bool:
     )
 
 
-@contextlib.contextmanager
-def _locked(cache_dir: Path) -> Iterator[None]:
-    """Serialise installs into the same cache (pytest-xdist workers may all ask at once)."""
-    with (cache_dir / ".install.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _install(cache_dir: Path) -> None:
     npm = shutil.which("npm")
     if npm is None:
@@ -88,35 +73,10 @@ def _install(cache_dir: Path) -> None:
             f"npm is not on PATH: it is needed to install {PACKAGE}@{VERSION} (GitHub's GraphQL schema) "
             f"into {cache_dir}"
         )
-    with tempfile.TemporaryDirectory(prefix="graphql-schema-npm-cache-") as npm_cache:
-        env = {
-            **os.environ,
-            "npm_config_cache": npm_cache,  # a throwaway download cache: only the installed tree is kept
-            "npm_config_logs_dir": str(cache_dir / ".npm-logs"),
-            "npm_config_update_notifier": "false",
-        }
-        command = [
-            npm,
-            "install",
-            "--prefix",
-            str(cache_dir),
-            "--no-audit",
-            "--no-fund",
-            "--ignore-scripts",
-            "--loglevel=error",
-            f"{PACKAGE}@{VERSION}",
-        ]
-        try:
-            done = subprocess.run(
-                command, env=env, capture_output=True, text=True, timeout=_INSTALL_TIMEOUT, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise GitHubSchemaError(f"`{' '.join(command)}` did not run to the end: {exc}") from exc
-    if done.returncode != 0:
-        raise GitHubSchemaError(
-            f"`{' '.join(command)}` failed with exit code {done.returncode}:\n"
-            f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-        )
+    try:
+        npm_install(npm, cache_dir, f"{PACKAGE}@{VERSION}", ["--ignore-scripts"], _INSTALL_TIMEOUT)
+    except NpmInstallError as exc:
+        raise GitHubSchemaError(str(exc)) from exc
     if _installed_version(cache_dir) != VERSION or not (_package_dir(cache_dir) / "schema.json").is_file():
         raise GitHubSchemaError(f"npm installed something, but not {PACKAGE}@{VERSION} with a schema.json")
 
@@ -126,7 +86,7 @@ def schema_json_path(cache_dir: Path = DEFAULT_CACHE) -> Path:
     cache_dir = cache_dir.resolve()
     if not _is_installed(cache_dir):
         cache_dir.mkdir(parents=True, exist_ok=True)
-        with _locked(cache_dir):
+        with locked(cache_dir):
             if not _is_installed(cache_dir):  # nobody else installed it while we waited
                 _marker(cache_dir).unlink(missing_ok=True)
                 _install(cache_dir)
