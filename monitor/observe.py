@@ -107,8 +107,8 @@ class Observer:
         key = f"{self.base_heads.get(task.base_branch) or self.git.head(base)}:{head}"
         if task.branch_facts is not None and task.branch_facts.key == key:
             return task.branch_facts
-        merged = self.git.is_merged(task.branch, base)
         divergence = self.git.divergence(base, task.branch)
+        merged = self.git.is_merged(task.branch, base, tip=head, ahead=divergence.ahead)
         return BranchFacts(
             key=key, merged=merged, ahead=divergence.ahead, behind=divergence.behind,
             conflicts=tuple(self.git.conflicts(base, task.branch)) if not merged else (),

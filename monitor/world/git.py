@@ -158,17 +158,21 @@ class Git:
             raise self._error(("merge-tree", "--write-tree", base, branch), status, err or out)
         return [] if status == 0 else [name for name in fields[1:] if name]  # field 0: the tree oid
 
-    def is_merged(self, branch: str, base: str) -> bool:
+    def is_merged(self, branch: str, base: str, tip: str | None = None, ahead: int | None = None) -> bool:
         """Whether ``branch``'s own work has landed in ``base``.
 
         True when the branch tip is an ancestor of ``base`` and the branch has at least one commit of
         its own, or when every commit of the branch is patch-equivalent to one in ``base`` (``git
         cherry``: a rebase or cherry-pick merge). A branch with no commits of its own (just created, or
-        only fast-forwarded to a newer ``base``) is not merged."""
-        tip = self.head(branch)
-        if tip is None or self.head(base) is None:
+        only fast-forwarded to a newer ``base``) is not merged. A caller that already knows the tip and
+        how far it is ahead of an existing ``base`` passes them and saves three git calls."""
+        if tip is None:
+            tip = self.head(branch)
+            if tip is None:
+                return False
+        if ahead is None and self.head(base) is None:
             return False
-        if self._is_ancestor(tip, base):
+        if ahead == 0 or (ahead is None and self._is_ancestor(tip, base)):
             return self._has_own_commits(branch, base, tip)
         _, out, _ = self._run("cherry", _ref(base), _ref(branch))
         marks = [line[:1] for line in out.splitlines() if line.strip()]

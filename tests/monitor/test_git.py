@@ -198,15 +198,25 @@ def test_conflicts_error_on_missing_ref(repo: Git) -> None:
         repo.conflicts("no-such-base", "main")
 
 
+def merged(repo: Git, branch: str) -> bool:
+    """``is_merged`` asked both ways (alone, and with the tip and divergence the observer already has)."""
+    alone = repo.is_merged(branch, "main")
+    tip = repo.head(branch)
+    assert tip is not None
+    informed = repo.is_merged(branch, "main", tip=tip, ahead=repo.divergence("main", branch).ahead)
+    assert alone == informed
+    return alone
+
+
 def test_zero_commit_branch_is_not_merged(repo: Git, git_repo: Path, wt_root: Path) -> None:
     path = wt_root / "z"
     repo.create_worktree(path, "task/z", "main")
-    assert repo.is_merged("task/z", "main") is False
+    assert merged(repo, "task/z") is False
     commit(git_repo, "later.txt", "later\n")
-    assert repo.is_merged("task/z", "main") is False
+    assert merged(repo, "task/z") is False
     assert repo.merge_base_into(path, "main") is True  # a fast-forward: still no work of its own
     assert repo.head("task/z") == repo.head("main")
-    assert repo.is_merged("task/z", "main") is False
+    assert merged(repo, "task/z") is False
     assert repo.is_merged("no-such-branch", "main") is False
 
 
@@ -214,20 +224,20 @@ def test_merged_with_merge_commit(repo: Git, git_repo: Path, wt_root: Path) -> N
     path = wt_root / "m"
     repo.create_worktree(path, "task/m", "main")
     commit(path, "feature.txt", "feature\n")
-    assert repo.is_merged("task/m", "main") is False
+    assert merged(repo, "task/m") is False
     commit(git_repo, "other.txt", "other\n")
     git(git_repo, "merge", "--no-edit", "--no-ff", "task/m")
-    assert repo.is_merged("task/m", "main") is True
+    assert merged(repo, "task/m") is True
 
 
 def test_merged_by_fast_forward(repo: Git, git_repo: Path, wt_root: Path) -> None:
     path = wt_root / "ff"
     repo.create_worktree(path, "task/ff", "main")
     commit(path, "feature.txt", "feature\n")
-    assert repo.is_merged("task/ff", "main") is False
+    assert merged(repo, "task/ff") is False
     git(git_repo, "merge", "--ff-only", "task/ff")
     assert repo.head("main") == repo.head("task/ff")
-    assert repo.is_merged("task/ff", "main") is True
+    assert merged(repo, "task/ff") is True
 
 
 def test_merged_by_rebase_style_cherry_pick(repo: Git, git_repo: Path, wt_root: Path) -> None:
@@ -237,10 +247,10 @@ def test_merged_by_rebase_style_cherry_pick(repo: Git, git_repo: Path, wt_root: 
     second = commit(path, "two.txt", "2\n")
     commit(git_repo, "other.txt", "other\n")
     git(git_repo, "cherry-pick", first)
-    assert repo.is_merged("task/r", "main") is False  # only half of it landed
+    assert merged(repo, "task/r") is False  # only half of it landed
     git(git_repo, "cherry-pick", second)
     assert repo.divergence("main", "task/r").ahead == 2  # not ancestors: patch equivalence decides
-    assert repo.is_merged("task/r", "main") is True
+    assert merged(repo, "task/r") is True
 
 
 def test_is_dirty(repo: Git, git_repo: Path, wt_root: Path) -> None:

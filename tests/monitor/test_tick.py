@@ -512,9 +512,9 @@ def test_a_task_waiting_for_review_costs_no_git_work_until_a_head_moves(
     for name in ("is_merged", "divergence", "conflicts", "changed_files"):
         real = getattr(world.git, name)
 
-        def counted(*args: object, _real: Callable[..., object] = real, _name: str = name) -> object:
+        def counted(*args: object, _real: Callable[..., object] = real, _name: str = name, **kw: object) -> object:
             calls.append(_name)
-            return _real(*args)
+            return _real(*args, **kw)
 
         monkeypatch.setattr(world.git, name, counted)
     for _ in range(3):
