@@ -63,6 +63,8 @@ def detail(console: Console, task: Task) -> None:
     console.print(f"status    {task.status.value} — {task.reason}")
     console.print(f"agent     {task.agent}    kind {task.kind}")
     console.print(f"branch    {task.branch}\nworktree  {task.worktree}")
+    if task.pr is not None:
+        console.print(f"pr        #{task.pr.number} {task.pr.url}")
     if task.after:
         console.print(f"after     {', '.join(task.after)}")
     if task.checks:

@@ -129,6 +129,8 @@ def test_monitor_pushes_and_opens_the_pr_then_reports_ready(stage: Stage) -> Non
     assert stage.fake.branch_sha(REPO, f"swarm/{task_id}") == stage.head(task_id)  # the monitor pushed
     assert "PR ready for review" in out and task["pr"]["url"] in out
     assert TOKEN not in out
+    detail = stage.swarm("status", task_id, env={"GITHUB_TOKEN": ""})
+    assert f"#{number} {task['pr']['url']}" in detail and "ci: none" in detail
     opened = [r for r in stage.fake.requests if r.method == "POST" and r.path.endswith("/pulls")]
     assert len(opened) == 1
     # the token is in no file swarm wrote: registry, events, prompts, logs, its GitHub state, git config
