@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -146,18 +147,17 @@ class GitHubForge:
             return ForgeView(supports_pr=True, pr=pr, merged=True)
         if node.get("state") == "CLOSED":
             return ForgeView(supports_pr=True, pr=pr, closed=True)
-        pr_head = str(node.get("headRefOid") or "")
-        sync = _sync(node)
         body = str(node.get("body") or "")
         shots = _SHOTS_RE.search(body)
-        base = dict(supports_pr=True, pr=pr, pr_head=pr_head, sync=sync,
-                    screenshots_at=shots.group(1) if shots else "",
-                    body_has_image=bool(_IMAGE_RE.search(_SHOTS_RE.sub("", body))))
-        if pr_head != head:
-            return ForgeView(**base, ci="pending")  # type: ignore[arg-type]
+        view = ForgeView(
+            supports_pr=True, pr=pr, pr_head=str(node.get("headRefOid") or ""), sync=_sync(node),
+            screenshots_at=shots.group(1) if shots else "",
+            body_has_image=bool(_IMAGE_RE.search(_SHOTS_RE.sub("", body))),
+        )
+        if view.pr_head != head:
+            return replace(view, ci="pending")  # the PR shows another head: it is published first
         ci, evidence = self._ci(task, head, node)
-        reviews = self._reviews(task, head, node, pr.number)
-        return ForgeView(**base, ci=ci, ci_evidence=evidence, reviews=reviews)  # type: ignore[arg-type]
+        return replace(view, ci=ci, ci_evidence=evidence, reviews=self._reviews(task, head, node, pr.number))
 
     def _ci(self, task: Task, head: str, node: Mapping[str, Any]) -> tuple[str, str]:
         roll = node.get("statusCheckRollup") or {}

@@ -142,7 +142,8 @@ class GitHubApi:
 
     def _client(self) -> Github:
         """PyGithub, set up for a daemon: reads retried twice with backoff, writes never retried blindly,
-        no rate-limit sleep longer than 5 s inside a tick, writes spaced by a second (secondary limits)."""
+        no rate-limit sleep longer than 5 s inside a tick, writes spaced by a second (secondary limits),
+        and lazy objects (``get_pull(n).edit(...)`` is one PATCH, not a GET and a PATCH)."""
         if self._github is None:
             retry = GithubRetry(
                 total=2, backoff_factor=1.0, allowed_methods=frozenset({"GET", "HEAD"}), max_rate_limit_wait=5,
@@ -151,7 +152,7 @@ class GitHubApi:
             self._github = Github(
                 auth=Auth.Token(self.config.token), base_url=self.config.api_url.rstrip("/"),
                 timeout=max(1, round(self.config.timeout)), retry=retry, per_page=100, user_agent="swarm-monitor",
-                seconds_between_requests=0.0, seconds_between_writes=1.0,
+                seconds_between_requests=0.0, seconds_between_writes=1.0, lazy=True,
             )
         return self._github
 
@@ -175,11 +176,14 @@ class GitHubApi:
             )
 
     def _limited(self, status: int, headers: Mapping[str, str], what: str) -> ForgeUnavailable | None:
-        until = _retry_after(headers, self.clock())
-        if status in (403, 429) and until is None and status == 429:
-            until = self.clock() + DEFAULT_BLOCK
-        if status not in (403, 429) or until is None:
+        """A rate-limit answer blocks every GitHub call until the reset; anything else is not a limit."""
+        if status not in (403, 429):
             return None
+        until = _retry_after(headers, self.clock())
+        if until is None:
+            if status == 403:
+                return None  # a permission problem, not a limit
+            until = self.clock() + DEFAULT_BLOCK
         reason = f"{what} answered {status}"
         self.state.block(until, reason)
         log.warning("GitHub rate limit hit (%s): no GitHub calls for %.0f s", reason, until - self.clock())
@@ -243,7 +247,7 @@ class GitHubApi:
     @property
     def repo(self) -> Repository:
         if self._repo is None:
-            self._repo = self._client().get_repo(self.config.repo, lazy=True)
+            self._repo = self._client().get_repo(self.config.repo)  # lazy: no request until used
         return self._repo
 
     def rest(self, what: str, call: Callable[[Repository], T]) -> T:
