@@ -86,18 +86,34 @@ class GithubSettings(Section):
 
 
 class SlackSettings(Section):
-    token_env: str = "SLACK_BOT_TOKEN"
-    channel: str = ""
+    token_env: str = "SLACK_BOT_TOKEN"  # a bot token (chat:write): one thread per task, status kept current
+    channel: str = ""  # channel id or name for the bot token
     api_url: str = "https://slack.com/api/"
-    webhook_url_env: str = "SLACK_WEBHOOK_URL"
+    webhook_url_env: str = "SLACK_WEBHOOK_URL"  # or only an incoming webhook: flat messages
+    timeout: Duration = 10.0
 
 
 class SentrySettings(Section):
     url: str = "https://sentry.io"
     org: str = ""
     project: str = ""
-    token_env: str = "SENTRY_AUTH_TOKEN"
-    dsn_env: str = "SENTRY_DSN"
+    token_env: str = "SENTRY_AUTH_TOKEN"  # discovery (API): project:read, event:read
+    dsn_env: str = "SENTRY_DSN"  # self-monitoring (sentry-sdk): the monitor's own errors and cron check-ins
+    discover_every: Duration = 0.0  # 0 = only `swarm discover sentry`; else run by the daemon or the timer
+    query: str = ""  # extra Sentry search terms, added to "is:unresolved"
+    first_seen_within: Duration = 86400.0  # only issues first seen this recently (regressions always count)
+    min_events: int = Field(10, ge=0)  # an issue qualifies with at least min_events events ...
+    min_users: int = Field(3, ge=0)  # ... or at least min_users users
+    max_new_tasks: int = Field(3, ge=1, le=100)  # per run
+    environment: str = ""
+    kind: str = "bugfix"  # the task kind of discovered tasks (routing picks the agent)
+    monitor_slug: str = "swarm-monitor"  # the cron monitor the tick checks in to
+    timeout: Duration = 15.0
+
+
+class CleanupSettings(Section):
+    every: Duration = 86400.0  # the monitor runs the cleanup this often (0 = only `swarm cleanup`)
+    archive_after: Duration = 14 * 86400.0  # finished tasks older than this move to .swarm/archive/
 
 
 class LlmSettings(Section):
@@ -119,6 +135,7 @@ class Settings(Section):
     github: GithubSettings = GithubSettings()
     slack: SlackSettings = SlackSettings()
     sentry: SentrySettings = SentrySettings()
+    cleanup: CleanupSettings = CleanupSettings()
     llm: LlmSettings = LlmSettings()
     context: ContextSettings = ContextSettings()
 
