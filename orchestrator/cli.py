@@ -19,7 +19,6 @@ from rich.live import Live
 from monitor.agent_run import LOG
 from monitor.durations import parse_duration
 from monitor.redact import RedactingFilter
-from monitor.tick import run_tick
 from orchestrator import status as status_view
 from orchestrator import tasks as task_ops
 from orchestrator.config import ConfigError
@@ -141,19 +140,21 @@ def status(
 
 @monitor_app.command("run-once")
 def run_once(as_json: Annotated[bool, typer.Option("--json", help="Print the tick's report as JSON")] = False) -> None:
-    """One token-free tick (what the systemd timer and cron call)."""
-    _settings, world = load_world(need_forge=True)
+    """One token-free tick (what the systemd timer and cron call), then the chores that are due."""
+    from orchestrator.maintenance import service_tick
+
+    settings, world = load_world(need_forge=True)
     stop = threading.Event()
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    report = run_tick(world, stop)
+    report, chores = service_tick(world, settings, stop)
     if as_json:
-        print(json.dumps(report.as_dict()))
+        print(json.dumps({**report.as_dict(), "chores": chores}))
     elif report.skipped:
         err.print("another tick is running; skipped this one")
     else:
-        for line in report.actions:
+        for line in [*report.actions, *chores]:
             console.print(line, markup=False, highlight=False)
         err.print(f"tick done: {report.tasks} active task(s), {len(report.actions)} action(s), "
                   f"{report.notified} notification(s)")
@@ -172,9 +173,11 @@ def daemon(interval: Annotated[str, typer.Option(help="Time between ticks, e.g. 
     if seconds < 1:
         raise UsageError("--interval must be at least 1s")
 
+    from orchestrator.maintenance import service_tick
+
     def tick(stop: threading.Event) -> None:
-        report = run_tick(world, stop)
-        for line in report.actions:
+        report, chores = service_tick(world, settings, stop)
+        for line in [*report.actions, *chores]:
             console.print(line, markup=False, highlight=False)
 
     err.print(f"monitor daemon: ticking every {seconds:g}s (Ctrl-C or SIGTERM to stop)")
@@ -236,12 +239,20 @@ def cleanup(
     dry_run: Annotated[bool, typer.Option(help="Only say what would be removed")] = False,
     yes: Annotated[bool, typer.Option(help="Also remove orphans without asking")] = False,
 ) -> None:
-    """Remove worktrees and sessions of finished tasks; report (and with --yes remove) orphans."""
-    from orchestrator.cleanup import run_cleanup
+    """Remove worktrees and sessions of finished tasks, archive old finished tasks; report orphans and
+    remove them with --yes (or after you confirm, on a terminal)."""
+    from orchestrator.maintenance import clean_and_archive
 
-    _settings, world = load_world()
-    for line in run_cleanup(world, dry_run=dry_run, remove_orphans=yes):
+    settings, world = load_world()
+    lines = clean_and_archive(world, settings, world.clock(), dry_run=dry_run, remove_orphans=yes)
+    for line in lines:
         console.print(line, markup=False, highlight=False)
+    orphans = [line for line in lines if "`swarm cleanup --yes`" in line]
+    ask = orphans and not dry_run and not yes and sys.stdin.isatty()
+    if ask and typer.confirm(f"remove these {len(orphans)} orphan(s)?", default=False):
+        for line in clean_and_archive(world, settings, world.clock(), remove_orphans=True):
+            if line.startswith(("removed orphan", "killed orphan")):
+                console.print(line, markup=False, highlight=False)
 
 
 @app.command()

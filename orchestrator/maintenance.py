@@ -1,0 +1,92 @@
+"""The monitor's slow chores, run after a tick when they are due: the daily cleanup and archive, and Sentry
+discovery every ``[sentry] discover_every``. When each last ran is kept in ``.swarm/maintenance.json``, so
+one-shot ticks from a timer and the daemon share one schedule. A chore that fails is logged and retried
+at the next tick; it never fails the tick.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from monitor.agent_run import write_json_atomic
+from monitor.tick import TickReport, World, run_tick
+from orchestrator.config import Settings
+from registry.archive import archive_finished
+
+log = logging.getLogger(__name__)
+
+
+def _state_path(world: World) -> Path:
+    return world.layout.state_dir / "maintenance.json"
+
+
+def _last(world: World) -> dict[str, str]:
+    try:
+        data = json.loads(_state_path(world).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _due(last: dict[str, str], chore: str, every: float, now: datetime) -> bool:
+    if every <= 0:
+        return False
+    try:
+        return now - datetime.fromisoformat(last[chore]) >= timedelta(seconds=every)
+    except (KeyError, ValueError):
+        return True
+
+
+def clean_and_archive(world: World, settings: Settings, now: datetime, *, dry_run: bool = False,
+                      remove_orphans: bool = False) -> list[str]:
+    """Remove what finished tasks left, report orphans, archive old finished tasks."""
+    from orchestrator.cleanup import run_cleanup
+
+    lines = list(run_cleanup(world, dry_run=dry_run, remove_orphans=remove_orphans))
+    older = timedelta(seconds=settings.cleanup.archive_after)
+    if dry_run:
+        from registry.archive import due
+
+        count = len(due(world.registry.read(), now, older))
+        lines.append(f"would archive {count} finished task(s) older than {older.days} day(s)")
+    else:
+        moved = archive_finished(world.registry, world.layout.state_dir / "runs", now, older)
+        lines.append(f"archived {len(moved)} finished task(s) older than {older.days} day(s)"
+                     + (f": {', '.join(t.id for t in moved[:10])}" if moved else ""))
+    return lines
+
+
+def run_due(world: World, settings: Settings, extra: dict[str, tuple[float, Callable[[], list[str]]]] | None = None,
+            ) -> list[str]:
+    """Run each chore whose time has come; returns what was done, one line each."""
+    now = world.clock()
+    last = _last(world)
+    chores: dict[str, tuple[float, Callable[[], list[str]]]] = {
+        "cleanup": (settings.cleanup.every, lambda: clean_and_archive(world, settings, now)),
+        **(extra or {}),
+    }
+    done: list[str] = []
+    for chore, (every, run) in chores.items():
+        if not _due(last, chore, every, now):
+            continue
+        try:
+            done += [f"{chore}: {line}" for line in run()]
+        except Exception as exc:  # a chore never fails the tick; it is tried again next time
+            log.warning("%s failed: %s", chore, exc)
+            done.append(f"{chore}: failed: {exc}")
+            continue
+        last[chore] = now.isoformat()
+        write_json_atomic(_state_path(world), dict(last))
+    return done
+
+
+def service_tick(world: World, settings: Settings, stop: threading.Event) -> tuple[TickReport, list[str]]:
+    """What the timer and the daemon run: one tick, then the chores that are due (not when skipped)."""
+    report = run_tick(world, stop)
+    chores = [] if report.skipped or stop.is_set() else run_due(world, settings)
+    return report, chores
