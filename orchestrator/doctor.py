@@ -58,12 +58,16 @@ def run_doctor(cwd: Path) -> Iterator[Check]:
     yield (True, f"base branch: {base} at {head[:10]}") if head else (
         False, f"base branch: {problem} — set project.base_branch in {CONFIG_NAME}")
     profiles = profiles_from(settings)
+    routed: dict[str, list[str]] = {}
     for kind, name in sorted(settings.routing.items()):
+        routed.setdefault(name, []).append(kind)
+    for name in sorted({*routed, *settings.agents}):
         binary = profiles[name].command[0]
         found = shutil.which(binary)
-        yield (found is not None,
-               f"agent {name} (routing.{kind}): {found}" if found else
-               f"agent {name} (routing.{kind}): `{binary}` not on PATH — install it or change [agents.{name}]")
+        used = f"routing: {', '.join(routed[name])}" if name in routed else "not routed"
+        yield (found is not None or name not in routed,
+               f"agent {name} ({used}): {found}" if found else
+               f"agent {name} ({used}): `{binary}` not on PATH — install it or change [agents.{name}]")
     registry = Registry(repo / ".swarm")
     try:
         registry.check_writable()
@@ -80,6 +84,7 @@ def run_doctor(cwd: Path) -> Iterator[Check]:
         yield False, f"tmux server: {exc}"
     if settings.project.forge == "github":
         yield from _github(repo, settings)
+    yield from _anthropic(settings)
 
 
 def _github(repo: Path, settings: Settings) -> Iterator[tuple[bool, str]]:
@@ -95,8 +100,13 @@ def _github(repo: Path, settings: Settings) -> Iterator[tuple[bool, str]]:
     api = GitHubApi(GitHubConfig(repo=gh.repo, api_url=gh.api_url, token=token,
                                  state_path=repo / ".swarm" / "github.json", timeout=gh.timeout))
     try:
-        branch = api.rest("doctor", lambda r: r.default_branch)
-        yield True, f"github: {gh.repo} reachable at {gh.api_url} (default branch {branch})"
+        user, scopes = api.whoami()
+        shown = f"scopes {', '.join(scopes)}" if scopes else "fine-grained or app token (no classic scopes)"
+        yield True, f"github token: accepted for {user} ({shown})"
+        branch, push = api.rest("doctor", lambda r: (r.default_branch, bool(r.permissions and r.permissions.push)))
+        yield push, (f"github: {gh.repo} reachable at {gh.api_url} (default branch {branch})" if push else
+                     f"github: {gh.repo} is read-only for this token — give it Contents and Pull requests "
+                     "read/write (the monitor pushes branches and opens PRs)")
     except ForgeUnavailable as exc:
         yield False, f"github: {exc}"
     except Exception as exc:  # PyGithub's errors: 401 bad token, 404 no access
@@ -106,3 +116,24 @@ def _github(repo: Path, settings: Settings) -> Iterator[tuple[bool, str]]:
         yield False, f"github: {gh.repo}: {status or type(exc).__name__}: {hint}"
     finally:
         api.close()
+
+
+def _anthropic(settings: Settings) -> Iterator[Check]:
+    """The model key, only when one is configured: the monitor never needs it (planning and reviews do)."""
+    name = settings.llm.api_key_env
+    key = os.environ.get(name, "").strip()
+    if not key:
+        yield True, f"anthropic: no key in ${name} (only `swarm submit` planning and AI reviews use one)"
+        return
+    import anthropic
+
+    client = anthropic.Anthropic(api_key=key, max_retries=0, timeout=15.0)
+    try:
+        client.models.retrieve(settings.llm.model)
+        yield True, f"anthropic: key accepted, model {settings.llm.model} available"
+    except anthropic.AuthenticationError:
+        yield False, f"anthropic: the key in ${name} was rejected (401) — create a new key"
+    except anthropic.NotFoundError:
+        yield False, f"anthropic: model {settings.llm.model!r} not found — fix llm.model in {CONFIG_NAME}"
+    except anthropic.APIError as exc:
+        yield False, f"anthropic: {type(exc).__name__} — check the network or ANTHROPIC_BASE_URL"

@@ -269,6 +269,12 @@ class GitHubApi:
         except (requests.RequestException, OSError) as exc:
             raise ForgeUnavailable(f"GitHub {what}: {type(exc).__name__}") from exc
 
+    def whoami(self) -> tuple[str, list[str]]:
+        """The token's user and, for a classic token, its OAuth scopes (``x-oauth-scopes``)."""
+        client = self._client()
+        login = self.rest("who am i", lambda _repo: client.get_user().login)
+        return login, [s for s in (client.oauth_scopes or []) if s]
+
     # -- job logs ------------------------------------------------------------------------------------
 
     def job_log(self, job_id: int) -> str:

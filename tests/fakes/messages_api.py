@@ -158,7 +158,10 @@ class ScriptedMessagesServer:
         port: int = 0,
         exhausted: Turn = (),
         side_text: str = "ok",
+        api_key: str | None = None,
     ) -> None:
+        self.api_key = api_key
+        """When set, a GET of ``/v1/models/<id>`` with another ``x-api-key`` answers 401 (for doctor checks)."""
         self._script: list[Turn] = list(script)
         self._exhausted: Turn = exhausted if exhausted else [text("done")]
         self._side_text = side_text
@@ -395,6 +398,16 @@ class _Handler(BaseHTTPRequestHandler):
         request = Request(self.command, self.path, None, dict(self.headers.items()))
         self.owner._record(request)
         self._debug(request, "probe")
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path.startswith("/v1/models/"):
+            given = self.headers.get("x-api-key") or self.headers.get("Authorization", "").removeprefix("Bearer ")
+            if self.owner.api_key is not None and given != self.owner.api_key:  # SDK 2.x sends a Bearer header
+                self._send_error_body(401, "authentication_error", "invalid x-api-key")
+                return
+            model = path.rsplit("/", 1)[1]
+            self._send_json(200, {"type": "model", "id": model, "display_name": model,
+                                  "created_at": "2025-01-01T00:00:00Z"})
+            return
         self._send_json(200, {})
 
     def do_POST(self) -> None:

@@ -395,6 +395,8 @@ def test_bad_github_settings_are_one_line_errors(git_repo: Path, tmux_socket: st
 
 
 def test_doctor_checks_the_token_against_github(stage: Stage) -> None:
-    assert f"github: {REPO} reachable" in stage.swarm("doctor", check=None)
+    good = stage.swarm("doctor", check=None)
+    assert "github token: accepted for agent" in good
+    assert f"github: {REPO} reachable" in good
     bad = stage.swarm("doctor", check=None, env={"GITHUB_TOKEN": "ghp_wrongtoken0000000000000000000000000"})
     assert "github: acme/shop: 401" in bad and "ghp_wrong" not in bad
