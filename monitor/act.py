@@ -24,7 +24,7 @@ from monitor.actions import (
 )
 from monitor.decide import HEAD_BOUND, Decision
 from monitor.layout import session_for
-from monitor.messages import needs_help_message
+from monitor.messages import EVENT_TEXT, event_message, needs_help_message, stuck_message
 from monitor.observation import RunResult
 from monitor.policy import Policy
 from monitor.retry import RetryPrompter, TemplateRetryPrompter, notes_section
@@ -53,7 +53,9 @@ class Actor(CheckingActions):
         policy: Policy,
         prompter: RetryPrompter,
         now: datetime,
+        thread_events: bool = False,
     ) -> None:
+        self.thread_events = thread_events  # the notifier keeps a thread per task: send it every event
         self.registry = registry
         self.events = events
         self.runner = runner
@@ -88,6 +90,11 @@ class Actor(CheckingActions):
 
     def _event(self, task_id: str, event: str, **data: object) -> None:
         self.events.append(self.now, task_id, event, **data)
+        if self.thread_events and event in EVENT_TEXT:
+            task = self._current(task_id)
+            message = event_message(task, event, data, self.now) if task is not None else None
+            if message is not None:
+                self.registry.update(lambda state: state.enqueue(message))
         self.done.append(f"{task_id}: {event}")
         log.info("task %s: %s %s", task_id, event, " ".join(f"{k}={v}" for k, v in data.items() if v != ""))
 
@@ -271,7 +278,9 @@ class Actor(CheckingActions):
                 "ended_at": None, "reason": f"retrying after {who}: {failure.summary}",
             })
 
-        if self._update(task.id, record) is None:
+        # a stuck agent killed and restarted is worth telling (once per attempt); other retries are routine
+        escalation = stuck_message(task, self.now, failure.evidence) if failure.kind is FailureKind.stuck else None
+        if self._update(task.id, record, escalation) is None:
             return False
         self._event(task.id, "respawn", attempt=number, failure=failure.kind.value, summary=failure.summary,
                     by="human" if by_human else "monitor")

@@ -20,11 +20,12 @@ from monitor.layout import Layout
 from monitor.observation import Observation
 from monitor.observe import Observer
 from monitor.policy import Policy
+from monitor.redact import redact
 from monitor.retry import RetryPrompter
 from monitor.runner import Runner
 from monitor.world.forge import Forge
 from monitor.world.git import Git
-from monitor.world.notify import Notifier
+from monitor.world.notify import Notifier, NotifyError
 from monitor.world.tmux import Tmux
 from registry.events import EventLog
 from registry.models import RegistryState, Status
@@ -128,25 +129,44 @@ def _soft_updates(
 
 
 def flush_outbox(world: World) -> int:
-    """Deliver owed notifications; a failure leaves the message queued and never fails the tick."""
+    """Deliver owed notifications; a failure leaves the message queued and never fails the tick.
+
+    A notifier that says "stop" (a rate limit, an outage, a rejected token) gets nothing more this tick:
+    Slack's limits are per app and method, and a service that is down would otherwise cost one timeout per
+    queued message. A rate-limited message waits out its ``Retry-After`` (``not_before``) across ticks, and
+    the messages queued after it wait with it, so that a task's thread stays in order.
+    """
     sent = 0
     for message in world.registry.read().outbox:
         if message.sent_at is not None:
             continue
-        error = ""
+        if message.not_before is not None and message.not_before > world.clock():
+            break  # a rate limit holds the whole queue (in order): no request at all before Retry-After
+        error, wait, stop = "", None, False
         try:
             world.notifier.send(message)
-        except Exception as exc:  # any notifier failure: keep the message, carry on
-            error = f"{type(exc).__name__}: {exc}"
+        except NotifyError as exc:
+            error = _one_line(exc)
+            stop = exc.permanent or exc.retry_after is not None
+            if exc.retry_after:
+                wait = timedelta(seconds=exc.retry_after)
+            if exc.permanent:  # the human must act: one clear line per tick, whatever is queued
+                log.error("notifications held (message %s kept): %s", message.key, error)
+            else:
+                log.warning("notification %s not delivered: %s", message.key, error)
+        except Exception as exc:  # any other notifier failure: keep the message, carry on
+            error = _one_line(exc)
             log.warning("notification %s not delivered: %s", message.key, error)
         now = world.clock()
+        not_before = now + wait if wait is not None else None
 
         def mark(
-            state: RegistryState, key: str = message.key, error: str = error, now: datetime = now
+            state: RegistryState, key: str = message.key, error: str = error, now: datetime = now,
+            not_before: datetime | None = not_before,
         ) -> RegistryState:
             outbox = tuple(
-                m.model_copy(update={"tries": m.tries + 1, "last_error": error} if error else
-                             {"sent_at": now, "tries": m.tries + 1, "last_error": ""})
+                m.model_copy(update={"tries": m.tries + 1, "last_error": error, "not_before": not_before} if error
+                             else {"sent_at": now, "tries": m.tries + 1, "last_error": "", "not_before": None})
                 if m.key == key else m for m in state.outbox
                 # delivered long ago: the history is in events.jsonl; keep the live registry small
                 if m.sent_at is None or now - m.sent_at < OUTBOX_KEEP
@@ -157,7 +177,14 @@ def flush_outbox(world: World) -> int:
         if not error:
             sent += 1
             world.events.append(now, message.task_id, "notified", kind=message.kind)
+        if stop:
+            break
     return sent
+
+
+def _one_line(exc: Exception) -> str:
+    """An error as one redacted log line (a library's message can quote a URL or span lines)."""
+    return " ".join(redact(f"{type(exc).__name__}: {exc}").split())[:500]
 
 
 def run_tick(world: World, stop: threading.Event | None = None) -> TickReport:
@@ -183,7 +210,7 @@ def _tick(world: World, report: TickReport, stop: threading.Event) -> None:
     starts, waiting = plan_starts(state, world.policy, busy)
     report.tasks = len([t for t in state.tasks.values() if t.status.active])
     actor = Actor(world.registry, world.events, world.runner, world.forge, world.tmux, world.git, world.policy,
-                  world.prompter, now)
+                  world.prompter, now, thread_events=getattr(world.notifier, "wants_events", False))
     world.registry.update(_soft_updates(decisions, waiting, now, observations))
     for decision in decisions:
         if stop.is_set():
@@ -209,7 +236,7 @@ def start_queued(world: World) -> list[str]:
         starts, waiting = plan_starts(state, world.policy, busy)
         now = world.clock()
         actor = Actor(world.registry, world.events, world.runner, world.forge, world.tmux, world.git, world.policy,
-                      world.prompter, now)
+                      world.prompter, now, thread_events=getattr(world.notifier, "wants_events", False))
         for start in starts:
             actor.run(start)
         world.registry.update(_soft_updates([], waiting, now))

@@ -11,6 +11,7 @@ from monitor.world import proc
 from monitor.world.git import Git, GitError
 from monitor.world.tmux import Tmux, TmuxError
 from orchestrator.config import CONFIG_NAME, ConfigError, Settings, load
+from orchestrator.notifiers import slack_check
 from orchestrator.wiring import find_repo, profiles_from
 from registry.store import Registry, RegistryError
 
@@ -84,6 +85,7 @@ def run_doctor(cwd: Path) -> Iterator[Check]:
         yield False, f"tmux server: {exc}"
     if settings.project.forge == "github":
         yield from _github(repo, settings)
+    yield slack_check(settings)
     yield from _anthropic(settings)
 
 

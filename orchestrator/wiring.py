@@ -15,9 +15,10 @@ from monitor.tick import World
 from monitor.world.forge import Forge
 from monitor.world.git import Git
 from monitor.world.local import LocalForge
-from monitor.world.notify import ConsoleNotifier, Notifier
+from monitor.world.notify import Notifier
 from monitor.world.tmux import Tmux
 from orchestrator.config import CONFIG_NAME, ConfigError, Settings, load
+from orchestrator.notifiers import notifier_from
 from registry.events import EventLog
 from registry.store import Registry
 
@@ -92,7 +93,7 @@ def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None
         forge = github_forge(layout, git, settings, need_token=need_forge)
     return World(
         layout=layout, registry=Registry(layout.state_dir), events=EventLog(layout.events_path), tmux=tmux,
-        git=git, runner=runner, forge=forge, notifier=notifier or ConsoleNotifier(),
+        git=git, runner=runner, forge=forge, notifier=notifier or notifier_from(settings, layout.state_dir),
         prompter=TemplateRetryPrompter(), policy=policy_from(settings), clock=utc_now,
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -157,6 +158,9 @@ class OutboxMessage(Frozen):
     sent_at: datetime | None = None
     tries: int = 0
     last_error: str = ""
+    # what a rich notifier (Slack's Block Kit) lays out; JSON values only, redacted like ``text``
+    data: dict[str, Any] = Field(default_factory=dict)
+    not_before: datetime | None = None  # the notifier asked us to wait (a rate limit's Retry-After)
 
 
 class RegistryState(Frozen):

@@ -168,7 +168,7 @@ def test_cleanup_and_doctor(repo: Path) -> None:
 
     doctor = swarm(repo, "doctor")
     assert "git: git version" in doctor.stdout and "tmux:" in doctor.stdout
-    assert "agent scripted (routing.default)" in doctor.stdout
+    assert "agent scripted (routing: default)" in doctor.stdout
 
 
 def test_a_full_disk_is_a_one_line_error_and_the_registry_survives(repo: Path) -> None:

@@ -1,0 +1,497 @@
+"""Slack notifiers: the human hears about ready PRs and stuck or failed tasks where they already are.
+
+Why this module exists: the outbox (``flush_outbox``) promises that a notification is never lost and never
+sent twice; Slack has no idempotency key, answers ``ratelimited`` with a ``Retry-After``, and can be down or
+misconfigured. This module turns Slack's answers into :class:`NotifyError` values the tick understands (wait,
+retry next tick, or "the human must fix the token": ``permanent``), lays out outbox messages as Block Kit
+with the plain text as fallback, and remembers between one-shot ticks (``.swarm/slack.json``) which thread
+belongs to which task and which keys Slack already accepted.
+
+- :class:`SlackNotifier` (bot token + channel): one parent message per task whose status line is kept
+  current with ``chat.update``; every event of the task is a reply in its thread; "ready" is also broadcast.
+- :class:`SlackWebhookNotifier` (incoming webhook only): flat messages, same layouts.
+- :func:`check`: the one line of ``swarm doctor``.
+
+Nothing here sleeps: slack-sdk's retry handlers are switched off (its rate-limit handler would sleep for
+``Retry-After`` inside the tick) and every request is bounded by ``timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web import SlackResponse, WebClient
+from slack_sdk.webhook import WebhookClient
+
+from monitor.agent_run import write_json_atomic
+from monitor.files import read_json
+from monitor.redact import redact
+from monitor.world.notify import NotifyError
+from registry.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://slack.com/api/"
+TOKEN_ENV = "SLACK_BOT_TOKEN"  # the name of the variable, never a token
+SECTION_CHARS = 3000  # Slack: a section's text
+HEADER_CHARS = 150  # Slack: a header's plain text
+MAX_BLOCKS = 50  # Slack: blocks per message
+KEEP_SENT = 1000  # keys remembered as delivered (the crash window is one tick, so the newest suffice)
+KEEP_THREADS = 2000
+
+# Slack's answers that only the human can fix, with the fix ({env}: the variable, {channel}: slack.channel).
+_PERMANENT = {
+    "invalid_auth": "the bot token in {env} was rejected: export a valid bot token (xoxb-...) of your Slack app",
+    "not_authed": "no bot token was sent: export the Slack app's bot token in {env}",
+    "account_inactive": "the bot token in {env} belongs to a deactivated app: reinstall the app, export its token",
+    "token_revoked": "the bot token in {env} was revoked: reinstall the Slack app and export its new token",
+    "token_expired": "the bot token in {env} expired: export a fresh token (or turn off token rotation)",
+    "missing_scope": "the bot token lacks the chat:write scope: add it (OAuth & Permissions) and reinstall the app",
+    "channel_not_found": "channel {channel} not found: set slack.channel in swarm.toml to a channel id (C0123...) "
+                         "the bot can see",
+    "not_in_channel": "the bot is not a member of {channel}: invite it there (/invite @your-app)",
+    "is_archived": "channel {channel} is archived: unarchive it or set another slack.channel",
+    "restricted_action": "the workspace does not let the bot post in {channel}: ask an admin or pick another channel",
+}
+_WEBHOOK_PERMANENT = {
+    "invalid_token": "the incoming webhook in {env} was revoked: create a new one and export its URL",
+    "no_service": "the incoming webhook in {env} is disabled or removed: create a new one and export its URL",
+    "no_team": "the incoming webhook in {env} points at a missing workspace: create a new one",
+    "team_disabled": "the workspace of the webhook in {env} is disabled",
+    "channel_not_found": "the channel of the webhook in {env} no longer exists: create a new webhook",
+    "channel_is_archived": "the channel of the webhook in {env} is archived: unarchive it or create a new webhook",
+    "action_prohibited": "an admin restricted posting to the channel of the webhook in {env}",
+    "posting_to_general_channel_denied": "the webhook in {env} may not post to #general: pick another channel",
+    "no_active_hooks": "incoming webhooks are turned off for the app of {env}: turn them on again",
+}
+_BAD_LAYOUT = {"invalid_blocks", "invalid_blocks_format", "too_many_blocks", "msg_too_long", "invalid_attachments"}
+_THREAD_GONE = {"message_not_found", "cant_update_message", "edit_window_closed", "channel_not_found"}
+_URL = re.compile(r"^https?://[^\s<>|]+$")
+
+
+class SlackError(NotifyError):
+    """Slack answered with an error code (``ratelimited``, ``invalid_auth``, ...)."""
+
+    def __init__(self, message: str, code: str, *, retry_after: float | None = None, permanent: bool = False):
+        super().__init__(message, retry_after=retry_after, permanent=permanent)
+        self.code = code
+
+
+# ------------------------------------------------------------------------------------------- layout
+
+
+def escape(text: str) -> str:
+    """Slack's mrkdwn control characters: unescaped, a ``<!channel>`` in a CI log would ping everyone."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _fit(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _link(url: Any, label: str) -> str:
+    url = str(url or "")
+    return f"<{url}|{escape(label)}>" if _URL.match(url) else escape(label)
+
+
+def _code(text: str, room: int = SECTION_CHARS - 200) -> str:
+    """A code block holding the end of ``text`` (where errors are); backtick fences inside cannot close it."""
+    body = escape(text.replace("```", "'''")).strip("\n")
+    if len(body) > room:
+        body = "…" + body[-room:]
+    return f"```{body or ' '}```"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _fit(text, SECTION_CHARS)}}
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": _fit(text, HEADER_CHARS), "emoji": True}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _fit(text, SECTION_CHARS)}]}
+
+
+def _title(data: dict[str, Any]) -> str:
+    number = data.get("pr_number")
+    label = f"#{number} {data.get('title', '')}" if number else str(data.get("title", ""))
+    return f"*{_link(data.get('pr_url'), label)}*  `{escape(str(data.get('task_id', '')))}`"
+
+
+def _good(result: str) -> bool:
+    match = re.fullmatch(r"(\d+)/(\d+)", result)
+    return result in ("ok", "pass", "passed", "success", "n/a") or bool(match and match[1] >= match[2])
+
+
+def _commands(data: dict[str, Any]) -> str:
+    return _code("\n".join(str(c) for c in data.get("commands", [])))
+
+
+def _ready(data: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = [_header("✅ PR ready for review"), _section(f"{_title(data)}\nbranch `{escape(data['branch'])}`")]
+    if data.get("summary"):
+        blocks.append(_section(escape(str(data["summary"]))))
+    dod = [f"{'✅' if _good(str(d['result'])) else '▫️'} {escape(str(d['item']))}: {escape(str(d['result']))}"
+           for d in data.get("dod", [])]
+    blocks.append(_section("*Definition of done*\n" + ("\n".join(dod) or "all checks passed")))
+    reviews = [f"• {escape(str(r['reviewer']))}: {escape(str(r['verdict']))}" for r in data.get("reviews", [])]
+    if reviews:
+        blocks.append(_section("*Reviews*\n" + "\n".join(reviews)))
+    blocks.append(_context(
+        f"{data.get('attempts', 0)} attempt(s) · {escape(str(data.get('elapsed', '')))} since spawn · "
+        f"{int(data.get('tokens', 0)):,} tokens · ${float(data.get('cost_usd', 0.0)):.2f}"))
+    blocks.append(_section(f"*Review*\n`{escape(str(data.get('review_command', '')))}`\n{_commands(data)}"))
+    return blocks
+
+
+def _failed(data: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = [_header("🆘 Needs manual help"), _section(f"{_title(data)}\n{escape(str(data.get('reason', '')))}")]
+    lines = []
+    for item in data.get("history", []):
+        kind = f"`{escape(str(item['kind']))}` " if item.get("kind") else ""
+        line = f"• attempt {item['attempt']}: {kind}{escape(str(item['summary']))}"
+        if item.get("evidence"):
+            line += f" — _{escape(str(item['evidence']))}_"
+        lines.append(line)
+    blocks.append(_section("*Failure history*\n" + "\n".join(lines[-20:])))
+    if data.get("evidence"):
+        blocks.append(_section("*Last evidence*\n" + _code(str(data["evidence"]))))
+    blocks.append(_section("*Next steps*\n" + _commands(data)))
+    return blocks
+
+
+def _waiting(data: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = [_header("⏸ Waiting for you"), _section(f"{_title(data)}\n{escape(str(data.get('summary', '')))}")]
+    if data.get("evidence"):
+        blocks.append(_section(_code(str(data["evidence"]))))
+    blocks.append(_context("The monitor carries on by itself once this is done: "
+                           f"`swarm status {escape(str(data.get('task_id', '')))}`"))
+    return blocks
+
+
+def _stuck(data: dict[str, Any]) -> list[dict[str, Any]]:
+    blocks = [_header("⏳ Stuck agent"), _section(
+        f"{_title(data)}\nattempt {data.get('attempt')}: no output and no commit for {escape(str(data.get('idle')))}")]
+    if data.get("evidence"):
+        blocks.append(_section("*Last output*\n" + _code(str(data["evidence"]))))
+    blocks.append(_section("*Next steps*\n" + _commands(data)))
+    return blocks
+
+
+def _discovered(data: dict[str, Any]) -> list[dict[str, Any]]:
+    source = _link(data.get("source_url"), str(data.get("source_url") or "an outside report"))
+    blocks = [_header("🆕 Discovered task"), _section(f"{_title(data)}\nfrom {source}")]
+    if data.get("summary"):  # the report's own words: shown as data, never as formatting
+        blocks.append(_section(_code(str(data["summary"]))))
+    blocks.append(_context(f"{escape(str(data.get('status', '')))} · agent {escape(str(data.get('agent', '')))} · "
+                           f"kind {escape(str(data.get('kind', '')))}\n{_commands(data)}"))
+    return blocks
+
+
+_LAYOUTS: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
+    "ready": _ready, "failed": _failed, "waiting": _waiting, "stuck": _stuck, "discovered": _discovered,
+}
+
+
+def blocks_for(message: OutboxMessage) -> list[dict[str, Any]]:
+    """The Block Kit layout of an outbox message; a message without ``data`` shows its text."""
+    layout = _LAYOUTS.get(str(message.data.get("event", "")))
+    try:
+        blocks = layout(message.data) if layout else []
+    except (KeyError, TypeError, ValueError):  # data from an older or newer swarm: the text says it all
+        blocks = []
+    return (blocks or [_section(escape(message.text))])[:MAX_BLOCKS]
+
+
+def fallback_text(message: OutboxMessage) -> str:
+    """Slack's ``text``: shown in notifications and by clients that do not render blocks."""
+    return _fit(escape(message.text), SECTION_CHARS)
+
+
+def status_line(message: OutboxMessage) -> str:
+    data = message.data
+    event = str(data.get("event", message.kind))
+    if event == "ready":
+        number = data.get("pr_number")
+        what = f"✅ ready for review{f' (PR #{number})' if number else ''}"
+    elif event == "failed":
+        what = f"🆘 needs manual help — {data.get('reason', '')}"
+    elif event == "waiting":
+        what = f"⏸ waiting for you — {data.get('summary', '')}"
+    elif event == "stuck":
+        what = f"⏳ stuck — no output for {data.get('idle', '?')} (attempt {data.get('attempt', '?')})"
+    elif event == "discovered":
+        what = f"🆕 {data.get('status', 'queued')} — discovered from {data.get('source_url') or 'an outside report'}"
+    else:
+        what = f"{data.get('status', message.kind)}"
+    return _fit(f"Status: {what}", 300)
+
+
+def parent_for(message: OutboxMessage) -> tuple[str, list[dict[str, Any]]]:
+    """The task's parent message: its title and the current status line (text, blocks)."""
+    data = message.data
+    title = str(data.get("title") or message.task_id)
+    line = status_line(message)
+    stamp = int(message.created_at.timestamp())
+    when = f"<!date^{stamp}^{{date_short_pretty}} {{time}}|{message.created_at:%Y-%m-%d %H:%M} UTC>"
+    head = _title(data) if data.get("task_id") else f"*{escape(title)}*  `{escape(message.task_id)}`"
+    text = escape(f"{title} [{message.task_id}] — {line}")
+    return text, [_section(f"{head}\n*{escape(line)}*"), _context(f"swarm task · updated {when}")]
+
+
+# -------------------------------------------------------------------------------------------- state
+
+
+class SlackState:
+    """``.swarm/slack.json``: each task's thread (channel id + parent ``ts``) and the keys Slack accepted.
+
+    Written atomically right after Slack answers, so a crash between Slack's answer and the outbox update
+    is caught here and not sent again; only a crash in between these two writes can still cost a duplicate.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        data = read_json(path) if path is not None else None
+        if path is not None and data is None and path.exists():
+            log.warning("slack: %s is not readable JSON; starting new threads", path.name)
+        data = data or {}
+        threads, sent = data.get("threads"), data.get("sent")
+        self.threads: dict[str, dict[str, str]] = threads if isinstance(threads, dict) else {}
+        self.sent: dict[str, str] = sent if isinstance(sent, dict) else {}
+
+    def thread(self, task_id: str, configured: str) -> tuple[str, str] | None:
+        entry = self.threads.get(task_id)
+        if not isinstance(entry, dict) or entry.get("configured") != configured:
+            return None  # none yet, or slack.channel changed since: start over in the new channel
+        channel, ts = entry.get("channel"), entry.get("ts")
+        return (channel, ts) if isinstance(channel, str) and isinstance(ts, str) else None
+
+    def set_thread(self, task_id: str, configured: str, channel: str, ts: str, at: str) -> None:
+        self.threads[task_id] = {"configured": configured, "channel": channel, "ts": ts, "at": at}
+        if len(self.threads) > KEEP_THREADS:
+            newest = sorted(self.threads.items(), key=lambda kv: str(kv[1].get("at", "")))[-KEEP_THREADS // 2:]
+            self.threads = dict(newest)
+        self.save()
+
+    def was_sent(self, key: str) -> bool:
+        return key in self.sent
+
+    def mark_sent(self, key: str, at: str) -> None:
+        self.sent[key] = at
+        if len(self.sent) > KEEP_SENT:
+            self.sent = dict(list(self.sent.items())[-KEEP_SENT // 2:])
+        self.save()
+
+    def save(self) -> None:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.path, {"version": 1, "threads": self.threads, "sent": self.sent})
+
+
+# ------------------------------------------------------------------------------------------ clients
+
+
+def _sdk_logger() -> logging.Logger:
+    """slack-sdk logs request URLs (a webhook URL is a secret) and a second error line for every failure we
+    already report as one line: its logger stays silent."""
+    logger = logging.getLogger(f"{__name__}.sdk")
+    logger.setLevel(logging.CRITICAL)
+    return logger
+
+
+def _retry_after(headers: Any, default: float | None) -> float | None:
+    for name, value in dict(headers or {}).items():
+        if str(name).lower() == "retry-after":
+            try:
+                return max(1.0, float(value[0] if isinstance(value, list) else value))
+            except (TypeError, ValueError):
+                return default
+    return default
+
+
+def _timeout(seconds: float) -> int:
+    return max(1, math.ceil(seconds))  # slack-sdk's clients take whole seconds
+
+
+def _unreachable(what: str, exc: Exception, secrets: tuple[str, ...]) -> NotifyError:
+    detail = str(exc) or type(exc).__name__
+    for secret in secrets:
+        if secret:
+            detail = detail.replace(secret, "[REDACTED]")
+    return NotifyError(f"slack: {what} did not answer ({redact(detail)[:200]}); retrying next tick", retry_after=0.0)
+
+
+class SlackNotifier:
+    """A bot token and a channel: one thread per task, its parent's status line kept current."""
+
+    wants_events = True  # every event of a task is a reply in its thread
+
+    def __init__(self, token: str, channel: str, state_path: Path | None, *, api_url: str = DEFAULT_API_URL,
+                 timeout: float = 10.0, token_env: str = TOKEN_ENV) -> None:
+        self.channel = channel
+        self.token_env = token_env
+        self.state = SlackState(state_path)
+        self._token = token
+        self.client = WebClient(token=token, base_url=api_url, timeout=_timeout(timeout), retry_handlers=[],
+                                logger=_sdk_logger())
+
+    def send(self, message: OutboxMessage) -> None:
+        if self.state.was_sent(message.key):
+            log.info("slack: %s was delivered before the outbox recorded it; not sending it twice", message.key)
+            return
+        channel, thread_ts = self._thread(message)
+        self._post(channel=channel, thread_ts=thread_ts, text=fallback_text(message), blocks=blocks_for(message),
+                   reply_broadcast=message.kind == "ready" or None, unfurl_links=False, unfurl_media=False)
+        self.state.mark_sent(message.key, message.created_at.isoformat())
+
+    def _thread(self, message: OutboxMessage) -> tuple[str, str]:
+        """The task's thread, its status line updated first (idempotent), or a new parent message."""
+        text, blocks = parent_for(message)
+        known = self.state.thread(message.task_id, self.channel)
+        if known is not None:
+            channel, ts = known
+            try:
+                self._call("chat.update", lambda kw: self.client.chat_update(**kw),
+                           {"channel": channel, "ts": ts, "text": text, "blocks": blocks})
+                return known
+            except SlackError as exc:
+                if exc.code not in _THREAD_GONE:
+                    raise
+                log.info("slack: the thread of %s is gone (%s); starting a new one", message.task_id, exc.code)
+        answer = self._post(channel=self.channel, text=text, blocks=blocks, unfurl_links=False)
+        channel, ts = str(answer["channel"]), str(answer["ts"])
+        self.state.set_thread(message.task_id, self.channel, channel, ts, message.created_at.isoformat())
+        return channel, ts
+
+    def _post(self, **kwargs: Any) -> SlackResponse:
+        return self._call("chat.postMessage", lambda kw: self.client.chat_postMessage(**kw), kwargs)
+
+    def _call(self, method: str, call: Callable[[dict[str, Any]], SlackResponse], kwargs: dict[str, Any]
+              ) -> SlackResponse:
+        try:
+            try:
+                return call(kwargs)
+            except SlackApiError as exc:
+                error = self._error(method, exc.response)
+                if error.code not in _BAD_LAYOUT or "blocks" not in kwargs:
+                    raise error from None
+                log.warning("slack: %s refused the layout (%s); sending the plain text", method, error.code)
+                return call({k: v for k, v in kwargs.items() if k != "blocks"})
+        except SlackApiError as exc:
+            raise self._error(method, exc.response) from None
+        except NotifyError:
+            raise
+        except Exception as exc:  # timeouts, refused connections, DNS: Slack (or the way to it) is down
+            raise _unreachable(method, exc, (self._token,)) from None
+
+    def _error(self, method: str, response: SlackResponse) -> SlackError:
+        return api_error(method, response.status_code, str(response.get("error", "") or ""), response.headers,
+                         env=self.token_env, channel=self.channel)
+
+
+def api_error(method: str, status: int, code: str, headers: Any, *, env: str, channel: str) -> SlackError:
+    """Slack's answer as a NotifyError that says what happens next, on one line."""
+    if status == 429 or code in ("ratelimited", "rate_limited"):
+        wait = _retry_after(headers, 30.0) or 30.0
+        return SlackError(f"slack: {method} rate limited; retrying after {wait:.0f}s", "ratelimited",
+                          retry_after=wait)
+    if status >= 500 or code in ("internal_error", "fatal_error", "service_unavailable", "request_timeout"):
+        shown = code if re.fullmatch(r"[a-z_]{1,60}", code) else "server error"  # not the SDK's page dump
+        return SlackError(f"slack: {method} answered HTTP {status} ({shown}); retrying next tick", shown,
+                          retry_after=_retry_after(headers, 0.0))
+    fix = _PERMANENT.get(code)
+    if fix is not None:
+        return SlackError(f"slack: {code} — {fix.format(env=env, channel=channel or '(none)')}", code, permanent=True)
+    return SlackError(f"slack: {method} failed: {code[:80] or f'HTTP {status}'}", code or str(status))
+
+
+class SlackWebhookNotifier:
+    """Only an incoming webhook: flat messages in the webhook's channel (no threads, no edits)."""
+
+    def __init__(self, url: str, state_path: Path | None = None, *, timeout: float = 10.0,
+                 url_env: str = "SLACK_WEBHOOK_URL") -> None:
+        self.url_env = url_env
+        self.state = SlackState(state_path)
+        self._url = url
+        self.client = WebhookClient(url, timeout=_timeout(timeout), retry_handlers=[], logger=_sdk_logger())
+
+    def send(self, message: OutboxMessage) -> None:
+        if self.state.was_sent(message.key):
+            log.info("slack: %s was delivered before the outbox recorded it; not sending it twice", message.key)
+            return
+        text = fallback_text(message)
+        status, body, headers = self._send(text, blocks_for(message))
+        if status == 400 and body in _BAD_LAYOUT:
+            log.warning("slack webhook refused the layout (%s); sending the plain text", body)
+            status, body, headers = self._send(text, None)
+        if status != 200:
+            raise self._error(status, body, headers)
+        self.state.mark_sent(message.key, message.created_at.isoformat())
+
+    def _send(self, text: str, blocks: list[dict[str, Any]] | None) -> tuple[int, str, Any]:
+        try:
+            response = self.client.send(text=text, blocks=blocks, unfurl_links=False, unfurl_media=False)
+        except Exception as exc:  # WebhookClient raises on connection errors and timeouts
+            raise _unreachable("the incoming webhook", exc, (self._url,)) from None
+        return response.status_code, (response.body or "").strip(), response.headers
+
+    def _error(self, status: int, body: str, headers: Any) -> NotifyError:
+        code = body if re.fullmatch(r"[a-z_]{1,60}", body) else ""
+        fix = _WEBHOOK_PERMANENT.get(code)
+        if fix is not None and status < 500:
+            return SlackError(f"slack webhook: {code} — {fix.format(env=self.url_env)}", code, permanent=True)
+        return api_error("the incoming webhook", status, code, headers, env=self.url_env, channel="")
+
+
+def check(token: str, channel: str, *, api_url: str = DEFAULT_API_URL, timeout: float = 10.0,
+          token_env: str = TOKEN_ENV, webhook_url: str = "", webhook_url_env: str = "SLACK_WEBHOOK_URL",
+          ) -> tuple[bool, str]:
+    """``swarm doctor``'s line: whether Slack notifications will work, and the fix when they will not."""
+    if token and channel:
+        return _check_bot(token, channel, api_url, timeout, token_env)
+    if channel and not token:
+        return False, (f"slack: slack.channel is {channel!r} but {token_env} is empty — export the bot token "
+                       f"(xoxb-...) in the monitor's environment")
+    if token and not webhook_url:
+        return False, f"slack: {token_env} is set but slack.channel is empty — set [slack] channel in swarm.toml"
+    if webhook_url:
+        if not _URL.match(webhook_url):
+            return False, f"slack: {webhook_url_env} is not an http(s) URL — export the incoming webhook's URL"
+        return True, (f"slack: incoming webhook from {webhook_url_env}: flat messages (not tested: it would post); "
+                      f"threads need a bot token and slack.channel")
+    return True, "slack: not configured — notifications go to the console"
+
+
+def _check_bot(token: str, channel: str, api_url: str, timeout: float, token_env: str) -> tuple[bool, str]:
+    notifier = SlackNotifier(token, channel, None, api_url=api_url, timeout=timeout, token_env=token_env)
+    client = notifier.client
+    try:
+        who = notifier._call("auth.test", lambda kw: client.auth_test(**kw), {})
+    except NotifyError as exc:
+        return False, str(exc)
+    where = f"slack: bot {who.get('user', '?')} in {who.get('team', '?')}"
+    if not re.fullmatch(r"[CGD][A-Z0-9]{6,}", channel):
+        return True, f"{where}, posting to {channel} (a name: doctor checks a channel by its id, C0123...)"
+    try:
+        info = notifier._call("conversations.info", lambda kw: client.conversations_info(**kw), {"channel": channel})
+    except SlackError as exc:
+        if exc.code == "missing_scope":
+            return True, f"{where}, posting to {channel} (not checked: the token lacks channels:read)"
+        return False, str(exc)
+    except NotifyError as exc:
+        return False, str(exc)
+    found = info.get("channel")
+    found = found if isinstance(found, dict) else {}
+    name = f"#{found.get('name', channel)}"
+    if found.get("is_member") is False:
+        return True, (f"{where}, {name}: the bot is not a member — invite it (/invite @your-app) unless the app has "
+                      "chat:write.public")
+    return True, f"{where}, posting to {name}"
