@@ -21,7 +21,7 @@ from monitor.durations import parse_duration
 from monitor.redact import RedactingFilter
 from orchestrator import status as status_view
 from orchestrator import tasks as task_ops
-from orchestrator.config import ConfigError
+from orchestrator.config import CONFIG_NAME, ConfigError, load
 from orchestrator.wiring import UsageError, load_world, utc_now
 from registry.models import Task
 from registry.store import RegistryError
@@ -34,6 +34,10 @@ monitor_app = typer.Typer(no_args_is_help=True, help="The token-free supervisor.
 registry_app = typer.Typer(no_args_is_help=True, help="Registry maintenance.")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(registry_app, name="registry")
+systemd_app = typer.Typer(no_args_is_help=True, help="Run the monitor as systemd user services.")
+app.add_typer(systemd_app, name="systemd")
+discover_app = typer.Typer(no_args_is_help=True, help="Turn outside reports into tasks.")
+app.add_typer(discover_app, name="discover")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -141,14 +145,19 @@ def status(
 @monitor_app.command("run-once")
 def run_once(as_json: Annotated[bool, typer.Option("--json", help="Print the tick's report as JSON")] = False) -> None:
     """One token-free tick (what the systemd timer and cron call), then the chores that are due."""
-    from orchestrator.maintenance import service_tick
+    from monitor import selfmon
+    from orchestrator.maintenance import service_tick, start_self_monitoring
 
     settings, world = load_world(need_forge=True)
     stop = threading.Event()
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    report, chores = service_tick(world, settings, stop)
+    start_self_monitoring(settings)
+    try:
+        report, chores = service_tick(world, settings, stop)
+    finally:
+        selfmon.flush()  # a one-shot process: what is queued must leave before it exits
     if as_json:
         print(json.dumps({**report.as_dict(), "chores": chores}))
     elif report.skipped:
@@ -173,15 +182,20 @@ def daemon(interval: Annotated[str, typer.Option(help="Time between ticks, e.g. 
     if seconds < 1:
         raise UsageError("--interval must be at least 1s")
 
-    from orchestrator.maintenance import service_tick
+    from monitor import selfmon
+    from orchestrator.maintenance import service_tick, start_self_monitoring
 
     def tick(stop: threading.Event) -> None:
         report, chores = service_tick(world, settings, stop)
         for line in [*report.actions, *chores]:
             console.print(line, markup=False, highlight=False)
 
+    start_self_monitoring(settings)
     err.print(f"monitor daemon: ticking every {seconds:g}s (Ctrl-C or SIGTERM to stop)")
-    run_daemon(tick, seconds)
+    try:
+        run_daemon(tick, seconds)
+    finally:
+        selfmon.flush()
 
 
 @app.command()
@@ -284,6 +298,43 @@ def agent_run(run_dir: Path) -> None:
     from monitor.agent_run import main as wrapper
 
     raise typer.Exit(wrapper([str(run_dir)]))
+
+
+@discover_app.command("sentry")
+def discover_sentry(
+    dry_run: Annotated[bool, typer.Option(help="Say what would be created; create and write nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """Turn new unresolved Sentry issues of the project into tasks (at most [sentry] max_new_tasks)."""
+    from orchestrator.discovery.sentry import DiscoveryError, discover
+
+    settings, world = load_world()
+    try:
+        report = discover(world, settings, dry_run=dry_run, now=world.clock())
+    except DiscoveryError as exc:
+        raise OperationalError(str(exc)) from None
+    if as_json:
+        print(json.dumps(report.as_dict()))
+    else:
+        for line in report.lines():
+            console.print(line, markup=False, highlight=False)
+
+
+@systemd_app.command("install")
+def systemd_install(
+    print_only: Annotated[bool, typer.Option("--print", help="Only print the units and the commands")] = False,
+) -> None:
+    """Render the units with this machine's paths into ~/.config/systemd/user and say what to run next."""
+    from orchestrator import systemd
+    from orchestrator.wiring import find_repo
+
+    repo = find_repo()
+    settings = load(repo / CONFIG_NAME)
+    for warning in systemd.preflight(settings):
+        err.print(warning, markup=False, highlight=False)
+    units = systemd.render_units(repo, settings, systemd.default_swarm_argv())
+    for line in systemd.install(units, print_only=print_only):
+        print(line)
 
 
 @registry_app.command("restore")

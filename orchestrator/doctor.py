@@ -86,7 +86,16 @@ def run_doctor(cwd: Path) -> Iterator[Check]:
     if settings.project.forge == "github":
         yield from _github(repo, settings)
     yield slack_check(settings)
+    if settings.sentry.org or settings.sentry.project:
+        from orchestrator.discovery.sentry import check as sentry_check
+
+        yield sentry_check(settings.sentry, os.environ.get(settings.sentry.token_env, ""))
+    dsn = os.environ.get(settings.sentry.dsn_env, "").strip()
+    yield True, (f"self-monitoring: errors and check-ins of monitor {settings.sentry.monitor_slug!r} go to Sentry"
+                 if dsn else f"self-monitoring: off (set ${settings.sentry.dsn_env} to a DSN to be told when the "
+                 "monitor stops ticking)")
     yield from _anthropic(settings)
+    yield _service(repo, settings)
 
 
 def _github(repo: Path, settings: Settings) -> Iterator[tuple[bool, str]]:
@@ -139,3 +148,13 @@ def _anthropic(settings: Settings) -> Iterator[Check]:
         yield False, f"anthropic: model {settings.llm.model!r} not found — fix llm.model in {CONFIG_NAME}"
     except anthropic.APIError as exc:
         yield False, f"anthropic: {type(exc).__name__} — check the network or ANTHROPIC_BASE_URL"
+
+
+def _service(repo: Path, settings: Settings) -> Check:
+    """The timer (or the daemon unit) and its last run; cron users are told, not failed."""
+    from orchestrator.systemd import timer_status
+
+    ok, line = timer_status(repo, settings)
+    if not ok and "not installed" in line:
+        return True, f"{line} (fine if cron or your own supervisor runs `swarm monitor run-once`)"
+    return ok, line

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -85,8 +86,32 @@ def run_due(world: World, settings: Settings, extra: dict[str, tuple[float, Call
     return done
 
 
+def start_self_monitoring(settings: Settings) -> bool:
+    """sentry-sdk for the monitor's own errors and check-ins, when ``[sentry] dsn_env`` names a DSN."""
+    from monitor import selfmon
+
+    secrets = [os.environ.get(name, "") for name in settings.secret_env_names()]
+    return selfmon.init(os.environ.get(settings.sentry.dsn_env, "").strip(), environment=settings.sentry.environment,
+                        release="swarm@0.1.0", secret_values=[s for s in secrets if s])
+
+
+def discovery_chore(world: World, settings: Settings) -> tuple[float, Callable[[], list[str]]]:
+    def run() -> list[str]:
+        from orchestrator.discovery.sentry import discover
+
+        return discover(world, settings, dry_run=False, now=world.clock()).lines()
+
+    every = settings.sentry.discover_every if settings.sentry.org and settings.sentry.project else 0.0
+    return every, run
+
+
 def service_tick(world: World, settings: Settings, stop: threading.Event) -> tuple[TickReport, list[str]]:
-    """What the timer and the daemon run: one tick, then the chores that are due (not when skipped)."""
-    report = run_tick(world, stop)
-    chores = [] if report.skipped or stop.is_set() else run_due(world, settings)
-    return report, chores
+    """What the timer and the daemon run: one tick inside a cron check-in (when self-monitoring is on), then
+    the chores that are due (not when the tick was skipped or asked to stop)."""
+    from monitor import selfmon
+
+    with selfmon.tick_checkin(settings.sentry.monitor_slug, settings.monitor.interval):
+        report = run_tick(world, stop)
+    if report.skipped or stop.is_set():
+        return report, []
+    return report, run_due(world, settings, {"sentry": discovery_chore(world, settings)})
