@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.fakes.sentry_server import FakeSentry
-from tests.orchestrator.test_discovery import FRAMES, make_event
+from tests.fakes.sentry_server import FakeSentry, make_event
+from tests.orchestrator.test_discovery import FRAMES
 from tests.worlds import write_config
 
 SWARM = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
