@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -349,9 +350,25 @@ class OperationalError(Exception):
     """Something the user asked for failed (exit 1)."""
 
 
+def load_credentials(environ: dict[str, str] | None = None) -> list[str]:
+    """systemd ``LoadCredential=NAME:path`` puts each secret in a file under ``$CREDENTIALS_DIRECTORY``
+    (readable only by this service, never in its environment listing); swarm reads secrets from the
+    environment, so each file fills the variable of its name when that is unset. Returns the names."""
+    env = os.environ if environ is None else environ
+    directory = env.get("CREDENTIALS_DIRECTORY", "")
+    loaded = []
+    if directory and Path(directory).is_dir():
+        for path in sorted(Path(directory).iterdir()):
+            if path.is_file() and re.fullmatch(r"[A-Z][A-Z0-9_]*", path.name) and not env.get(path.name):
+                env[path.name] = path.read_text(encoding="utf-8").strip()
+                loaded.append(path.name)
+    return loaded
+
+
 def main() -> None:
     """Entry point: typer reports its own usage errors (exit 2); ours become one line and an exit code."""
     try:
+        load_credentials()
         app()
     except (ConfigError, UsageError) as exc:
         err.print(f"swarm: error: {exc}", markup=False, highlight=False)

@@ -400,3 +400,11 @@ def test_doctor_checks_the_token_against_github(stage: Stage) -> None:
     assert f"github: {REPO} reachable" in good
     bad = stage.swarm("doctor", check=None, env={"GITHUB_TOKEN": "ghp_wrongtoken0000000000000000000000000"})
     assert "github: acme/shop: 401" in bad and "ghp_wrong" not in bad
+
+
+def test_a_systemd_credential_file_supplies_the_token(stage: Stage, tmp_path: Path) -> None:
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "GITHUB_TOKEN").write_text(TOKEN + "\n")
+    out = stage.swarm("doctor", check=None, env={"GITHUB_TOKEN": "", "CREDENTIALS_DIRECTORY": str(creds)})
+    assert "github token: accepted for agent" in out and TOKEN not in out
