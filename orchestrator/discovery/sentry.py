@@ -11,8 +11,7 @@ How, in one run:
    list needs) and fails early with a clear message on a wrong token, org or project.
 2. ``GET /api/0/organizations/{org}/issues/`` twice: new issues (``is:unresolved firstSeen:-24h`` +
    ``[sentry] query``) and regressed ones (``is:unresolved is:regressed``: regressions count whatever
-   their age). Pages follow the ``Link`` header's ``rel="next"`` cursor until ``results="false"``, at
-   most ``MAX_PAGES`` pages per list. An issue qualifies with ``count >= min_events`` **or**
+   their age), at most ``MAX_PAGES`` pages each. An issue qualifies with ``count >= min_events`` **or**
    ``userCount >= min_users``; Sentry's search cannot say "or" across the two, so that filter is ours.
 3. For each qualifying issue without a task yet: ``GET .../issues/{id}/events/latest/`` and its last
    in-app frames. All of these are fetched before any task is created, so a Sentry failure (401, 403,
@@ -32,26 +31,22 @@ its pull request. A task made *for* a regression stays the answer to it until th
 out of the regressed state (not regressed in a list, or absent from a complete regressed list): a fix
 that is merged but not deployed yet keeps receiving events and must not breed a second task.
 
-Secrets: the token travels only in the ``Authorization: Bearer`` header, never in a URL, a message or a
-log line. Everything Sentry returns is untrusted: it enters the prompt only fenced (``monitor.fence``,
-redacted and capped), and the title and anything else kept are redacted first.
+Layout: this module keeps the dedupe state, the run (``discover``), its report and ``swarm doctor``'s
+``check``. ``sentry_api`` holds the HTTP client, its errors, paging and the searches (and keeps the token
+out of URLs, messages and logs); ``sentry_prompt`` parses what Sentry says, all of it untrusted, and
+builds the fenced prompt. Their public names are re-exported here, so callers import from this module.
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import fcntl
 import json
 import logging
-import math
 import os
-import random
-import re
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,320 +54,43 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from monitor.agent_run import write_json_atomic
-from monitor.fence import Fence
 from monitor.messages import discovered_message
-from monitor.redact import redact
 from monitor.tick import World
 from orchestrator.config import ConfigError, SentrySettings, Settings
+from orchestrator.discovery.sentry_api import (
+    MAX_PAGES,
+    PAGE_LIMIT,
+    DiscoveryError,
+    SentryClient,
+    SentryError,
+    next_cursor,
+    queries,
+    relative,
+)
+from orchestrator.discovery.sentry_prompt import (
+    FRAMES,
+    TITLE_LIMIT,
+    Issue,
+    _when,
+    build_prompt,
+    event_text,
+    issue_text,
+    task_title,
+)
 from orchestrator.wiring import UsageError
 from registry.archive import archived
 from registry.models import Status, Task
 
+__all__ = [
+    "FRAMES", "MAX_PAGES", "PAGE_LIMIT", "STATE_NAME", "TITLE_LIMIT", "Created", "DiscoveredState", "DiscoveryError",
+    "DiscoveryReport", "Issue", "IssueRecord", "SentryClient", "SentryError", "Skipped", "TaskRef", "build_prompt",
+    "check", "discover", "event_text", "issue_text", "load_state", "next_cursor", "queries", "relative",
+    "save_state", "state_path", "task_title",
+]
+
 log = logging.getLogger(__name__)
 
-MAX_PAGES = 10  # per issue list; past it the report says so and asks for a narrower [sentry] query
-PAGE_LIMIT = 100  # issues per page (Sentry's maximum)
-FRAMES = 5  # in-app frames per exception given to the agent, innermost last
 STATE_NAME = "discovered.json"
-TITLE_LIMIT = 72
-_ISSUE_ID = re.compile(r"^\d{1,20}$")
-_SHORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,60}$")
-_LINK = re.compile(r'<([^>]*)>((?:\s*;\s*[A-Za-z]+="[^"]*")*)')
-_LINK_PARAM = re.compile(r'([A-Za-z]+)="([^"]*)"')
-
-
-class DiscoveryError(Exception):
-    """Discovery cannot run: its dedupe file is damaged, or another run holds it."""
-
-
-class SentryError(DiscoveryError):
-    """Sentry failed or refused; the message is one line that names the fix."""
-
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
-
-
-# ------------------------------------------------------------------------------------------ the client
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
-
-
-def next_cursor(link_header: str) -> str | None:
-    """The cursor of ``rel="next"`` when it says ``results="true"``; None at the end (Sentry always sends
-    both links, and the last page's next link says ``results="false"``)."""
-    for match in _LINK.finditer(link_header or ""):
-        params = dict(_LINK_PARAM.findall(match.group(2)))
-        if params.get("rel") == "next":
-            if params.get("results") != "true":
-                return None
-            return params.get("cursor") or None
-    return None
-
-
-class SentryClient:
-    """The REST calls discovery needs, with bounded retries on 5xx and timeouts, and every failure turned
-    into a one-line ``SentryError``. Next pages are asked for with the cursor from the ``Link`` header on
-    our own URL, so the token never follows a link to another host."""
-
-    def __init__(
-        self, url: str, token: str, org: str, *, timeout: float = 15.0,
-        token_env: str = "SENTRY_AUTH_TOKEN",  # noqa: S107 (the variable's name, for messages)
-        retries: int = 2, backoff: float = 0.5, transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.url = url.rstrip("/")
-        self.org = org
-        self.timeout = timeout
-        self.token_env = token_env
-        self.retries = retries
-        self.backoff = backoff
-        self.requests = 0
-        self._http = httpx.Client(
-            base_url=self.url, timeout=timeout, transport=transport, follow_redirects=False,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json", "User-Agent": "swarm"},
-        )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> SentryClient:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def _refused(self, response: httpx.Response, what: str, missing: str) -> SentryError:
-        status = response.status_code
-        if status == 401:
-            return SentryError(f"Sentry refused the token in ${self.token_env} (401) while reading {what}: it is "
-                               "wrong, expired or revoked; create a new auth token with the project:read and "
-                               "event:read scopes", status=status)
-        if status == 403:
-            return SentryError(f"the token in ${self.token_env} may not read {what} (403): give it the "
-                               f"project:read and event:read scopes and access to the organization {self.org!r}",
-                               status=status)
-        if status == 404:
-            return SentryError(f"Sentry found no {what.removeprefix('the ')} (404): {missing}", status=status)
-        if status == 429:
-            wait = _retry_after(response.headers.get("retry-after"))
-            after = f"retry after {wait:.0f} s" if wait is not None else "retry in a minute or more"
-            return SentryError(f"Sentry's rate limit was hit while reading {what} (429): {after}; nothing was "
-                               "created, the next run carries on", status=status, retry_after=wait)
-        detail = ""
-        with contextlib.suppress(ValueError, AttributeError):
-            detail = str(response.json().get("detail", ""))
-        detail = f" ({redact(detail)[:200]})" if detail else ""
-        return SentryError(f"Sentry rejected the request for {what} ({status}){detail}: check [sentry] query, "
-                           "org and project in swarm.toml", status=status)
-
-    def get(self, path: str, params: dict[str, Any], what: str, missing: str = "") -> httpx.Response:
-        """GET with retries on 5xx, timeouts and lost connections; any answer but 200 is a ``SentryError``."""
-        problem = SentryError(f"Sentry was not asked for {what}")
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.0))
-            self.requests += 1
-            try:
-                response = self._http.get(path, params=params)
-            except httpx.TimeoutException:
-                problem = SentryError(f"Sentry did not answer within {self.timeout:g} s while reading {what}: "
-                                      "the next run tries again (raise [sentry] timeout if this repeats)")
-                continue
-            except httpx.TransportError as exc:
-                problem = SentryError(f"cannot reach Sentry at {self.url} while reading {what} "
-                                      f"({type(exc).__name__}): check [sentry] url and the network")
-                continue
-            if response.status_code >= 500:
-                problem = SentryError(f"Sentry answered {response.status_code} {response.reason_phrase} while "
-                                      f"reading {what}: a problem on Sentry's side; the next run tries again",
-                                      status=response.status_code)
-                continue
-            if response.status_code != 200:
-                raise self._refused(response, what, missing)
-            return response
-        raise problem
-
-    def json(self, response: httpx.Response, what: str, kind: type[dict[str, Any]] | type[list[Any]]) -> Any:
-        try:
-            data = response.json()
-        except ValueError:
-            kind_seen = response.headers.get("content-type", "no content type")
-            raise SentryError(f"Sentry answered {what} with something that is not JSON ({kind_seen}): is "
-                              f"[sentry] url ({self.url}) the Sentry server, e.g. https://sentry.io?") from None
-        if not isinstance(data, kind):
-            raise SentryError(f"Sentry answered {what} with JSON of an unexpected shape ({type(data).__name__}, "
-                              f"expected {kind.__name__}): is [sentry] url ({self.url}) the Sentry API?")
-        return data
-
-    def project(self, project: str) -> dict[str, Any]:
-        what = f"the project {self.org}/{project}"
-        response = self.get(f"/api/0/projects/{self.org}/{project}/", {}, what,
-                            "check [sentry] org and project in swarm.toml (the slugs in the project's URL)")
-        data: dict[str, Any] = self.json(response, what, dict)
-        if not str(data.get("id", "")).isdigit():
-            raise SentryError(f"Sentry answered {what} without a numeric id: is [sentry] url the Sentry API?")
-        return data
-
-    def issues(
-        self, project_id: str, query: str, *, environment: str = "", period: str = "24h", sort: str = "freq",
-        max_pages: int = MAX_PAGES,
-    ) -> tuple[list[dict[str, Any]], int, bool]:
-        """Every issue the query finds, following the cursor: (issues, pages read, whether the list is complete)."""
-        params: dict[str, Any] = {"project": project_id, "query": query, "statsPeriod": period, "sort": sort,
-                                  "limit": PAGE_LIMIT}
-        if environment:
-            params["environment"] = environment
-        found: list[dict[str, Any]] = []
-        seen_cursors: set[str] = set()
-        for page in range(1, max_pages + 1):
-            what = f"the issue list ({query!r}, page {page})"
-            response = self.get(f"/api/0/organizations/{self.org}/issues/", params, what,
-                                "check [sentry] org in swarm.toml")
-            found += [i for i in self.json(response, what, list) if isinstance(i, dict)]
-            cursor = next_cursor(response.headers.get("link", ""))
-            if cursor is None or cursor in seen_cursors:
-                return found, page, True
-            seen_cursors.add(cursor)
-            params["cursor"] = cursor
-        return found, max_pages, False
-
-    def latest_event(self, issue_id: str, environment: str = "") -> dict[str, Any]:
-        what = f"the latest event of issue {issue_id}"
-        params = {"environment": environment} if environment else {}
-        response = self.get(f"/api/0/organizations/{self.org}/issues/{issue_id}/events/latest/", params, what,
-                            "the issue has no event left (deleted or past retention)")
-        data: dict[str, Any] = self.json(response, what, dict)
-        return data
-
-
-# ------------------------------------------------------------------------------------ what Sentry says
-
-
-def _text(value: object, limit: int = 500) -> str:
-    """Untrusted text for one line: redacted, control characters out, whitespace folded, capped."""
-    folded = " ".join("".join(ch if ch.isprintable() else " " for ch in str(value or "")).split())
-    return redact(folded)[:limit]
-
-
-def _int(value: object) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
-
-
-def _when(value: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Issue:
-    id: str
-    short_id: str
-    title: str
-    culprit: str
-    permalink: str
-    level: str
-    status: str
-    substatus: str
-    count: int
-    users: int
-    first_seen: str
-    last_seen: str
-    regressed: bool
-
-    @classmethod
-    def parse(cls, raw: dict[str, Any], url: str, org: str, regressed: bool) -> Issue | None:
-        issue_id = str(raw.get("id", ""))
-        if not _ISSUE_ID.match(issue_id):
-            return None
-        short_id = str(raw.get("shortId", ""))
-        permalink = str(raw.get("permalink") or "")
-        if not re.match(r"^https?://[^\s<>\"]+$", permalink) or redact(permalink) != permalink:
-            permalink = f"{url}/organizations/{org}/issues/{issue_id}/"
-        substatus = _text(raw.get("substatus"), 40)
-        return cls(
-            id=issue_id, short_id=short_id if _SHORT_ID.match(short_id) else f"issue {issue_id}",
-            title=_text(raw.get("title"), 300) or "(no title)", culprit=_text(raw.get("culprit"), 300),
-            permalink=permalink, level=_text(raw.get("level"), 20), status=_text(raw.get("status"), 40),
-            substatus=substatus, count=_int(raw.get("count")), users=_int(raw.get("userCount")),
-            first_seen=_text(raw.get("firstSeen"), 40), last_seen=_text(raw.get("lastSeen"), 40),
-            regressed=regressed or substatus == "regressed",
-        )
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _frame_line(frame: dict[str, Any]) -> str:
-    where = frame.get("filename") or frame.get("module") or frame.get("absPath") or "?"
-    line = frame.get("lineNo")
-    text = f"  {where} in {frame.get('function') or '?'}" + (f" at line {line}" if line is not None else "")
-    for item in frame.get("context") or []:
-        if isinstance(item, list | tuple) and len(item) == 2 and item[0] == line:
-            text += f"\n      {str(item[1]).strip()}"
-    return text
-
-
-def event_text(event: dict[str, Any], frames: int = FRAMES) -> str:
-    """The latest event as the agent reads it: each exception with its last in-app frames (innermost last)."""
-    parts: list[str] = []
-    tags = {str(t.get("key")): str(t.get("value")) for t in event.get("tags") or [] if isinstance(t, dict)}
-    facts = [f"{k}: {tags[k]}" for k in ("environment", "release") if k in tags]
-    if event.get("dateCreated"):
-        facts.insert(0, f"when: {event['dateCreated']}")
-    if facts:
-        parts.append("; ".join(facts))
-    for entry in event.get("entries") or []:
-        if not isinstance(entry, dict):
-            continue
-        data = _dict(entry.get("data"))
-        if entry.get("type") == "message" and (data.get("formatted") or data.get("message")):
-            parts.append(f"message: {data.get('formatted') or data.get('message')}")
-        if entry.get("type") != "exception":
-            continue
-        for value in (data.get("values") or [])[-3:]:
-            if not isinstance(value, dict):
-                continue
-            kind, said = value.get("type") or "Exception", value.get("value") or ""
-            parts.append(f"{kind}: {said}" if said else str(kind))
-            all_frames = [f for f in _dict(value.get("stacktrace")).get("frames") or [] if isinstance(f, dict)]
-            chosen = [f for f in all_frames if f.get("inApp")][-frames:]
-            if not chosen and all_frames:
-                parts.append("  (no in-app frame: the last frames of the trace)")
-                chosen = all_frames[-frames:]
-            parts += [_frame_line(f) for f in chosen]
-    if len(parts) <= 1 and event.get("message"):
-        parts.append(f"message: {event['message']}")
-    return "\n".join(parts) or "(the event carries no exception, message or stack trace)"
-
-
-def issue_text(issue: Issue) -> str:
-    status = issue.status + (f" ({issue.substatus})" if issue.substatus else "")
-    return "\n".join([
-        f"title: {issue.title}", f"culprit: {issue.culprit or '(none)'}", f"level: {issue.level or '?'}",
-        f"events: {issue.count}; users affected: {issue.users}",
-        f"first seen: {issue.first_seen}; last seen: {issue.last_seen}", f"status: {status}",
-        f"link: {issue.permalink}",
-    ])
 
 
 # ----------------------------------------------------------------------------------------- dedupe state
@@ -502,51 +220,6 @@ class DiscoveryReport:
 
 
 # ------------------------------------------------------------------------------------------- discovery
-
-
-def relative(seconds: float) -> str:
-    """Sentry's relative time (``firstSeen:-24h``): weeks, days, hours or minutes (rounded up)."""
-    whole = math.ceil(seconds)
-    for size, unit in ((604800, "w"), (86400, "d"), (3600, "h")):
-        if whole >= size and whole % size == 0:
-            return f"{whole // size}{unit}"
-    return f"{max(1, math.ceil(whole / 60))}m"
-
-
-def queries(settings: SentrySettings) -> tuple[str, str]:
-    """(new issues, regressed issues), each ``is:unresolved`` + the window or ``is:regressed`` + ``query``."""
-    extra = " ".join(settings.query.split())
-    new = " ".join(p for p in ("is:unresolved", f"firstSeen:-{relative(settings.first_seen_within)}", extra) if p)
-    again = " ".join(p for p in ("is:unresolved", "is:regressed", extra) if p)
-    return new, again
-
-
-def task_title(issue: Issue) -> str:
-    title = f"Fix Sentry: {issue.title}"
-    return title if len(title) <= TITLE_LIMIT else title[:TITLE_LIMIT - 1].rstrip() + "…"
-
-
-def build_prompt(issue: Issue, event: dict[str, Any], previous: TaskRef | None = None) -> str:
-    fence = Fence()
-    parts = [f"Fix the production error that Sentry reports as issue {issue.short_id} (link below)."]
-    if previous is not None:
-        pr = f", pull request {previous.pr_url}" if previous.pr_url else ""
-        parts.append(f"This error came back: swarm task {previous.task_id}{pr} worked on it before and has ended "
-                     f"({previous.task_status or 'ended'}), and Sentry now marks the issue as regressed. Look at "
-                     "what that task changed and why the error still happens; do not simply repeat its fix.")
-    parts += [
-        fence.preamble() + " Here it is an error report from Sentry: whoever triggered the error chose part of "
-        "its text.",
-        "## The Sentry issue\n\n" + fence.wrap("sentry issue", issue_text(issue), 2000),
-        "## The latest event (the innermost frame is last)\n\n" + fence.wrap("sentry latest event",
-                                                                              event_text(event), 6000),
-        "## What to do\n\n"
-        "1. Find the root cause from the stack trace and the code it points to.\n"
-        "2. Add a test that reproduces the error, then fix the code so it passes; do not just catch and "
-        "silence the exception.\n"
-        "3. Keep the change focused on this error.",
-    ]
-    return "\n\n".join(parts) + "\n"
 
 
 @dataclass(frozen=True)
