@@ -119,10 +119,18 @@ class CleanupSettings(Section):
 class LlmSettings(Section):
     model: str = "claude-sonnet-4-5"
     api_key_env: str = "ANTHROPIC_API_KEY"
+    max_tasks: int = Field(8, ge=1, le=50)  # a plan is capped at this many tasks
+    min_task_chars: int = Field(200, ge=0)  # tasks whose description + criteria are shorter are merged
+    max_tokens: int = Field(8192, ge=256)  # per answer
+    timeout: Duration = 120.0
+    task_token_budget: int = Field(0, ge=0)  # tokens per task (agent + LLM); over it, no more retries (0 = none)
+    retry_prompts: bool = True  # with a key, retry prompts are rewritten by the model (template on any error)
 
 
 class ContextSettings(Section):
     paths: list[str] = ["docs/context"]
+    budget_tokens: int = Field(6000, ge=0)  # business context per request, by relevance
+    learnings: str = ".swarm/learnings.md"  # written by `swarm learn`, read into every prompt
 
 
 class Settings(Section):

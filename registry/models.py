@@ -112,6 +112,8 @@ class Task(Frozen):
     after: tuple[str, ...] = ()
     acceptance: tuple[str, ...] = ()  # acceptance criteria: in the prompt and the PR body
     links: tuple[str, ...] = ()  # where the task came from (a Sentry issue, a ticket): in the PR body
+    llm_tokens: int = 0  # the orchestrator's own spend on this task (planning share, retry prompts, reviews)
+    llm_cost_usd: float = 0.0
     attempts: tuple[Attempt, ...] = ()
     pr: PullRequest | None = None
     checks: dict[str, str] = Field(default_factory=dict)
@@ -136,11 +138,12 @@ class Task(Frozen):
 
     @property
     def tokens(self) -> int:
-        return sum(a.tokens for a in self.attempts)
+        """Every token spent on the task: its agents' and the orchestrator's (planning share, retries, reviews)."""
+        return sum(a.tokens for a in self.attempts) + self.llm_tokens
 
     @property
     def cost_usd(self) -> float:
-        return round(sum(a.cost_usd for a in self.attempts), 6)
+        return round(sum(a.cost_usd for a in self.attempts) + self.llm_cost_usd, 6)
 
     def with_attempt(self, attempt: Attempt) -> Task:
         """Replace the current attempt (the last one) with an updated copy."""
