@@ -15,9 +15,11 @@ from pathlib import Path
 
 from monitor.agent_run import RESULT, SPEC
 from monitor.agents import AgentProfile, render_argv
+from monitor.files import read_json
 from monitor.layout import Layout, job_session_for
 from monitor.retry import with_footer
 from monitor.world.git import Git
+from monitor.world.jobs import TEMPFAIL
 from monitor.world.tmux import Tmux
 from registry.models import Attempt, Task
 
@@ -113,7 +115,10 @@ class Runner:
         """Start a check job at ``sha`` (idempotent per sha: a finished job is never re-run)."""
         job_dir = self.layout.job_dir(task.id, sha, job)
         if (job_dir / RESULT).exists():
-            return
+            if (read_json(job_dir / RESULT) or {}).get("exit_code") != TEMPFAIL:
+                return
+            (job_dir / RESULT).unlink()  # the job could not judge last time (an outage): run it again
+            self.tmux.kill(job_session_for(task.id, job))
         session = job_session_for(task.id, job)
         spec_path = job_dir / SPEC
         if spec_path.exists() and self.tmux.has_session(session):

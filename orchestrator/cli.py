@@ -103,6 +103,39 @@ def spawn(
         err.print(f"{task.status.value}: {task.reason} (branch {task.branch}, worktree {task.worktree})")
 
 
+@app.command("submit")
+def submit_request(
+    request: Annotated[str, typer.Argument(help="What you want built, in your words")] = "",
+    file: Annotated[Path | None, typer.Option("--file", help="Read the request from this file ('-': stdin)")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan and every prompt; spawn nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """Plan a request into tasks (with a model key) and spawn them all, dependencies first."""
+    from orchestrator.llm import LlmError, llm_from
+    from orchestrator.planner import PlanError
+    from orchestrator.submit import SubmitError
+    from orchestrator.submit import submit as submit_tasks
+
+    if request and file is not None:
+        raise UsageError("give the request as an argument or with --file, not both")
+    if file is not None:
+        try:
+            request = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--file {file}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not request.strip():
+        raise UsageError("the request is empty: say what you want built (swarm submit \"...\" or --file FILE)")
+    settings, world = load_world()
+    try:
+        report = submit_tasks(world, settings, request, dry_run=dry_run, llm=llm_from(settings))
+    except (PlanError, LlmError, SubmitError) as exc:
+        raise OperationalError(" ".join(str(exc).split())) from None
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=1))
+    else:
+        print("\n".join(report.lines()))  # plain: a prompt is shown exactly as the agent gets it
+
+
 @app.command()
 def status(
     task: Annotated[str | None, typer.Argument(help="Show one task in detail")] = None,
@@ -291,6 +324,60 @@ def demo(
     from orchestrator.demo import run_demo
 
     raise typer.Exit(run_demo(console, keep=keep))
+
+
+@app.command("review-run", hidden=True)
+def review_run(
+    task: Annotated[str, typer.Argument()],
+    lens: Annotated[str, typer.Option()],
+    head: Annotated[str, typer.Option()],
+    repo: Annotated[Path, typer.Option()],
+) -> None:
+    """One AI review lens as a check job (started by the monitor): exit 0 approves, 1 requests changes,
+    75 could not judge (the model API failed; the monitor runs it again next tick)."""
+    from monitor.world.jobs import TEMPFAIL, job_name
+    from orchestrator import review as reviewing
+    from orchestrator.llm import LlmError, llm_from
+
+    settings, world = load_world(repo)
+    found = task_ops.get_task(world, task)
+    llm = llm_from(settings)
+    if llm is None:
+        err.print(f"swarm review: no API key in ${settings.llm.api_key_env}", markup=False)
+        raise typer.Exit(TEMPFAIL)
+    try:
+        result = reviewing.review_lens(llm, settings, world.git, found, lens, head,
+                                       world.forge.base_ref(found.base_branch))
+    except LlmError as exc:
+        err.print(f"swarm review: {exc}", markup=False)
+        raise typer.Exit(TEMPFAIL) from None
+    reviewing.save(world.layout.job_dir(found.id, head, job_name(f"swarm:{lens}")), result)
+    reviewing.record_usage(world.registry, found.id, result.usage)
+    print(result.text())
+    raise typer.Exit(0 if result.approved else 1)
+
+
+@app.command()
+def review(
+    task: Annotated[str, typer.Argument(help="Task id (a unique prefix is enough)")],
+    lens: Annotated[list[str] | None, typer.Option(help="Lens to run (repeatable; default: the swarm: "
+                                                       "reviewers of done.reviewers, else logic)")] = None,
+) -> None:
+    """Run AI reviewers on the task's current head now; their verdicts count like the monitor's own run."""
+    from orchestrator.llm import LlmError, llm_from
+    from orchestrator.review import review_now
+
+    settings, world = load_world()
+    found = task_ops.get_task(world, task)
+    llm = llm_from(settings)
+    if llm is None:
+        raise UsageError(f"no API key in ${settings.llm.api_key_env}: AI review needs one")
+    lenses = lens or [r.removeprefix("swarm:") for r in settings.done.reviewers if r.startswith("swarm:")] or ["logic"]
+    try:
+        for line in review_now(world, settings, llm, found, lenses):
+            console.print(line, markup=False, highlight=False)
+    except LlmError as exc:
+        raise OperationalError(str(exc)) from None
 
 
 @app.command("agent-run", hidden=True)

@@ -127,6 +127,36 @@ class LlmSettings(Section):
     retry_prompts: bool = True  # with a key, retry prompts are rewritten by the model (template on any error)
 
 
+class ReviewLens(Section):
+    focus: str = ""  # what this reviewer looks for; built-in lenses have one
+    model: str = ""  # default: llm.model
+
+
+BUILTIN_LENSES = {
+    "logic": "logic errors and unhandled edge cases: wrong conditions, off-by-one, None/empty inputs, error "
+             "paths, races, resource leaks, and tests that do not test what they claim",
+    "security": "security: injection (SQL, shell, path), secrets in code or logs, missing authorization checks, "
+                "unsafe deserialization, SSRF, weak crypto, untrusted input reaching dangerous sinks",
+    "architecture": "architecture and contracts: the shared contracts and file ownership of the plan are "
+                    "respected, public interfaces match their specification, no duplicated logic, no layering "
+                    "violations, names and module boundaries that fit the codebase",
+}
+
+
+class ReviewSettings(Section):
+    """AI reviewers: `done.reviewers = ["swarm:logic", "swarm:security"]` runs these lenses once per head."""
+
+    lenses: dict[str, ReviewLens] = {}  # logic, security, architecture are built in; add your own
+    max_diff_chars: int = Field(80000, ge=1000)
+    timeout: Duration = 900.0
+
+    def lens(self, name: str) -> ReviewLens | None:
+        if name in self.lenses:
+            found = self.lenses[name]
+            return found if found.focus else found.model_copy(update={"focus": BUILTIN_LENSES.get(name, "")})
+        return ReviewLens(focus=BUILTIN_LENSES[name]) if name in BUILTIN_LENSES else None
+
+
 class ContextSettings(Section):
     paths: list[str] = ["docs/context"]
     budget_tokens: int = Field(6000, ge=0)  # business context per request, by relevance
@@ -144,6 +174,7 @@ class Settings(Section):
     slack: SlackSettings = SlackSettings()
     sentry: SentrySettings = SentrySettings()
     cleanup: CleanupSettings = CleanupSettings()
+    review: ReviewSettings = ReviewSettings()
     llm: LlmSettings = LlmSettings()
     context: ContextSettings = ContextSettings()
 
@@ -205,9 +236,15 @@ def parse(raw: dict[str, Any], path: Path) -> Settings:
     if settings.project.forge == "github" and not settings.done.pr:
         raise ConfigError(f"{path}: done.pr: must be true with forge = \"github\" (CI and reviews are read from "
                           "the pull request); use forge = \"local\" to work without pull requests")
+    for name in settings.done.reviewers:
+        lens = name.removeprefix("swarm:")
+        if name.startswith("swarm:") and settings.review.lens(lens) is None:
+            raise ConfigError(f"{path}: done.reviewers: {name!r} is not a review lens (built in: "
+                              f"{', '.join('swarm:' + n for n in BUILTIN_LENSES)}; add [review.lenses.{lens}] focus)")
     if settings.project.forge == "local":
         named = settings.done.reviewers
-        runnable = [r for r in named if r in settings.local.reviewers] if named else list(settings.local.reviewers)
+        runnable = ([r for r in named if r in settings.local.reviewers or r.startswith("swarm:")] if named
+                    else list(settings.local.reviewers))
         if settings.done.reviews > len(runnable):
             raise ConfigError(
                 f"{path}: done.reviews: needs {settings.done.reviews} approval(s) but only {len(runnable)} of the "

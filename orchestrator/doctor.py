@@ -133,8 +133,13 @@ def _anthropic(settings: Settings) -> Iterator[Check]:
     """The model key, only when one is configured: the monitor never needs it (planning and reviews do)."""
     name = settings.llm.api_key_env
     key = os.environ.get(name, "").strip()
+    lenses = [r for r in settings.done.reviewers if r.startswith("swarm:")]
     if not key:
-        yield True, f"anthropic: no key in ${name} (only `swarm submit` planning and AI reviews use one)"
+        if lenses:
+            yield False, (f"anthropic: no key in ${name}, but done.reviewers has {', '.join(lenses)}: the AI "
+                          "reviews cannot run — export the key where the agents' tmux server gets its environment")
+        else:
+            yield True, f"anthropic: no key in ${name} (only `swarm submit` planning and AI reviews use one)"
         return
     import anthropic
 

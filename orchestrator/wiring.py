@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import shlex
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.agents import AgentProfile, resolve_profiles
 from monitor.layout import Layout
 from monitor.policy import DonePolicy, Policy
-from monitor.retry import TemplateRetryPrompter
+from monitor.retry import RetryPrompter, TemplateRetryPrompter
 from monitor.runner import Runner, SetupSpec
 from monitor.tick import World
 from monitor.world.forge import Forge
@@ -48,6 +50,7 @@ def policy_from(settings: Settings) -> Policy:
         attempt_timeout=settings.monitor.attempt_timeout,
         max_parallel=settings.monitor.max_parallel,
         max_respawns_per_tick=settings.monitor.max_respawns_per_tick,
+        token_budget=settings.llm.task_token_budget,
         done=DonePolicy(
             commits=done.commits, pr=done.pr, no_conflict=done.no_conflict, up_to_date=done.up_to_date,
             ci=done.ci, reviews=done.reviews, reviewers=tuple(done.reviewers),
@@ -58,6 +61,18 @@ def policy_from(settings: Settings) -> Policy:
 
 def profiles_from(settings: Settings) -> dict[str, AgentProfile]:
     return resolve_profiles(settings.agents)
+
+
+def lens_commands(layout: Layout, settings: Settings) -> dict[str, str]:
+    """The job command of each `swarm:<lens>` reviewer: `swarm review-run` in the worktree, per head."""
+    from orchestrator.systemd import default_swarm_argv
+
+    argv = shlex.join(default_swarm_argv())
+    return {
+        name: f"{argv} review-run {{task}} --lens {shlex.quote(name.removeprefix('swarm:'))} --head {{head}} "
+              f"--repo {shlex.quote(str(layout.repo))}"
+        for name in settings.done.reviewers if name.startswith("swarm:")
+    }
 
 
 def github_forge(layout: Layout, git: Git, settings: Settings, need_token: bool = True) -> Forge:
@@ -78,6 +93,23 @@ def github_forge(layout: Layout, git: Git, settings: Settings, need_token: bool 
     return GitHubForge(GitHubApi(config), git, layout.state_dir, wanted_reviewers=settings.done.reviewers)
 
 
+def retry_prompter_from(
+    settings: Settings, registry: Registry, environ: Mapping[str, str] | None = None
+) -> RetryPrompter:
+    """The model rewrites retry prompts when ``llm.retry_prompts`` is on and a key is set; else the template.
+
+    Lazy: neither ``anthropic`` nor the client is loaded here (``llm_from`` builds the SDK client), only on
+    the first retry prompt, so a tick with nothing to retry costs no import and no token.
+    """
+    env = os.environ if environ is None else environ
+    if not settings.llm.retry_prompts or not env.get(settings.llm.api_key_env, "").strip():
+        return TemplateRetryPrompter()
+    from orchestrator.llm import llm_from
+    from orchestrator.retry_llm import LlmRetryPrompter, registry_recorder
+
+    return LlmRetryPrompter(lambda: llm_from(settings, env), record_usage=registry_recorder(registry))
+
+
 def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None, need_forge: bool = False) -> World:
     layout = Layout.for_repo(repo, settings.project.worktree_root)
     tmux = Tmux(settings.monitor.tmux_socket)
@@ -88,13 +120,15 @@ def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None
     forge: Forge
     if settings.project.forge == "local":
         forge = LocalForge(layout, runner, git, ci=settings.local.ci, ci_timeout=settings.local.ci_timeout,
-                           reviewers=settings.local.reviewers, wanted_reviewers=settings.done.reviewers)
+                           reviewers={**settings.local.reviewers, **lens_commands(layout, settings)},
+                           wanted_reviewers=settings.done.reviewers)
     else:
         forge = github_forge(layout, git, settings, need_token=need_forge)
     return World(
         layout=layout, registry=Registry(layout.state_dir), events=EventLog(layout.events_path), tmux=tmux,
         git=git, runner=runner, forge=forge, notifier=notifier or notifier_from(settings, layout.state_dir),
-        prompter=TemplateRetryPrompter(), policy=policy_from(settings), clock=utc_now,
+        prompter=retry_prompter_from(settings, Registry(layout.state_dir)), policy=policy_from(settings),
+        clock=utc_now,
     )
 
 

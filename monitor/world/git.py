@@ -145,6 +145,11 @@ class Git:
         _, out, _ = self._run("diff", "--name-only", "-z", f"{_ref(base)}...{_ref(branch)}")
         return [name for name in out.split("\0") if name]
 
+    def diff(self, base: str, head: str) -> str:
+        """The patch ``head`` adds since it forked from ``base`` (what a reviewer reads)."""
+        _, out, _ = self._run("diff", "--no-color", "--unified=3", f"{_ref(base)}...{_ref(head)}")
+        return out
+
     def conflicts(self, base: str, branch: str) -> list[str]:
         """Files that would conflict when merging ``branch`` into ``base``, computed in memory by
         ``git merge-tree --write-tree`` (git >= 2.38) without touching any worktree or ref."""

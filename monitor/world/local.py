@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from monitor.agent_run import LOG, RESULT
-from monitor.files import read_json, read_tail
-from monitor.layout import Layout, job_session_for
+from monitor.layout import Layout
 from monitor.observation import ForgeView, Review
 from monitor.runner import Runner
 from monitor.world.git import Git
+from monitor.world.jobs import fill, job_name, job_state
 from monitor.world.tmux import Pane
 from registry.models import PullRequest, Task
 
@@ -51,20 +50,7 @@ class LocalForge:
         return None
 
     def _job_state(self, task: Task, head: str, job: str, panes: Mapping[str, Pane] | None) -> tuple[str, str]:
-        """("pass" | "fail" | "pending" | "not_started", output tail) of one job at ``head``."""
-        job_dir = self.layout.job_dir(task.id, head, job)
-        result = read_json(job_dir / RESULT)
-        if result is not None:
-            output = read_tail(job_dir / LOG, lines=80)
-            if result.get("error"):
-                output = f"{output}\n{result['error']}"
-            return ("pass" if result.get("exit_code") == 0 else "fail"), output
-        pane = (panes or {}).get(job_session_for(task.id, job))
-        if (job_dir / "run.json").exists() and pane is not None and not pane.dead:
-            return "pending", ""
-        if panes is None and (job_dir / "run.json").exists():
-            return "pending", ""  # tmux unreachable: do not start it twice
-        return "not_started", ""
+        return job_state(self.layout, task.id, head, job, panes)
 
     def view(self, task: Task, head: str, panes: Mapping[str, Pane] | None) -> ForgeView:
         ci, ci_evidence = "none", ""
@@ -76,7 +62,7 @@ class LocalForge:
         not_started: list[str] = []
         if ci in ("none", "pass"):
             for name in self.active_reviewers:
-                state, output = self._job_state(task, head, f"review-{_slug(name)}", panes)
+                state, output = self._job_state(task, head, job_name(name), panes)
                 if state == "pass":
                     reviews.append(Review(name, "APPROVED", output))
                 elif state == "fail":
@@ -96,7 +82,8 @@ class LocalForge:
             if job == "ci":
                 self.runner.launch_job(task, head, "ci", self.ci, self.ci_timeout)
             elif job in self.reviewers:
-                self.runner.launch_job(task, head, f"review-{_slug(job)}", self.reviewers[job], self.ci_timeout)
+                self.runner.launch_job(task, head, job_name(job), fill(self.reviewers[job], task.id, head),
+                                       self.ci_timeout)
 
     def update_branch(self, task: Task) -> bool:
         return self.git.merge_base_into(Path(task.worktree), task.base_branch)
@@ -106,8 +93,4 @@ class LocalForge:
 
     def link_screenshots(self, task: Task, head: str, paths: Sequence[str]) -> None:
         return None
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")[:30] or "reviewer"
 
