@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,12 @@ def verdict(kind: str, *findings: dict[str, object]) -> list[dict[str, object]]:
 
 
 @pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> ScriptedMessagesServer:
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedMessagesServer]:
     server = ScriptedMessagesServer([])
     server.start()
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)  # the tmux server (started by this process) passes them on
     monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-    yield server  # type: ignore[misc]
+    yield server
     server.stop()
 
 
