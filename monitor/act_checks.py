@@ -17,6 +17,7 @@ from monitor.actions import (
     MarkMerged,
     MarkReady,
     OpenPR,
+    PostReviews,
     PushBranch,
     StartChecks,
     UpdateBranch,
@@ -82,6 +83,13 @@ class CheckingActions:
             return
         self.forge.link_screenshots(task, action.head, action.paths)
         self._event(task.id, "screenshots_linked", head=action.head[:12], count=len(action.paths))
+
+    def _do_PostReviews(self: ActorCore, action: PostReviews) -> None:
+        task = self._current(action.task_id)
+        if task is None:
+            return
+        self.forge.post_reviews(task, action.head, action.lenses)
+        self._event(task.id, "reviews_posted", head=action.head[:12], lenses=",".join(action.lenses))
 
     def _do_AskHuman(self: ActorCore, action: AskHuman) -> None:
         def mark(task: Task) -> Task | None:

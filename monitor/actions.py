@@ -85,6 +85,15 @@ class LinkScreenshots:
 
 
 @dataclass(frozen=True)
+class PostReviews:
+    """Post the AI lenses' findings on the pull request (once per head and lens)."""
+
+    task_id: str
+    head: str
+    lenses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AskHuman:
     """Tell the human once (per ``key``) that the task waits for them, without failing it."""
 
@@ -130,6 +139,6 @@ class MarkClosed:
 
 
 Action = (
-    Start | Launch | Progress | ToChecking | Respawn | Fail | OpenPR | PushBranch | LinkScreenshots | AskHuman
-    | StartChecks | UpdateBranch | MarkReady | BackToChecking | MarkMerged | MarkClosed
+    Start | Launch | Progress | ToChecking | Respawn | Fail | OpenPR | PushBranch | LinkScreenshots | PostReviews
+    | AskHuman | StartChecks | UpdateBranch | MarkReady | BackToChecking | MarkMerged | MarkClosed
 )

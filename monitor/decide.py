@@ -22,6 +22,7 @@ from monitor.actions import (
     MarkMerged,
     MarkReady,
     OpenPR,
+    PostReviews,
     Progress,
     PushBranch,
     Respawn,
@@ -76,6 +77,12 @@ def _retry_or_fail(
 ) -> Action:
     if failure.kind in TERMINAL or attempt.number >= policy.max_attempts:
         return Fail(task.id, attempt.number, failure, result, kill)
+    # The attempt that just ended is billed from its result: the record gets its tokens only when closed.
+    spent = task.tokens - attempt.tokens + result.tokens if result is not None else task.tokens
+    if policy.token_budget and spent > policy.token_budget:
+        over = f"token budget exceeded: {spent:,} tokens spent, over the budget of {policy.token_budget:,} per task"
+        return Fail(task.id, attempt.number, failure.model_copy(update={"summary": f"{failure.summary}; {over}"}),
+                    result, kill)
     return Respawn(task.id, attempt.number, failure, result, kill, fired)
 
 
@@ -283,6 +290,8 @@ def decide_checking(task: Task, obs: Observation, policy: Policy, now: datetime)
             return unmet(forge.ci_evidence or "CI waits for a human", *ask)
         if forge.ci == "fail":
             return failed(FailureKind.ci_failed, "CI failed", forge.ci_evidence)
+    if forge.reviews_to_post:
+        return unmet("posting the AI reviews on the pull request", PostReviews(task.id, head, forge.reviews_to_post))
     wanted = {_login(r) for r in done.reviewers}
     latest: dict[str, Review] = {}
     for review in forge.reviews:  # chronological; a later comment does not erase a verdict

@@ -66,6 +66,7 @@ class ForgeView:
     sync: str = ""  # "" | "conflict" | "behind" | "unknown" (the forge is still computing mergeability)
     screenshots_at: str = ""  # the head whose screenshots the PR body links
     body_has_image: bool = False  # the PR body shows an image someone else put there
+    reviews_to_post: tuple[str, ...] = ()  # AI lenses with a verdict not yet posted on the PR
 
 
 @dataclass(frozen=True)

@@ -25,4 +25,5 @@ class Policy:
     attempt_timeout: float = 7200.0
     max_parallel: int = 4
     max_respawns_per_tick: int = 4
+    token_budget: int = 0  # tokens per task (agents + orchestrator); once over it, a failure is final (0 = none)
     done: DonePolicy = field(default_factory=DonePolicy)

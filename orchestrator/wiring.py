@@ -75,7 +75,9 @@ def lens_commands(layout: Layout, settings: Settings) -> dict[str, str]:
     }
 
 
-def github_forge(layout: Layout, git: Git, settings: Settings, need_token: bool = True) -> Forge:
+def github_forge(
+    layout: Layout, git: Git, settings: Settings, need_token: bool = True, runner: Runner | None = None
+) -> Forge:
     """The GitHub forge; imported here only, so a local setup never loads PyGithub. Commands that do not
     talk to GitHub (status, logs, spawn) work without the token: GitHub then reads as "unavailable"."""
     from monitor.world.github import GitHubForge
@@ -90,7 +92,12 @@ def github_forge(layout: Layout, git: Git, settings: Settings, need_token: bool 
         )
     config = GitHubConfig(repo=gh.repo, api_url=gh.api_url, token=token, state_path=layout.state_dir / "github.json",
                           remote=gh.remote, timeout=gh.timeout, ci_grace=gh.ci_grace)
-    return GitHubForge(GitHubApi(config), git, layout.state_dir, wanted_reviewers=settings.done.reviewers)
+    from monitor.world.jobs import LensJobs
+
+    lenses = lens_commands(layout, settings)
+    jobs = LensJobs(layout, runner, lenses, settings.review.timeout) if lenses and runner is not None else None
+    return GitHubForge(GitHubApi(config), git, layout.state_dir, wanted_reviewers=settings.done.reviewers,
+                       jobs=jobs)
 
 
 def retry_prompter_from(
@@ -123,7 +130,7 @@ def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None
                            reviewers={**settings.local.reviewers, **lens_commands(layout, settings)},
                            wanted_reviewers=settings.done.reviewers)
     else:
-        forge = github_forge(layout, git, settings, need_token=need_forge)
+        forge = github_forge(layout, git, settings, need_token=need_forge, runner=runner)
     return World(
         layout=layout, registry=Registry(layout.state_dir), events=EventLog(layout.events_path), tmux=tmux,
         git=git, runner=runner, forge=forge, notifier=notifier or notifier_from(settings, layout.state_dir),

@@ -48,3 +48,7 @@ class Forge(Protocol):
     def link_screenshots(self, task: Task, head: str, paths: Sequence[str]) -> None:
         """Show the screenshots committed at ``head`` in the PR; a no-op without PRs."""
         ...
+
+    def post_reviews(self, task: Task, head: str, lenses: Sequence[str]) -> None:
+        """Post swarm's AI reviews on the PR; a no-op without PRs (the verdicts are kept locally)."""
+        ...

@@ -29,6 +29,7 @@ from monitor.world.git import Git, GitError
 from monitor.world.github_api import GitHubApi, askpass_env
 from monitor.world.github_query import OPEN_PULLS, pulls_by_number
 from monitor.world.github_rollup import Check, Rollup, check_from_context, review_from_node, rollup, verdicts
+from monitor.world.jobs import LensJobs
 from monitor.world.proc import tail
 from monitor.world.tmux import Pane
 from registry.models import PullRequest, Task
@@ -73,7 +74,9 @@ class GitHubForge:
         state_dir: Path,
         wanted_reviewers: Sequence[str] = (),
         clock: Callable[[], float] = time.time,
+        jobs: LensJobs | None = None,
     ) -> None:
+        self.jobs = jobs  # swarm's AI review lenses, run as local check jobs like on the local forge
         self.api = api
         self.git = git
         self.state_dir = state_dir
@@ -157,7 +160,12 @@ class GitHubForge:
         if view.pr_head != head:
             return replace(view, ci="pending")  # the PR shows another head: it is published first
         ci, evidence = self._ci(task, head, node)
-        return replace(view, ci=ci, ci_evidence=evidence, reviews=self._reviews(task, head, node, pr.number))
+        view = replace(view, ci=ci, ci_evidence=evidence, reviews=self._reviews(task, head, node, pr.number))
+        if self.jobs is not None and ci in ("pass", "none"):
+            lens_reviews, not_started, to_post = self.jobs.view(task, head, panes)
+            view = replace(view, reviews=(*view.reviews, *lens_reviews), reviews_not_started=not_started,
+                           reviews_to_post=to_post)
+        return view
 
     def _ci(self, task: Task, head: str, node: Mapping[str, Any]) -> tuple[str, str]:
         roll = node.get("statusCheckRollup") or {}
@@ -284,7 +292,33 @@ class GitHubForge:
             raise ForgeUnavailable(f"could not open the pull request for {task.branch}: {_message(exc)}") from exc
 
     def start_checks(self, task: Task, head: str, jobs: Sequence[str]) -> None:
-        return None  # GitHub runs CI and reviewers itself
+        """GitHub runs CI and its reviewers itself; swarm's own lenses run here as check jobs."""
+        if self.jobs is not None:
+            self.jobs.start(task, head, jobs)
+
+    def post_reviews(self, task: Task, head: str, lenses: Sequence[str]) -> None:
+        """Post the lenses' findings on the PR as reviews (inline comments at path:line). GitHub refuses an
+        approval or a change request on one's own PR (the monitor opened it): then it is a comment."""
+        if self.jobs is None or task.pr is None:
+            return
+        number = task.pr.number
+        for lens in lenses:
+            review = self.jobs.review(task, head, lens)
+            if review is None:
+                continue
+            body, event, comments = review
+            try:
+                self.api.rest("post review", partial(_post_review, number=number, head=head, body=body,
+                                                     event=event, comments=comments))
+            except GithubException as exc:
+                if exc.status != 422:
+                    raise ForgeUnavailable(f"could not post the {lens} review: {_message(exc)}") from exc
+                try:  # our own PR, or a comment outside the diff: the verdict goes in the text
+                    self.api.rest("post review", partial(_post_review, number=number, head=head, body=body,
+                                                         event="COMMENT", comments=[]))
+                except GithubException as again:
+                    raise ForgeUnavailable(f"could not post the {lens} review: {_message(again)}") from again
+            self.jobs.mark_posted(task, head, lens)
 
     def update_branch(self, task: Task) -> bool:
         """Merge the base into the branch without an agent: GitHub's ``update-branch`` when there is a PR
@@ -348,6 +382,15 @@ def _check_run_details(repo: Repository, check_id: int) -> list[str]:
     if annotations:
         lines.append("annotations:\n" + "\n".join(annotations))
     return lines
+
+
+def _post_review(repo: Repository, number: int, head: str, body: str, event: str,
+                 comments: list[dict[str, Any]]) -> None:
+    pull = repo.get_pull(number)
+    if comments:
+        pull.create_review(commit=repo.get_commit(head), body=body, event=event, comments=comments)  # type: ignore[arg-type]
+    else:
+        pull.create_review(commit=repo.get_commit(head), body=body, event=event)
 
 
 def _review_comments(repo: Repository, number: int, review_id: int) -> list[str]:

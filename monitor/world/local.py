@@ -94,3 +94,6 @@ class LocalForge:
     def link_screenshots(self, task: Task, head: str, paths: Sequence[str]) -> None:
         return None
 
+    def post_reviews(self, task: Task, head: str, lenses: Sequence[str]) -> None:
+        return None
+

@@ -408,3 +408,33 @@ def test_a_systemd_credential_file_supplies_the_token(stage: Stage, tmp_path: Pa
     (creds / "GITHUB_TOKEN").write_text(TOKEN + "\n")
     out = stage.swarm("doctor", check=None, env={"GITHUB_TOKEN": "", "CREDENTIALS_DIRECTORY": str(creds)})
     assert "github token: accepted for agent" in out and TOKEN not in out
+
+
+def test_ai_lens_reviews_are_posted_on_the_pr_and_gate_readiness(
+    git_repo: Path, tmux_socket: str, fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.messages_api import ScriptedMessagesServer, tool_use
+
+    api = ScriptedMessagesServer([
+        [tool_use("review", {"verdict": "request_changes", "summary": "a bug", "findings": [
+            {"path": "work-1.txt", "line": 1, "severity": "major", "message": "off by one"}]})],
+        [tool_use("review", {"verdict": "approve", "summary": "fixed", "findings": []})],
+    ])
+    api.start()
+    try:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-api03-lens0000000000000000")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
+        stage = stage_for(git_repo, tmux_socket, fake, done='reviews = 1\nreviewers = ["swarm:logic"]')
+        task_id = stage.spawn("Reviewed by a lens", "scenario: commit\nretry: commit")
+        stage.tick_until(task_id, lambda t: len(t["attempts"]) == 2, ticks=40)
+        assert "work-1.txt:1: [major] off by one" in stage.prompt(task_id, 2)
+        stage.tick_until(task_id, is_status("ready"), ticks=40)
+        from github import Auth, Github
+
+        pull = Github(auth=Auth.Token(TOKEN), base_url=fake.url).get_repo(REPO).get_pull(
+            stage.task(task_id)["pr"]["number"])
+        bodies = "\n".join(r.body for r in pull.get_reviews())
+        assert "**swarm:logic** requests changes" in bodies and "**swarm:logic** approves" in bodies
+        assert stage.task(task_id)["checks"]["reviews"] == "1/1"
+    finally:
+        api.stop()
