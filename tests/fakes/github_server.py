@@ -554,6 +554,9 @@ class FakeGitHub:
 
     def start(self) -> FakeGitHub:
         if self._server is None:
+            # GitHub's schema is installed (npm, first run only) and built before the first request, not
+            # while a client waits on it with a timeout.
+            github_schema()
             self._stopping.clear()
             self._server = _Server(self)
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
