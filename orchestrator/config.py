@@ -117,7 +117,7 @@ class CleanupSettings(Section):
 
 
 class LlmSettings(Section):
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-5-5"  # Sonnet 4.5 retires on 2026-11-30
     api_key_env: str = "ANTHROPIC_API_KEY"
     max_tasks: int = Field(8, ge=1, le=50)  # a plan is capped at this many tasks
     min_task_chars: int = Field(200, ge=0)  # tasks whose description + criteria are shorter are merged

@@ -23,7 +23,8 @@ Each agent turn (see below) consumes the next entry of the script: a list of con
 body). Mind that the CLI retries failed requests by itself and each retry is an agent request of its own
 (see :func:`api_error` for how many it makes and ``times`` to make an error last). When the script is
 exhausted every further agent turn gets ``exhausted`` (by default the final text "done").
-A turn's ``stop_reason`` is ``tool_use`` when it holds a tool_use block, else ``end_turn``.
+A turn's ``stop_reason`` is ``tool_use`` when it holds a tool_use block, else ``end_turn``; an
+:func:`answer` turn gives its own ``stop_reason`` and token counts (e.g. ``"max_tokens"`` for a cut answer).
 
 How agent turns are told from the CLI's side requests
 ------------------------------------------------------
@@ -88,8 +89,23 @@ class ApiError:
         return _ERROR_TYPES.get(self.status, "api_error")
 
 
-Turn = Sequence[Block] | ApiError
-"""One entry of a script: the content blocks the model answers with, or an :class:`ApiError`."""
+@dataclass(frozen=True)
+class Answer:
+    """A scripted turn whose ``stop_reason`` and usage are given instead of derived from the blocks.
+
+    For clients that must react to them: ``stop_reason="max_tokens"`` (a truncated answer),
+    ``"refusal"``, or exact token counts to check cost accounting. ``None`` keeps the derived value.
+    """
+
+    blocks: Sequence[Block]
+    stop_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+Turn = Sequence[Block] | ApiError | Answer
+"""One entry of a script: the content blocks the model answers with, an :class:`Answer` (blocks with a
+given stop_reason and usage), or an :class:`ApiError`."""
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -118,6 +134,16 @@ def tool_use(name: str, input: dict[str, Any], id: str | None = None) -> Block:
         "name": name,
         "input": dict(input),
     }
+
+
+def answer(
+    *blocks: Block,
+    stop_reason: str | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+) -> Answer:
+    """A turn answering ``blocks`` with this ``stop_reason`` and these token counts (None: derived)."""
+    return Answer(tuple(blocks), stop_reason, input_tokens, output_tokens)
 
 
 def api_error(status: int, message: str = "scripted failure", *, times: int | None = 1) -> ApiError:
@@ -244,8 +270,15 @@ class ScriptedMessagesServer:
             return json.dumps(_schema_instance(fmt["schema"], self._side_text))
         return self._side_text
 
-    def _message(self, blocks: Sequence[Block], model: str, input_tokens: int) -> dict[str, Any]:
+    def _message(
+        self, blocks: Sequence[Block], model: str, input_tokens: int, shape: Answer | None = None
+    ) -> dict[str, Any]:
         stop_reason = "tool_use" if any(b.get("type") == "tool_use" for b in blocks) else "end_turn"
+        output_tokens = _estimate_tokens(blocks)
+        if shape is not None:
+            stop_reason = shape.stop_reason if shape.stop_reason is not None else stop_reason
+            input_tokens = shape.input_tokens if shape.input_tokens is not None else input_tokens
+            output_tokens = shape.output_tokens if shape.output_tokens is not None else output_tokens
         return {
             "id": f"msg_fake{next(self._message_ids):020d}",
             "type": "message",
@@ -258,7 +291,7 @@ class ScriptedMessagesServer:
                 "input_tokens": input_tokens,
                 "cache_creation_input_tokens": 0,
                 "cache_read_input_tokens": 0,
-                "output_tokens": _estimate_tokens(blocks),
+                "output_tokens": output_tokens,
                 "service_tier": "standard",
             },
         }
@@ -426,9 +459,12 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(turn, ApiError):
             self._send_error_body(turn.status, turn.type_name, turn.message)
             return
-        blocks = turn if turn is not None else [text(self.owner._side_answer(payload))]
+        shape = turn if isinstance(turn, Answer) else None
+        blocks = turn.blocks if isinstance(turn, Answer) else turn
+        if blocks is None:
+            blocks = [text(self.owner._side_answer(payload))]
         model = str(payload.get("model") or "claude-fake")
-        message = self.owner._message(blocks, model, _estimate_tokens(payload.get("messages")))
+        message = self.owner._message(blocks, model, _estimate_tokens(payload.get("messages")), shape)
         if payload.get("stream"):
             self._send_stream(message)
         else:
@@ -436,11 +472,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 __all__ = [
+    "Answer",
     "ApiError",
     "Block",
     "Request",
     "ScriptedMessagesServer",
     "Turn",
+    "answer",
     "api_error",
     "is_agent_turn",
     "text",

@@ -29,12 +29,12 @@ def test_the_model_key_is_checked_only_when_present(git_repo: Path, tmux_socket:
     server.start()
     try:
         good = doctor(git_repo, ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=server.url)
-        assert "anthropic: key accepted, model claude-sonnet-4-5 available" in good
+        assert "anthropic: key accepted, model claude-sonnet-5-5 available" in good
         bad = doctor(git_repo, ANTHROPIC_API_KEY="sk-ant-api03-wrong", ANTHROPIC_BASE_URL=server.url)
         assert "was rejected (401)" in bad and "sk-ant-api03-wrong" not in bad
     finally:
         server.stop()
-    assert [r.path for r in server.log if r.method == "GET"] == ["/v1/models/claude-sonnet-4-5"] * 2
+    assert [r.path for r in server.log if r.method == "GET"] == ["/v1/models/claude-sonnet-5-5"] * 2
 
 
 def test_every_configured_profile_is_listed_and_only_routed_ones_must_exist(git_repo: Path, tmux_socket: str) -> None:
