@@ -380,6 +380,26 @@ def review(
         raise OperationalError(str(exc)) from None
 
 
+@app.command()
+def learn(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the statistics and rules as JSON")] = False,
+) -> None:
+    """Outcome statistics per task kind, agent and prompt feature; rules for the next prompts (context.learnings)."""
+    from orchestrator import learn as learning
+
+    settings, world = load_world()
+    learnings = world.layout.repo / settings.context.learnings if settings.context.learnings else None
+    report = learning.learn(world.registry.read().tasks, world.events.read(), world.layout.state_dir, learnings)
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=1))
+        return
+    if report.groups:
+        wide = console if console.is_terminal else Console(soft_wrap=True, width=200)
+        wide.print(learning.table(report))
+    for line in learning.lines(report):
+        console.print(line, markup=False, highlight=False)
+
+
 @app.command("agent-run", hidden=True)
 def agent_run(run_dir: Path) -> None:
     """The wrapper that runs inside each tmux session."""
