@@ -35,6 +35,8 @@ def task_json(task: Task) -> dict[str, Any]:
         "after": list(task.after),
         "tokens": task.tokens,
         "cost_usd": task.cost_usd,
+        "llm_tokens": task.llm_tokens,  # the orchestrator's share of the above (planning, retry prompts, reviews)
+        "llm_cost_usd": task.llm_cost_usd,
         "created_at": task.created_at.isoformat(),
         "updated_at": task.updated_at.isoformat(),
         "failures": [
@@ -53,9 +55,26 @@ def table(tasks: list[Task], now: datetime) -> Table:
         age = format_duration(max(0.0, (now - task.created_at).total_seconds()))
         grid.add_row(
             task.id, f"[{STYLE[task.status]}]{task.status.value}[/]", str(len(task.attempts)), task.agent, age,
-            str(task.tokens or ""), f"${task.cost_usd:.2f}" if task.cost_usd else "", task.reason[:90],
+            f"{task.tokens:,}" if task.tokens else "", money(task.cost_usd) if task.cost_usd else "", task.reason[:90],
         )
+    if tasks:
+        grid.caption = cost_footer(tasks)
+        grid.caption_justify = "left"
     return grid
+
+
+def money(dollars: float) -> str:
+    """Cents for real sums; four decimals for the small ones (one retry prompt costs a fraction of a cent)."""
+    return f"${dollars:.2f}" if dollars >= 0.01 or dollars == 0 else f"${dollars:.4f}"
+
+
+def cost_footer(tasks: list[Task]) -> str:
+    """What a ready pull request costs: every task's spend (failed and cancelled ones are part of the price)
+    over the tasks that reached ready or merged."""
+    total = round(sum(t.cost_usd for t in tasks), 6)
+    done = sum(1 for t in tasks if t.status in (Status.ready, Status.merged))
+    each = money(total / done) if done else "n/a"
+    return f"cost per ready PR: {each} ({done} ready/merged, {money(total)} total)"
 
 
 def detail(console: Console, task: Task) -> None:
@@ -69,7 +88,9 @@ def detail(console: Console, task: Task) -> None:
         console.print(f"after     {', '.join(task.after)}")
     if task.checks:
         console.print("checks    " + ", ".join(f"{k}: {v}" for k, v in task.checks.items()))
-    console.print(f"tokens    {task.tokens}    cost ${task.cost_usd:.4f}")
+    console.print(f"tokens    {task.tokens:,}    cost ${task.cost_usd:.4f}"
+                  + (f"    (orchestrator: {task.llm_tokens:,} tokens, ${task.llm_cost_usd:.4f})"
+                     if task.llm_tokens or task.llm_cost_usd else ""))
     for attempt in task.attempts:
         ended = f"ended {attempt.ended_at:%H:%M:%S}" if attempt.ended_at else "running"
         line = f"attempt {attempt.number}: started {attempt.started_at:%Y-%m-%d %H:%M:%S}, {ended}"

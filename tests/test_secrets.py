@@ -91,6 +91,8 @@ def world_parts(
     ci = tmp_path / "ci_no_secrets.py"
     ci.write_text(f"import os, sys\nsys.exit(any(name in os.environ for name in {SWARM_SECRETS!r}))\n")
     extra = profile_toml("envdump", leak_file) + profile_toml("forgebot", leak_file, forge_token=True)
+    # the planted model key is for the agents: the monitor's retries stay on the template here (no network)
+    extra += "\n[llm]\nretry_prompts = false\n"
     return make_world(git_repo, tmux_socket, ci=f"{sys.executable} {ci}", extra=extra)
 
 

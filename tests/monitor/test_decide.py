@@ -858,3 +858,51 @@ def test_asked_keys_do_not_count_as_failed_heads() -> None:
     t = task(previous=(FailureKind.ci_failed,), number=2, fired=(f"ci_failed:{NEW_HEAD}", f"asked:ci:{HEAD}"))
     decision = decide(t, finished_obs(head=HEAD, new_commits=1), POLICY, NOW)
     assert summary(decision) == ["ToChecking"]
+
+
+# -- the token budget: over it, a failure is final -------------------------------------------------------
+
+
+def spent(t: Task, *tokens: int, llm: int = 0) -> Task:
+    """``t`` with its attempts' recorded tokens set in order, and the orchestrator's own spend ``llm``."""
+    attempts = tuple(a.model_copy(update={"tokens": n}) for a, n in zip(t.attempts, tokens, strict=True))
+    return t.model_copy(update={"attempts": attempts, "llm_tokens": llm})
+
+
+BUDGET_ROWS = [
+    # running: the attempt that just ended is billed from its result.json (the record has 0 until it is closed)
+    pytest.param(task(), finished_obs(result(exit_code=1, tokens=5000)), 4000, "Fail:agent_error", 5000,
+                 id="result-tokens-over-budget"),
+    pytest.param(task(), finished_obs(result(exit_code=1, tokens=3000)), 4000, "Respawn:agent_error", 0,
+                 id="result-tokens-under-budget"),
+    pytest.param(task(), finished_obs(result(exit_code=1, tokens=4000)), 4000, "Respawn:agent_error", 0,
+                 id="exactly-the-budget-is-not-over"),
+    pytest.param(task(), finished_obs(result(exit_code=1, tokens=10**9)), 0, "Respawn:agent_error", 0,
+                 id="budget-0-means-none"),
+    # earlier attempts and the orchestrator's own spend count too
+    pytest.param(spent(task(previous=(FailureKind.died,), number=2), 2500, 0, llm=1000),
+                 finished_obs(result(exit_code=1, tokens=600)), 4000, "Fail:agent_error", 4100,
+                 id="earlier-attempts-and-llm-spend-count"),
+    # killed without a result: what the records say
+    pytest.param(spent(task(previous=(FailureKind.died,), number=2, progress=NOW - 30 * MIN), 4500, 0),
+                 running_obs(), 4000, "Fail:stuck", 4500, id="stuck-over-budget"),
+    # checking: the attempt was closed with its tokens already; not counted twice
+    pytest.param(spent(task(Status.checking), 4500), checking_obs(forge=forge(ci="fail", ci_evidence="FAILED x")),
+                 4000, "Fail:ci_failed", 4500, id="ci-failed-over-budget"),
+    pytest.param(spent(task(Status.checking), 3500), checking_obs(forge=forge(ci="fail", ci_evidence="FAILED x")),
+                 4000, "Respawn:ci_failed", 0, id="ci-failed-under-budget"),
+]
+
+
+@pytest.mark.parametrize(("t", "obs", "budget", "expected", "figure"), BUDGET_ROWS)
+def test_token_budget_stops_retries(t: Task, obs: Observation, budget: int, expected: str, figure: int) -> None:
+    decision = decide(t, obs, Policy(token_budget=budget), NOW)
+    assert summary(decision) == [expected]
+    [action] = decision.actions
+    assert isinstance(action, Respawn | Fail)
+    if figure:
+        assert f"token budget exceeded: {figure:,} tokens spent, over the budget of {budget:,} per task" in (
+            action.failure.summary)
+        assert action.attempt == t.attempts[-1].number < Policy().max_attempts, "stopped before max_attempts"
+    else:
+        assert "budget" not in action.failure.summary
