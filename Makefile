@@ -24,6 +24,7 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/llm_bench.py
 
 clean:
 	rm -rf $(VENV)
