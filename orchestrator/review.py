@@ -145,16 +145,10 @@ def parse_review(answer: Any, lens: str, head: str, usage: Usage) -> LensReview:
 
 
 def record_usage(registry: Registry, task_id: str, usage: Usage) -> None:
-    """The orchestrator's spend on a task, added in one registry update."""
-    def add(state: Any) -> Any:
-        task = state.tasks.get(task_id)
-        if task is None:
-            return state
-        return state.with_task(task.model_copy(update={
-            "llm_tokens": task.llm_tokens + usage.tokens,
-            "llm_cost_usd": round(task.llm_cost_usd + usage.cost_usd, 6)}))
+    """The orchestrator's spend on a task, added in one registry update (the retry prompter's recorder)."""
+    from orchestrator.retry_llm import registry_recorder
 
-    registry.update(add)
+    registry_recorder(registry)(task_id, usage)
 
 
 def save(job_dir: Path, review: LensReview) -> None:
