@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +31,6 @@ SETTINGS = Settings()  # max_tasks 8, min_task_chars 200
 
 Start = Callable[[Sequence[Turn]], ScriptedMessagesServer]
 
-
-@pytest.fixture
-def start_api() -> Iterator[Start]:
-    servers: list[ScriptedMessagesServer] = []
-
-    def start(script: Sequence[Turn]) -> ScriptedMessagesServer:
-        server = ScriptedMessagesServer(script).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def llm_for(server: ScriptedMessagesServer, max_retries: int = 0) -> Llm:

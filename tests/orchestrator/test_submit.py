@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,19 +87,6 @@ def plan_turn(tasks: Sequence[dict[str, Any]], contracts: Sequence[dict[str, Any
             "tasks": list(tasks)}
     return answer(tool_use(PLAN_TOOL, data), input_tokens=input_tokens, output_tokens=output_tokens)
 
-
-@pytest.fixture
-def api_server() -> Iterator[Callable[[Sequence[Turn]], ScriptedMessagesServer]]:
-    servers: list[ScriptedMessagesServer] = []
-
-    def start(script: Sequence[Turn]) -> ScriptedMessagesServer:
-        server = ScriptedMessagesServer(script).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def llm_for(server: ScriptedMessagesServer) -> Llm:
@@ -281,9 +268,9 @@ def world(git_repo: Path, tmux_socket: str) -> World:
 
 
 def test_dry_run_prints_the_plan_and_prompts_and_spawns_nothing(
-    world: World, api_server: Callable[[Sequence[Turn]], ScriptedMessagesServer]
+    world: World, start_api: Callable[[Sequence[Turn]], ScriptedMessagesServer]
 ) -> None:
-    api = api_server([plan_turn(
+    api = start_api([plan_turn(
         [planned("export", "Export invoices as CSV for accounting.", scope=["src/export.py"]),
          planned("docs", "Document the export.", scope=["docs/export.md"], depends_on=["export"])],
         [{"name": "export_csv", "kind": "function", "spec": "def export_csv(rows) -> str", "owner": "export"}])])
@@ -322,7 +309,7 @@ def test_no_key_makes_one_task_with_the_request_and_the_context(world: World) ->
 
 
 def test_routing_uses_the_planners_agent_only_when_it_is_configured(
-    git_repo: Path, tmux_socket: str, api_server: Callable[[Sequence[Turn]], ScriptedMessagesServer]
+    git_repo: Path, tmux_socket: str, start_api: Callable[[Sequence[Turn]], ScriptedMessagesServer]
 ) -> None:
     argv = ", ".join(f'"{part}"' for part in SCRIPTED)
     config = write_config(git_repo, tmux_socket, extra=f'{NO_LLM_CONFIG}[agents.alt]\ncommand = [{argv}]\n'
@@ -330,7 +317,7 @@ def test_routing_uses_the_planners_agent_only_when_it_is_configured(
     config.write_text(config.read_text().replace('default = "scripted"', 'default = "scripted"\ndocs = "alt"'))
     settings = load(config)
     world = build_world(git_repo, settings, RecordingNotifier())
-    api = api_server([plan_turn([
+    api = start_api([plan_turn([
         planned("one", "Suggested a configured agent.", scope=["one.py"], agent="alt"),
         planned("two", "Suggested a built-in nobody configured.", scope=["two.py"], agent="codex"),
         planned("three", "Docs, routed by kind.", scope=["three.md"], kind="docs"),
@@ -347,11 +334,11 @@ def test_routing_uses_the_planners_agent_only_when_it_is_configured(
 
 
 def test_a_missing_agent_binary_in_the_second_task_spawns_nothing(
-    git_repo: Path, tmux_socket: str, api_server: Callable[[Sequence[Turn]], ScriptedMessagesServer]
+    git_repo: Path, tmux_socket: str, start_api: Callable[[Sequence[Turn]], ScriptedMessagesServer]
 ) -> None:
     world, _clock, _ = make_world(git_repo, tmux_socket,
                                   extra=NO_LLM_CONFIG + '[agents.ghost]\ncommand = ["swarm-test-no-such-agent"]\n')
-    api = api_server([plan_turn([planned("first", "Fine.", scope=["a.py"]),
+    api = start_api([plan_turn([planned("first", "Fine.", scope=["a.py"]),
                                  planned("second", "Needs the ghost.", scope=["b.py"], agent="ghost")])])
 
     with pytest.raises(UsageError) as caught:
@@ -363,9 +350,9 @@ def test_a_missing_agent_binary_in_the_second_task_spawns_nothing(
 
 
 def test_a_spawn_failing_midway_cancels_the_tasks_already_created(
-    world: World, api_server: Callable[[Sequence[Turn]], ScriptedMessagesServer], monkeypatch: pytest.MonkeyPatch
+    world: World, start_api: Callable[[Sequence[Turn]], ScriptedMessagesServer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    api = api_server([plan_turn([planned("first", "scenario: sleep", scope=["a.py"]),
+    api = start_api([plan_turn([planned("first", "scenario: sleep", scope=["a.py"]),
                                  planned("second", "Second.", scope=["b.py"], depends_on=["first"])])])
     real_spawn = task_ops.spawn
     calls: list[str] = []
@@ -391,11 +378,11 @@ def test_a_spawn_failing_midway_cancels_the_tasks_already_created(
 
 
 def test_end_to_end_two_dependent_tasks_run_in_order(
-    git_repo: Path, tmux_socket: str, api_server: Callable[[Sequence[Turn]], ScriptedMessagesServer]
+    git_repo: Path, tmux_socket: str, start_api: Callable[[Sequence[Turn]], ScriptedMessagesServer]
 ) -> None:
     world, _clock, notifier = make_world(git_repo, tmux_socket, extra=NO_LLM_CONFIG)
     write_context(git_repo, **{"invoices.md": INVOICES})
-    api = api_server([plan_turn(
+    api = start_api([plan_turn(
         [planned("a", "scenario: commit-good\nWrite value.txt for the invoices.", scope=["value.txt"],
                  acceptance=["value.txt says good"]),
          planned("b", "scenario: edit-shared\nWrite shared.txt on top of a.", scope=["shared.txt"],
@@ -494,10 +481,10 @@ def test_cli_without_a_key_says_so_and_spawns_one_task(git_repo: Path, tmux_sock
 
 
 def test_cli_dry_run_with_a_key_plans_and_writes_no_task(
-    git_repo: Path, tmux_socket: str, api_server: Callable[[Sequence[Turn]], ScriptedMessagesServer]
+    git_repo: Path, tmux_socket: str, start_api: Callable[[Sequence[Turn]], ScriptedMessagesServer]
 ) -> None:
     write_config(git_repo, tmux_socket, extra=NO_LLM_CONFIG)
-    api = api_server([plan_turn([planned("alpha", "First.", scope=["a.py"]),
+    api = start_api([plan_turn([planned("alpha", "First.", scope=["a.py"]),
                                  planned("beta", "Second.", scope=["b.py"], depends_on=["alpha"])])])
     env = cli_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=api.url)
 
@@ -510,10 +497,10 @@ def test_cli_dry_run_with_a_key_plans_and_writes_no_task(
 
 
 def test_cli_unusable_plan_is_one_line_exit_1(
-    git_repo: Path, tmux_socket: str, api_server: Callable[[Sequence[Turn]], ScriptedMessagesServer]
+    git_repo: Path, tmux_socket: str, start_api: Callable[[Sequence[Turn]], ScriptedMessagesServer]
 ) -> None:
     write_config(git_repo, tmux_socket)
-    api = api_server([[text("I would rather not plan this.")]])
+    api = start_api([[text("I would rather not plan this.")]])
     env = cli_env(ANTHROPIC_API_KEY=KEY, ANTHROPIC_BASE_URL=api.url)
 
     line = one_line_error(swarm(git_repo, "submit", "Plan it", env=env, check=1), logged=1)
