@@ -180,6 +180,13 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
         # The clock went backwards: restart the progress window instead of trusting negative ages.
         return Decision(task.id, (mark,), "clock moved back")
     new_commit = obs.head is not None and obs.head != (attempt.seen_head or attempt.start_head)
+    started = attempt.launched_at or attempt.started_at
+    age = now - started
+    # The budget holds however busy the agent looks: an agent that keeps printing is judged too. A blind
+    # monitor (no tmux server seen) cannot kill anything, so it only waits.
+    if not obs.liveness.blind and age.total_seconds() > policy.attempt_timeout:
+        return stop(FailureKind.timeout, f"the attempt ran {format_duration(age.total_seconds())}, over the "
+                    f"budget of {format_duration(policy.attempt_timeout)}")
     if obs.log_size != attempt.log_size or new_commit:
         return Decision(task.id, (mark,), "agent running")
     idle = now - progress_at
@@ -191,11 +198,6 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
             return stop(FailureKind.died,
                         f"{server} and the agent made no progress for {format_duration(idle.total_seconds())}")
         return Decision(task.id, (), f"{server}; waiting (not counted as a death)")
-    started = attempt.launched_at or attempt.started_at
-    age = now - started
-    if age.total_seconds() > policy.attempt_timeout:
-        return stop(FailureKind.timeout, f"the attempt ran {format_duration(age.total_seconds())}, over the "
-                    f"budget of {format_duration(policy.attempt_timeout)}")
     if idle.total_seconds() > policy.stuck_after:
         return stop(FailureKind.stuck, f"no output and no commit for {format_duration(idle.total_seconds())}")
     # A stable reason: one that changed every tick would rewrite the registry on every healthy tick.
