@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 FINAL_TEXT_LIMIT = 2000
 ERROR_LIMIT = 300
 PROMPT_PLACEHOLDER = "{prompt_file}"
+GIT_DIR_PLACEHOLDER = "{git_dir}"  # the worktree's own git directory (<repo>/.git/worktrees/<id>)
+GIT_COMMON_PLACEHOLDER = "{git_common_dir}"  # the main repository's .git (objects, refs, logs)
+FAILED_OUTPUT_LIMIT = 1500
 GEMINI_TURN_LIMIT_EXIT = 53
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -26,6 +29,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _API_FAILURE = re.compile(
     r"reconnect|stream|\bhttps?\b|\bstatus\b|\b[45]\d\d\b|server_error|rate.?limit|overloaded|"
     r"high demand|timed? ?out|connection|unavailable|quota|\bapi\b|\{\s*\"error\"",
+    re.IGNORECASE,
+)
+# The model's context window is full: Claude Code's "Prompt is too long", Codex's "ran out of room".
+_CONTEXT_FULL = re.compile(
+    r"prompt is too long|prompt_too_long|context window|context_length_exceeded|maximum context length",
     re.IGNORECASE,
 )
 
@@ -44,8 +52,12 @@ class AgentReport(BaseModel):
     cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0  # part of input_tokens read from the provider's cache (priced lower)
     api_error: bool = False
     max_turns: bool = False
+    context_exhausted: bool = False  # the model's context window was full (narrow the scope, not "continue")
+    model: str = ""  # the model the CLI reported using, when it says
+    failed_command: str = ""  # the last failed command and the end of its output, for the evidence
     final_text: str = ""
     error: str = ""
     has_result: bool = False
@@ -89,7 +101,19 @@ BUILTIN_PROFILES: dict[str, AgentProfile] = {
         env={"IS_SANDBOX": "1"},
         parser="claude",
     ),
-    "codex": AgentProfile(command=["codex", "exec", "--json", "--sandbox", "workspace-write", "-"], parser="codex"),
+    # workspace-write keeps every git directory read-only, so `git commit` in a worktree fails; the worktree's
+    # git dir and the shared objects, refs and logs are made writable (fixtures/codex/README.md).
+    "codex": AgentProfile(
+        command=[
+            "codex", "exec", "--json", "--sandbox", "workspace-write",
+            "--add-dir", GIT_DIR_PLACEHOLDER,
+            "--add-dir", f"{GIT_COMMON_PLACEHOLDER}/objects",
+            "--add-dir", f"{GIT_COMMON_PLACEHOLDER}/refs",
+            "--add-dir", f"{GIT_COMMON_PLACEHOLDER}/logs",
+            "-",
+        ],
+        parser="codex",
+    ),
     "aider": AgentProfile(
         command=["aider", "--yes-always", "--message-file", PROMPT_PLACEHOLDER], prompt="file", parser="aider"
     ),
@@ -117,9 +141,33 @@ def resolve_profiles(user: Mapping[str, Mapping[str, Any]]) -> dict[str, AgentPr
     return profiles
 
 
-def render_argv(profile: AgentProfile, prompt_file: Path) -> list[str]:
-    """The argv to execute, with ``{prompt_file}`` replaced inside every element (no shell involved)."""
-    return [part.replace(PROMPT_PLACEHOLDER, str(prompt_file)) for part in profile.command]
+def git_dirs(worktree: Path) -> tuple[Path, Path]:
+    """(the worktree's git dir, the repository's common git dir), read from the ``.git`` file git writes
+    into a linked worktree (``gitdir: ...``) and its ``commondir``; a plain checkout has one ``.git`` for both."""
+    dot_git = worktree / ".git"
+    try:
+        if dot_git.is_file():
+            line = dot_git.read_text(encoding="utf-8").strip()
+            git_dir = (worktree / line.removeprefix("gitdir:").strip()).resolve()
+            common = git_dir
+            if (git_dir / "commondir").is_file():
+                common = (git_dir / (git_dir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+            return git_dir, common
+    except OSError:
+        pass
+    return dot_git, dot_git
+
+
+def render_argv(profile: AgentProfile, prompt_file: Path, worktree: Path | None = None) -> list[str]:
+    """The argv to execute (no shell involved), with ``{prompt_file}``, ``{git_dir}`` and ``{git_common_dir}``
+    (the git directories of ``worktree``, where the agent runs) replaced inside every element."""
+    git_dir, common = git_dirs(worktree) if worktree is not None else (Path(".git"), Path(".git"))
+    return [
+        part.replace(PROMPT_PLACEHOLDER, str(prompt_file))
+        .replace(GIT_DIR_PLACEHOLDER, str(git_dir))
+        .replace(GIT_COMMON_PLACEHOLDER, str(common))
+        for part in profile.command
+    ]
 
 
 def _float(value: object) -> float:
@@ -188,9 +236,12 @@ def _parse_claude(text: str, exit_code: int) -> AgentReport:
     last_text = ""
     result: dict[str, Any] | None = None
     last_retry: dict[str, Any] | None = None
+    model = ""
     for event in _events(text):
         kind = event.get("type")
-        if kind == "assistant":
+        if kind == "system" and event.get("subtype") == "init" and isinstance(event.get("model"), str):
+            model = event["model"]
+        elif kind == "assistant":
             for block in _list(_dict(event.get("message")).get("content")):
                 if isinstance(block, dict) and block.get("type") == "tool_use":
                     tool_calls += 1
@@ -210,6 +261,7 @@ def _parse_claude(text: str, exit_code: int) -> AgentReport:
             error = error if exit_code != 0 else ""
         return AgentReport(
             parser="claude",
+            model=model,
             tool_calls=tool_calls,
             is_error=exit_code != 0,
             api_error=last_retry is not None,
@@ -229,8 +281,12 @@ def _parse_claude(text: str, exit_code: int) -> AgentReport:
     detail = "; ".join(map(str, errors)) if isinstance(errors, list) else ""
     fallback = f"API error (HTTP {api_status})" if api_error else (subtype or "error")
     error = ((result_text if api_error else detail) or detail or result_text or fallback) if is_error else ""
+    context_full = result.get("terminal_reason") == "prompt_too_long" or (
+        is_error and bool(_CONTEXT_FULL.match(result_text))
+    )
     return AgentReport(
         parser="claude",
+        model=model,
         tool_calls=tool_calls,
         is_error=is_error,
         subtype=subtype,
@@ -239,8 +295,10 @@ def _parse_claude(text: str, exit_code: int) -> AgentReport:
         input_tokens=_int(usage.get("input_tokens"))
         + _int(usage.get("cache_creation_input_tokens"))
         + _int(usage.get("cache_read_input_tokens")),
+        cached_input_tokens=_int(usage.get("cache_read_input_tokens")),
         output_tokens=_int(usage.get("output_tokens")),
-        api_error=api_error,
+        api_error=api_error and not context_full,
+        context_exhausted=context_full,
         max_turns=subtype == "error_max_turns" or result.get("terminal_reason") == "max_turns",
         final_text=_tail(result_text or last_text),
         error=_one_line(error),
@@ -258,10 +316,20 @@ def _codex_message(raw: object) -> str:
     return text
 
 
+def _failed_command(item: dict[str, Any]) -> str:
+    """``$ command (exit N)`` and the end of what it printed: the real error a retry needs to see."""
+    command = _one_line(item.get("command", ""))
+    output = str(item.get("aggregated_output") or "").rstrip()
+    code = item.get("exit_code")
+    head = f"$ {command} (exit {code if isinstance(code, int) else item.get('status', '?')})"
+    return f"{head}\n{output[-FAILED_OUTPUT_LIMIT:]}" if output else head
+
+
 def _parse_codex(text: str, exit_code: int) -> AgentReport:
     tools: set[str] = set()  # item ids (started and completed events describe the same item)
     failed: set[str] = set()
-    input_tokens = output_tokens = 0
+    input_tokens = output_tokens = cached = 0
+    last_failed = ""
     last_message = ""
     stream_errors: list[str] = []
     turn_failed: str | None = None
@@ -283,6 +351,7 @@ def _parse_codex(text: str, exit_code: int) -> AgentReport:
                 code = item.get("exit_code")
                 if (isinstance(code, int) and code != 0) or item.get("status") == "failed":
                     failed.add(key)
+                    last_failed = _failed_command(item)
             elif item_type == "agent_message" and isinstance(item.get("text"), str):
                 last_message = item["text"]
         elif kind == "error":
@@ -291,6 +360,7 @@ def _parse_codex(text: str, exit_code: int) -> AgentReport:
             has_result = True
             usage = _dict(event.get("usage"))
             input_tokens += _int(usage.get("input_tokens"))
+            cached += _int(usage.get("cached_input_tokens"))
             output_tokens += _int(usage.get("output_tokens")) + _int(usage.get("reasoning_output_tokens"))
         elif kind == "turn.failed":
             has_result = True
@@ -299,15 +369,19 @@ def _parse_codex(text: str, exit_code: int) -> AgentReport:
     failure = turn_failed is not None or (not has_result and exit_code != 0)
     error = turn_failed or (stream_errors[-1] if stream_errors else _last_line(_stray_lines(text)))
     error = (error or f"exited with code {exit_code} without finishing a turn") if failure else ""
+    context_full = failure and bool(_CONTEXT_FULL.search(error))
     api_error = failure and (bool(stream_errors) or bool(turn_failed and _API_FAILURE.search(turn_failed)))
     return AgentReport(
         parser="codex",
         tool_calls=len(tools),
         failed_commands=len(failed),
+        failed_command=last_failed,
         is_error=failure,
         input_tokens=input_tokens,
+        cached_input_tokens=cached,
         output_tokens=output_tokens,
-        api_error=api_error,
+        api_error=api_error and not context_full,
+        context_exhausted=context_full,
         final_text=_tail(last_message),
         error=_one_line(error),
         has_result=has_result,

@@ -90,7 +90,7 @@ class Runner:
         spec = {
             "task": task.id,
             "attempt": number,
-            "argv": render_argv(profile, prompt_path),
+            "argv": render_argv(profile, prompt_path, Path(task.worktree)),
             "prompt_mode": profile.prompt,
             "prompt_file": str(prompt_path),
             "parser": profile.parser,

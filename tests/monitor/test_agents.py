@@ -16,6 +16,7 @@ from monitor.agents import (
     render_argv,
     resolve_profiles,
 )
+from tests.conftest import git
 
 
 def _claude(fixtures_dir: Path, name: str, exit_code: int) -> AgentReport:
@@ -174,6 +175,7 @@ def test_codex_phantom(fixtures_dir: Path) -> None:
 def test_codex_failing_command_with_exit_code_zero(fixtures_dir: Path) -> None:
     report = _codex(fixtures_dir, "failing-cmd.jsonl", 0)
     assert report.failed_commands == 1
+    assert report.failed_command == "$ /bin/bash -lc \"python3 -c 'import sys; sys.exit(3)'\" (exit 3)"
     assert report.tool_calls == 1
     assert not report.is_error  # the CLI itself exited 0 and completed the turn
     assert report.final_text == "The command failed; I could not finish."
@@ -208,10 +210,39 @@ def test_codex_killed_mid_command() -> None:
 
 
 def test_codex_turn_failure_not_about_api() -> None:
-    failed = {"type": "turn.failed", "error": {"message": "context window exceeded"}}
+    failed = {"type": "turn.failed", "error": {"message": "the agent gave up"}}
     report = parse_output("codex", json.dumps(failed), 1)
-    assert report.is_error and not report.api_error
-    assert report.error == "context window exceeded"
+    assert report.is_error and not report.api_error and not report.context_exhausted
+    assert report.error == "the agent gave up"
+
+
+def test_codex_context_window_is_context_exhaustion(fixtures_dir: Path) -> None:
+    report = _codex(fixtures_dir, "contextwindow.jsonl", 1)
+    assert report.is_error and report.context_exhausted
+    assert not report.api_error  # not "the API failed, continue": the scope must shrink
+    assert "ran out of room in the model's context window" in report.error
+
+
+def test_claude_prompt_too_long_is_context_exhaustion(fixtures_dir: Path) -> None:
+    report = _claude(fixtures_dir, "prompttoolong-stream-json.jsonl", 1)
+    assert report.is_error and report.context_exhausted
+    assert not report.api_error and not report.max_turns
+    assert report.error.startswith("Prompt is too long")
+    assert report.model == "claude-opus-5-5"  # from the init event
+
+
+def test_failed_command_output_is_kept() -> None:
+    item = {"id": "i", "type": "command_execution", "command": "pytest", "exit_code": 1, "status": "failed",
+            "aggregated_output": "x" * 5000 + "\nE   AssertionError: 2 != 3\n"}
+    report = parse_output("codex", json.dumps({"type": "item.completed", "item": item}), 0)
+    assert report.failed_command.startswith("$ pytest (exit 1)\n")
+    assert report.failed_command.endswith("E   AssertionError: 2 != 3")
+    assert len(report.failed_command) < 1600
+
+
+def test_codex_cached_tokens() -> None:
+    line = {"type": "turn.completed", "usage": {"input_tokens": 50, "cached_input_tokens": 40, "output_tokens": 1}}
+    assert parse_output("codex", json.dumps(line), 0).cached_input_tokens == 40
 
 
 def test_codex_counts_file_changes() -> None:
@@ -329,7 +360,11 @@ def test_builtin_profiles() -> None:
         "--dangerously-skip-permissions",
     ]
     assert claude.prompt == "stdin" and claude.env == {"IS_SANDBOX": "1"} and claude.parser == "claude"
-    assert BUILTIN_PROFILES["codex"].command == ["codex", "exec", "--json", "--sandbox", "workspace-write", "-"]
+    codex = BUILTIN_PROFILES["codex"].command
+    assert codex[:5] == ["codex", "exec", "--json", "--sandbox", "workspace-write"] and codex[-1] == "-"
+    # workspace-write alone makes every git dir read-only: the worktree's own and the shared ones are added
+    assert [codex[i + 1] for i, part in enumerate(codex) if part == "--add-dir"] == [
+        "{git_dir}", "{git_common_dir}/objects", "{git_common_dir}/refs", "{git_common_dir}/logs"]
     assert BUILTIN_PROFILES["codex"].parser == "codex"
     aider = BUILTIN_PROFILES["aider"]
     assert aider.prompt == "file" and aider.parser == "aider" and "{prompt_file}" in aider.command
@@ -392,5 +427,17 @@ def test_render_argv() -> None:
     assert argv == ["agent", f"--file={path}", str(path), "-x"]  # spaces and ; stay inside one element
     argv.append("mutated")
     assert profile.command == ["agent", "--file={prompt_file}", "{prompt_file}", "-x"]
-    stdin_profile = BUILTIN_PROFILES["codex"]
+    stdin_profile = BUILTIN_PROFILES["claude"]
     assert render_argv(stdin_profile, path) == stdin_profile.command
+
+
+def test_render_argv_git_dirs_of_a_linked_worktree(git_repo: Path, tmp_path: Path) -> None:
+    worktree = tmp_path / "wt"
+    git(git_repo, "worktree", "add", "-q", "-b", "swarm/t", str(worktree))
+    argv = render_argv(BUILTIN_PROFILES["codex"], Path("/p.md"), worktree)
+    dirs = [argv[i + 1] for i, part in enumerate(argv) if part == "--add-dir"]
+    common = (git_repo / ".git").resolve()
+    assert dirs == [str(common / "worktrees" / "wt"), f"{common}/objects", f"{common}/refs", f"{common}/logs"]
+    assert git(worktree, "rev-parse", "--absolute-git-dir") == dirs[0]
+    plain = render_argv(AgentProfile(command=["x", "{git_dir}", "{git_common_dir}"]), Path("/p.md"), git_repo)
+    assert plain == ["x", str(git_repo / ".git"), str(git_repo / ".git")]
