@@ -10,10 +10,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
+OUTPUT_LINES_FAILED = 20  # a failed command's output is the evidence a retry needs
+OUTPUT_LINES_OK = 3
+
 
 def _short(text: object, limit: int = 300) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _output(text: object, *, failed: bool) -> list[str]:
+    """A command's output, indented: its last lines when it failed (the real error), else a short tail."""
+    lines = [line.rstrip() for line in str(text or "").splitlines() if line.strip()]
+    keep = lines[-OUTPUT_LINES_FAILED:] if failed else lines[-OUTPUT_LINES_OK:]
+    cut = [f"  … {len(lines) - len(keep)} line(s) before"] if len(keep) < len(lines) else []
+    return cut + [f"  {line if len(line) <= 300 else line[:299] + '…'}" for line in keep]
 
 
 def _claude_blocks(event: dict[str, Any]) -> list[str]:
@@ -47,7 +58,8 @@ def _event_lines(event: dict[str, Any]) -> list[str]:
     item = event.get("item")
     if isinstance(item, dict) and kind == "item.completed":
         if item.get("type") == "command_execution":
-            return [f"$ {_short(item.get('command', ''), 200)} (exit {item.get('exit_code')})"]
+            return [f"$ {_short(item.get('command', ''), 200)} (exit {item.get('exit_code')})",
+                    *_output(item.get("aggregated_output"), failed=item.get("exit_code") not in (0, None))]
         if item.get("type") == "agent_message":
             return [f"agent: {_short(item.get('text', ''))}"]
         if item.get("type") == "file_change":

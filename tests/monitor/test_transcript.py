@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from monitor.transcript import readable
@@ -36,3 +37,16 @@ def test_plain_lines_and_broken_json_pass_through() -> None:
 def test_only_the_last_lines_are_kept() -> None:
     text = readable("\n".join(f"line {i}" for i in range(500)), max_lines=10)
     assert text.splitlines() == [f"line {i}" for i in range(490, 500)]
+
+
+def test_a_failed_commands_output_is_kept() -> None:
+    output = "".join(f"collected line {i}\n" for i in range(40)) + "E   AssertionError: 2 != 3\nFAILED test_x.py\n"
+    item = {"id": "item_1", "type": "command_execution", "command": "/bin/bash -lc pytest", "exit_code": 1,
+            "status": "failed", "aggregated_output": output}
+    text = readable(json.dumps({"type": "item.completed", "item": item}))
+    lines = text.splitlines()
+    assert lines[0] == "$ /bin/bash -lc pytest (exit 1)"
+    assert lines[-2:] == ["  E   AssertionError: 2 != 3", "  FAILED test_x.py"]
+    assert "  … 22 line(s) before" in lines  # 42 lines, the last 20 kept
+    ok = readable(json.dumps({"type": "item.completed", "item": {**item, "exit_code": 0, "status": "completed"}}))
+    assert len(ok.splitlines()) == 1 + 1 + 3  # a passing command keeps only a short tail
