@@ -15,6 +15,7 @@ from monitor.world.tmux import Tmux
 from orchestrator import tasks as task_ops
 from registry.models import FailureKind, RegistryState, Status, Task
 from tests.conftest import git
+from tests.waiting import wait_for, wait_for_output, wait_for_result
 from tests.worlds import Clock, RecordingNotifier, make_world
 
 CI_CHECK = "grep -q good value.txt"
@@ -122,7 +123,7 @@ def test_killed_session_is_died_and_respawned(world_parts: tuple[World, Clock, R
 def test_stuck_agent_is_killed_and_respawned(world_parts: tuple[World, Clock, RecordingNotifier]) -> None:
     world, clock, _ = world_parts
     task = spawn(world, "scenario: sleep\nretry: commit-good")
-    time.sleep(0.5)
+    wait_for_output(world.layout, task.id, "scripted agent: attempt 1")  # then it prints nothing more
     run_tick(world)
     clock.advance(minutes=11)  # stuck_after is 10m; the sleeping agent prints nothing more
     run_tick(world)
@@ -168,7 +169,8 @@ def test_max_parallel_and_dependencies_hold_tasks_in_queued(git_repo: Path, tmux
 def test_tmux_server_down_is_not_a_mass_death(world_parts: tuple[World, Clock, RecordingNotifier]) -> None:
     world, clock, _ = world_parts
     tasks = [spawn(world, "scenario: sleep", title=f"T{i}") for i in range(3)]
-    time.sleep(1.0)
+    for task in tasks:
+        wait_for_output(world.layout, task.id, "scripted agent: attempt 1")
     run_tick(world)
     # The agents live on, but the monitor cannot see their server (a hidden socket, as PrivateTmp does).
     hidden = Tmux(f"{world.tmux.socket}-hidden")
@@ -194,7 +196,8 @@ def test_tmux_server_down_is_not_a_mass_death(world_parts: tuple[World, Clock, R
 def test_respawns_per_tick_are_capped(git_repo: Path, tmux_socket: str) -> None:
     world, clock, _ = make_world(git_repo, tmux_socket, monitor="max_respawns_per_tick = 2\nmax_parallel = 5")
     tasks = [spawn(world, "scenario: sleep", title=f"T{i}") for i in range(4)]
-    time.sleep(1.5)  # every agent prints its first line, then stays silent
+    for task in tasks:  # every agent prints its first line, then stays silent
+        wait_for_output(world.layout, task.id, "scripted agent: attempt 1")
     run_tick(world)
     clock.advance(days=1)  # the clock jumps: every agent looks stuck at once
     report = run_tick(world)
@@ -283,7 +286,7 @@ def test_stop_request_finishes_between_tasks_and_releases_the_lock(
 
     world, _clock, _ = world_parts
     task = spawn(world, "scenario: commit-good")
-    time.sleep(1.5)
+    wait_for_result(world.layout, task.id)  # the agent is done: the tick has work it must not half-do
     stop = threading.Event()
     stop.set()
     report = run_tick(world, stop)
@@ -362,9 +365,7 @@ def test_an_agent_that_commits_then_hangs_is_still_caught_as_stuck(
 ) -> None:
     world, clock, _ = world_parts
     task = spawn(world, "scenario: commit-then-hang\nretry: commit-good")
-    deadline = time.monotonic() + 20
-    while world.git.head(task.branch) == world.git.head("main") and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for(lambda: world.git.head(task.branch) != world.git.head("main"), "the agent's commit")
     run_tick(world)  # sees the commit: progress
     assert world.registry.read().tasks[task.id].attempts[0].seen_head == world.git.head(task.branch)
     clock.advance(minutes=11)

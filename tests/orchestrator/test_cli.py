@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from monitor.layout import Layout
 from registry.models import SCHEMA_VERSION
 from tests.conftest import git
+from tests.waiting import wait_for, wait_for_output
 from tests.worlds import write_config
 
 SWARM = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
@@ -101,7 +102,7 @@ def test_spawn_status_logs_cancel_and_retry(repo: Path) -> None:
 
     table = swarm(repo, "status").stdout
     assert task_id in table and "running" in table
-    time.sleep(1.0)
+    wait_for_output(Layout.for_repo(repo), task_id, "scripted agent: attempt 1")
     assert "scenario" in swarm(repo, "logs", task_id[:12], "--prompt").stdout
     assert "scripted agent: attempt 1" in swarm(repo, "logs", task_id).stdout
 
@@ -117,13 +118,15 @@ def test_spawn_status_logs_cancel_and_retry(repo: Path) -> None:
 
 def test_run_once_drives_a_task_to_ready_and_prints_the_notification(repo: Path) -> None:
     task_id = swarm(repo, "spawn", "--title", "Good", "--prompt", "scenario: commit-good").stdout.strip()
-    printed = ""
-    for _ in range(60):
-        printed += swarm(repo, "monitor", "run-once").stdout
-        if json.loads(swarm(repo, "status", task_id, "--json").stdout)["status"] == "ready":
-            break
-        time.sleep(0.3)
-    assert "PR ready for review" in printed and task_id in printed
+    printed: list[str] = []
+
+    def ticked_to_ready() -> bool:
+        printed.append(swarm(repo, "monitor", "run-once").stdout)
+        return bool(json.loads(swarm(repo, "status", task_id, "--json").stdout)["status"] == "ready")
+
+    wait_for(ticked_to_ready, f"task {task_id} to be ready", timeout=60, interval=0.2)
+    printed_text = "".join(printed)
+    assert "PR ready for review" in printed_text and task_id in printed_text
     report = json.loads(swarm(repo, "monitor", "run-once", "--json").stdout)
     assert report["skipped"] is False and report["tasks"] == 1
 
