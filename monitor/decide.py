@@ -49,6 +49,8 @@ HEAD_BOUND = {
 # Failures no new agent attempt can fix: the human is told at once.
 TERMINAL = {FailureKind.setup_failed, FailureKind.launch_failed, FailureKind.worktree_missing}
 CLOCK_SLACK = timedelta(minutes=5)
+# How far the wall clock may drift from the monotonic one between two ticks before it counts as a jump.
+JUMP_SLACK = timedelta(minutes=1)
 ASKED = "asked:"  # keys in Task.fired of questions put to the human (not failures)
 
 
@@ -338,6 +340,23 @@ def decide(task: Task, obs: Observation, policy: Policy, now: datetime) -> Decis
     if task.status in (Status.checking, Status.ready):
         return decide_checking(task, obs, policy, now)
     return Decision(task.id)
+
+
+def rebaseline(state: RegistryState, jump: timedelta) -> RegistryState:
+    """Shift the running attempts' time marks by a clock jump (``monitor/clockjump.py``), so that ages
+    and idle times come out as the monotonic clock measured them: a jump or a suspend kills nobody."""
+    if abs(jump) <= JUMP_SLACK:
+        return state
+    tasks = dict(state.tasks)
+    for task_id, task in state.tasks.items():
+        attempt = task.attempt
+        if task.status is not Status.running or attempt is None:
+            continue
+        marks = {name: getattr(attempt, name) + jump
+                 for name in ("started_at", "launched_at", "progress_at", "retry_at")
+                 if getattr(attempt, name) is not None}
+        tasks[task_id] = task.with_attempt(attempt.model_copy(update=marks))
+    return state.model_copy(update={"tasks": tasks})
 
 
 def plan_starts(state: RegistryState, policy: Policy, busy: int) -> tuple[list[Start], dict[str, str]]:

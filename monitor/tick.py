@@ -8,6 +8,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,7 +16,8 @@ from typing import Any
 
 from monitor.act import Actor
 from monitor.actions import Fail, Progress, Respawn, ToChecking
-from monitor.decide import Decision, cap_respawns, decide, plan_starts
+from monitor.clockjump import boot_id, measure_jump
+from monitor.decide import JUMP_SLACK, Decision, cap_respawns, decide, plan_starts, rebaseline
 from monitor.layout import Layout
 from monitor.observation import Observation
 from monitor.observe import Observer
@@ -50,6 +52,8 @@ class World:
     prompter: RetryPrompter
     policy: Policy
     clock: Callable[[], datetime]
+    # a clock that never steps (and stops during suspend): clock jumps are measured against it
+    monotonic: Callable[[], float] = field(default_factory=lambda: time.monotonic)
 
 
 @dataclass
@@ -199,8 +203,9 @@ def run_tick(world: World, stop: threading.Event | None = None) -> TickReport:
 
 def _tick(world: World, report: TickReport, stop: threading.Event) -> None:
     world.registry.check_writable()
-    state = world.registry.read()
     now = world.clock()
+    _rebaseline(world, now)
+    state = world.registry.read()
     observer = Observer(world.layout, world.tmux, world.git, world.forge)
     observations = observer.observe_all(state, now)
     decisions = [decide(state.tasks[tid], obs, world.policy, now) for tid, obs in observations.items()]
@@ -224,6 +229,17 @@ def _tick(world: World, report: TickReport, stop: threading.Event) -> None:
         actor.run(start)
     report.actions = actor.done
     report.notified = flush_outbox(world)
+
+
+def _rebaseline(world: World, now: datetime) -> None:
+    """A wall clock that jumped since the last tick (or a suspend) shifts the running attempts' marks."""
+    jump = measure_jump(world.layout.state_dir, now, world.monotonic(), boot_id())
+    if abs(jump) <= JUMP_SLACK:
+        return
+    log.warning("the clock jumped %+.0f s since the last tick; running attempts re-baselined, none judged on it",
+                jump.total_seconds())
+    world.registry.update(lambda state: rebaseline(state, jump))
+    world.events.append(now, "", "clock_jump", seconds=round(jump.total_seconds()))
 
 
 def start_queued(world: World) -> list[str]:

@@ -76,6 +76,7 @@ class Attempt(Frozen):
     progress_at: datetime | None = None
     log_size: int = 0
     seen_head: str | None = None  # the branch head at the last progress mark: a new commit is progress
+    retry_at: datetime | None = None  # the provider failed (api_error): the next attempt waits until then
     exit_code: int | None = None
     failure: Failure | None = None
     tokens: int = 0

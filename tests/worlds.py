@@ -30,12 +30,23 @@ class RecordingNotifier:
 
 @dataclass
 class Clock:
+    """A wall clock and a monotonic clock the test moves: ``advance`` is time passing (both move), ``jump``
+    is the wall clock stepping (or a suspend) while the monotonic clock stands still."""
+
     now: datetime = field(default_factory=lambda: datetime(2026, 11, 1, 9, 0, tzinfo=UTC))
+    mono: float = 1000.0
 
     def __call__(self) -> datetime:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.mono
+
     def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+        self.mono += timedelta(**kwargs).total_seconds()
+
+    def jump(self, **kwargs: float) -> None:
         self.now += timedelta(**kwargs)
 
 
@@ -80,4 +91,5 @@ def make_world(repo: Path, socket: str, **config: str) -> tuple[World, Clock, Re
     notifier = RecordingNotifier()
     world = build_world(repo, load(repo / CONFIG_NAME), notifier)
     world.clock = clock
+    world.monotonic = clock.monotonic
     return world, clock, notifier
