@@ -6,6 +6,13 @@ like Slack does (HTTP 200 with ``{"ok": false, "error": ...}`` for API errors, 4
 rate limits, plain-text bodies for webhooks) and records every request, so a test can assert what was sent
 (method, body, headers), and can be told to fail the next calls.
 
+Message metadata as Slack documents it: ``chat.postMessage`` takes ``metadata: {event_type, event_payload}``
+(kept by ``chat.update`` unless replaced); ``conversations.history`` (top-level messages and thread
+broadcasts, newest first) and ``conversations.replies`` (the parent, then its replies, oldest first) return
+it only with ``include_all_metadata``, and take a channel id only (a ``#name`` is ``channel_not_found``).
+:meth:`FakeSlack.hold` keeps a request in flight (stored, its answer withheld) until released, so a test can
+kill the client mid-request.
+
 Usage::
 
     with FakeSlack() as slack:
@@ -67,6 +74,17 @@ class _Message:
     text: str
     blocks: list[Any] = field(default_factory=list)
     thread_ts: str | None = None
+    metadata: dict[str, Any] | None = None
+    broadcast: bool = False
+
+
+@dataclass
+class _Hold:
+    method: str
+    nth: int  # hold the nth request to ``method`` from now (1: the next one)
+    lost: bool  # the request never reaches Slack: nothing is stored
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
 
 
 class _Server(ThreadingHTTPServer):
@@ -96,7 +114,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeSlack:
-    """Serves ``/api/<method>`` (``chat.postMessage``, ``chat.update``, ``auth.test``, ``conversations.info``)
+    """Serves ``/api/<method>`` (``chat.postMessage``, ``chat.update``, ``auth.test``, ``conversations.info``,
+    ``conversations.history``, ``conversations.replies``)
     and ``/services/...`` (one incoming webhook). Channels are known by id or name (``#`` optional)."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, channels: dict[str, str] | None = None) -> None:
@@ -107,6 +126,7 @@ class FakeSlack:
         self.messages: dict[str, _Message] = {}
         self._log: list[SlackRequest] = []
         self._faults: list[_Fault] = []
+        self._holds: list[_Hold] = []
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
         self._stopping = threading.Event()
@@ -166,6 +186,21 @@ class FakeSlack:
         with self._lock:
             self._faults.append(_Fault(kind, count, retry_after, status, seconds, methods))
 
+    def hold(self, method: str = "chat.postMessage", nth: int = 1, *, lost: bool = False) -> _Hold:
+        """Keep the ``nth`` next request to ``method`` in flight: Slack has it (the message is stored, unless
+        ``lost``) but the answer waits for :meth:`release`. ``hold.arrived`` is set when it is held."""
+        held = _Hold(method, nth, lost)
+        with self._lock:
+            self._holds.append(held)
+        return held
+
+    def release(self) -> None:
+        """Let every held request answer (to a client that may be gone)."""
+        with self._lock:
+            holds, self._holds = list(self._holds), []
+        for held in holds:
+            held.released.set()
+
     def delete_message(self, ts: str) -> None:
         """As if someone deleted it in Slack: ``chat.update`` then answers ``message_not_found``."""
         with self._lock:
@@ -208,7 +243,15 @@ class FakeSlack:
         if fault is not None and fault.kind == "hang":
             self._stopping.wait(fault.seconds)
             fault = None
-        status, answer, extra = self._answer(method, path, body, headers, fault)
+        held = self._take_hold(method) if fault is None else None
+        if held is not None and held.lost:
+            status, answer, extra = 200, {"ok": False, "error": "request_timeout"}, {}
+        else:
+            status, answer, extra = self._answer(method, path, body, headers, fault)
+        if held is not None:
+            held.arrived.set()
+            while not held.released.wait(0.05) and not self._stopping.is_set():
+                pass
         with self._lock:
             self._log.append(SlackRequest(method, body, headers, raw, status, fault.kind if fault else None))
         data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
@@ -223,6 +266,15 @@ class FakeSlack:
             handler.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def _take_hold(self, method: str) -> _Hold | None:
+        with self._lock:
+            for held in self._holds:
+                if held.method == method and not held.arrived.is_set():
+                    held.nth -= 1
+                    if held.nth == 0:
+                        return held
+        return None
 
     def _answer(self, method: str, path: str, body: dict[str, Any], headers: dict[str, str], fault: _Fault | None,
                 ) -> tuple[int, dict[str, Any] | str, dict[str, str]]:
@@ -254,17 +306,62 @@ class FakeSlack:
             return {"ok": False, "error": "channel_not_found"}
         if method == "conversations.info":
             return {"ok": True, "channel": {"id": channel, "name": self.channels[channel], "is_member": True}}
+        if method in ("conversations.history", "conversations.replies"):
+            if channel != body.get("channel"):
+                return {"ok": False, "error": "channel_not_found"}  # these take an id, never a #name
+            return self._read(method, channel, body)
+        metadata = body.get("metadata")
+        if isinstance(metadata, str):  # form-encoded: a JSON string
+            metadata = json.loads(metadata) if metadata else None
+        if metadata is not None and not _valid_metadata(metadata):
+            return {"ok": False, "error": "invalid_metadata_format"}
         if method == "chat.postMessage":
-            message = self._store(channel, body)
-            return {"ok": True, "channel": channel, "ts": message.ts, "message": {"text": message.text}}
+            message = self._store(channel, body, metadata)
+            return {"ok": True, "channel": channel, "ts": message.ts,
+                    "message": _shown(message, with_metadata=message.metadata is not None)}
         if method == "chat.update":
             with self._lock:
                 found = self.messages.get(str(body.get("ts", "")))
                 if found is None or found.channel != channel:
                     return {"ok": False, "error": "message_not_found"}
                 found.text, found.blocks = str(body.get("text", "")), list(body.get("blocks") or [])
+                if metadata is not None:
+                    found.metadata = metadata
             return {"ok": True, "channel": channel, "ts": found.ts, "text": found.text}
         return {"ok": False, "error": "unknown_method"}
+
+    def _read(self, method: str, channel: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``conversations.history`` / ``.replies`` with ``oldest``, ``latest``, ``inclusive``, ``limit`` and
+        ``cursor``; metadata only with ``include_all_metadata``."""
+        with self._lock:
+            mine = [m for m in self.messages.values() if m.channel == channel]
+            if method == "conversations.history":
+                picked = sorted((m for m in mine if m.thread_ts in (None, m.ts) or m.broadcast),
+                                key=lambda m: float(m.ts), reverse=True)
+            else:
+                ts = str(body.get("ts", ""))
+                parent = self.messages.get(ts)
+                if parent is None or parent.channel != channel:
+                    return {"ok": False, "error": "thread_not_found"}
+                root = parent.thread_ts or parent.ts
+                picked = sorted((m for m in mine if m.ts == root or m.thread_ts == root), key=lambda m: float(m.ts))
+            replies = {m.thread_ts for m in mine if m.thread_ts and m.thread_ts != m.ts}
+            counts = {root: sum(1 for m in mine if m.thread_ts == root and m.ts != root) for root in replies}
+        inclusive = _true(body.get("inclusive"))
+        oldest, latest = body.get("oldest"), body.get("latest")
+        if oldest:
+            picked = [m for m in picked if float(m.ts) > float(oldest) or (inclusive and m.ts == str(oldest))]
+        if latest:
+            picked = [m for m in picked if float(m.ts) < float(latest) or (inclusive and m.ts == str(latest))]
+        limit = min(int(body.get("limit") or 100), 999)
+        start = int(str(body.get("cursor") or "0").removeprefix("next:") or 0)
+        page = picked[start:start + limit]
+        more = start + limit < len(picked)
+        metadata = _true(body.get("include_all_metadata"))
+        answer: dict[str, Any] = {"ok": True, "messages": [_shown(m, metadata, counts.get(m.ts, 0)) for m in page],
+                                  "has_more": more}
+        answer["response_metadata"] = {"next_cursor": f"next:{start + limit}" if more else ""}
+        return answer
 
     def _channel(self, value: str) -> str | None:
         if value in self.channels:
@@ -272,14 +369,42 @@ class FakeSlack:
         name = value.removeprefix("#")
         return next((cid for cid, cname in self.channels.items() if cname == name), None)
 
-    def _store(self, channel: str, body: dict[str, Any]) -> _Message:
+    def _store(self, channel: str, body: dict[str, Any], metadata: dict[str, Any] | None = None) -> _Message:
         with self._lock:
             ts = f"{int(time.time())}.{next(self._ts):06d}"
             thread = body.get("thread_ts")
             message = _Message(channel, ts, str(body.get("text", "")), list(body.get("blocks") or []),
-                               str(thread) if thread else None)
+                               str(thread) if thread else None, metadata,
+                               bool(thread) and _true(body.get("reply_broadcast")))
             self.messages[ts] = message
             return message
+
+
+def _true(value: Any) -> bool:
+    return value is True or str(value).lower() in ("1", "true")
+
+
+def _valid_metadata(metadata: Any) -> bool:
+    """Slack's shape: ``{"event_type": str, "event_payload": object}``."""
+    return (isinstance(metadata, dict) and isinstance(metadata.get("event_type"), str)
+            and bool(metadata["event_type"]) and isinstance(metadata.get("event_payload"), dict))
+
+
+def _shown(message: _Message, with_metadata: bool, reply_count: int = 0) -> dict[str, Any]:
+    """A message as the read methods show it: a bot message, its thread fields, metadata if asked for."""
+    shown: dict[str, Any] = {"type": "message", "ts": message.ts, "text": message.text, "bot_id": "B0BOT",
+                             "user": "U0BOT"}
+    if message.blocks:
+        shown["blocks"] = message.blocks
+    if message.thread_ts:
+        shown["thread_ts"] = message.thread_ts
+        if message.broadcast:
+            shown["subtype"] = "thread_broadcast"
+    elif reply_count:
+        shown["thread_ts"], shown["reply_count"] = message.ts, reply_count
+    if with_metadata and message.metadata is not None:
+        shown["metadata"] = message.metadata
+    return shown
 
 
 _WEBHOOK_STATUS = {"invalid_token": 403, "action_prohibited": 403, "no_service": 404, "channel_not_found": 404,
