@@ -18,6 +18,7 @@ from monitor.act import Actor
 from monitor.actions import Fail, Progress, Respawn, ToChecking
 from monitor.clockjump import boot_id, measure_jump
 from monitor.decide import JUMP_SLACK, Decision, cap_respawns, decide, plan_starts, rebaseline
+from monitor.heartbeat import record_tick
 from monitor.layout import Layout
 from monitor.observation import Observation
 from monitor.observe import Observer
@@ -198,6 +199,7 @@ def run_tick(world: World, stop: threading.Event | None = None) -> TickReport:
             report.skipped = True
             return report
         _tick(world, report, stop or threading.Event())
+        record_tick(world.layout.state_dir, world.clock())  # `swarm status` shows it; warns when ticks stop
     return report
 
 
