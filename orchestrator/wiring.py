@@ -13,6 +13,7 @@ from monitor.layout import Layout
 from monitor.policy import DonePolicy, Policy
 from monitor.retry import RetryPrompter, TemplateRetryPrompter
 from monitor.runner import Runner, SetupSpec
+from monitor.statedir import ensure_state_dir
 from monitor.tick import World
 from monitor.world.forge import Forge
 from monitor.world.git import Git
@@ -119,6 +120,7 @@ def retry_prompter_from(
 
 def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None, need_forge: bool = False) -> World:
     layout = Layout.for_repo(repo, settings.project.worktree_root)
+    ensure_state_dir(layout.state_dir)  # created here, git-excluded here: a fresh clone never shows ?? .swarm/
     tmux = Tmux(settings.monitor.tmux_socket)
     git = Git(layout.repo)
     setup = SetupSpec(settings.project.setup, settings.project.setup_timeout) if settings.project.setup else None
