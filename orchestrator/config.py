@@ -42,7 +42,29 @@ class MonitorSettings(Section):
     attempt_timeout: Duration = 7200.0
     max_parallel: int = Field(4, ge=1, le=200)
     max_respawns_per_tick: int = Field(4, ge=1)
-    tmux_socket: str = "swarm"
+    tmux_socket: str = "swarm"  # unset in swarm.toml: one socket per repository (monitor/sockets.py)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: float) -> float:
+        if value < 1:
+            raise ValueError(f"{value:g}s is too short: the monitor would never rest (e.g. \"5m\")")
+        return value
+
+    @field_validator("stuck_after", "attempt_timeout")
+    @classmethod
+    def _patience(cls, value: float) -> float:
+        if value < 60:
+            raise ValueError(f"{value:g}s would kill agents that are only thinking; give at least \"1m\" "
+                             "(e.g. \"20m\")")
+        return value
+
+    @field_validator("tmux_socket")
+    @classmethod
+    def _socket(cls, value: str) -> str:
+        if not value.strip() or re.search(r"[\s\x00-\x1f\x7f]", value):
+            raise ValueError(f"{value!r} is not a tmux socket name: give a name like \"swarm\" (tmux -L) or a path")
+        return value
 
 
 class DoneSettings(Section):
@@ -212,7 +234,22 @@ def load(path: Path) -> Settings:
         raise ConfigError(f"{path} not found: run `swarm init` in the repository first") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return parse(raw, path)
+    settings = parse(raw, path)
+    monitor = raw.get("monitor")
+    if not (isinstance(monitor, dict) and "tmux_socket" in monitor):
+        settings = _with_default_socket(settings, path)
+    return settings
+
+
+def _with_default_socket(settings: Settings, path: Path) -> Settings:
+    """No ``tmux_socket`` in the file: one socket per repository (or the pinned old ``swarm``, see
+    :mod:`monitor.sockets`), so two repositories never share a tmux server unless told to."""
+    from monitor.layout import Layout
+    from monitor.sockets import default_socket
+
+    layout = Layout.for_repo(path.resolve().parent, settings.project.worktree_root)
+    monitor = settings.monitor.model_copy(update={"tmux_socket": default_socket(layout)})
+    return settings.model_copy(update={"monitor": monitor})
 
 
 def parse(raw: dict[str, Any], path: Path) -> Settings:

@@ -181,10 +181,10 @@ def test_local_reviews_must_be_reachable(tmp_path: Path) -> None:
      ('"1.5h"', 5400.0), ("45", 45.0), ("2.5", 2.5), ("0", 0.0)],
 )
 def test_durations(tmp_path: Path, value: str, seconds: float) -> None:
-    settings = load(write(tmp_path, f"[monitor]\nstuck_after = {value}\ninterval = {value}\n"
+    settings = load(write(tmp_path, f"[cleanup]\nevery = {value}\narchive_after = {value}\n"
                                     f"[project]\nsetup_timeout = {value}\n[local]\nci_timeout = {value}\n"))
-    assert settings.monitor.stuck_after == seconds
-    assert settings.monitor.interval == seconds
+    assert settings.cleanup.every == seconds
+    assert settings.cleanup.archive_after == seconds
     assert settings.project.setup_timeout == seconds
     assert settings.local.ci_timeout == seconds
 
