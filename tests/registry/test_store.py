@@ -25,7 +25,8 @@ import pytest
 
 from registry.events import EventLog
 from registry.models import SCHEMA_VERSION, RegistryState, Task
-from registry.store import TMP_PREFIX, Registry, RegistryCorrupt, RegistryTooNew
+from registry.store import TMP_PREFIX, Registry, RegistryCorrupt, RegistryError, RegistryTooNew
+from tests.tinydisk import fill, tiny_disk
 
 # Fork: the children start in milliseconds with everything already imported (a fresh interpreter
 # needs ~0.5 s to import pydantic, too slow for 60 kill rounds).
@@ -336,8 +337,8 @@ def test_disk_error_keeps_the_old_registry_and_leaves_no_temp_file(
 
     assert seeded.path.read_bytes() == old_main
     assert stray_temp_files(seeded.dir) == []
-    # The backup is either untouched or already holds the (identical) previous registry.
-    assert seeded.backup.read_bytes() in (old_backup, old_main)
+    # The new file is written in full before the backup changes: the backup is untouched.
+    assert seeded.backup.read_bytes() == old_backup
     # Once the disk recovers, the next update continues from the old state.
     after = seeded.update(add(make_task("third")))
     assert after.serial == old.serial + 1
@@ -610,3 +611,150 @@ def test_unchanged_tasks_are_not_serialised_again(seeded: Registry, monkeypatch:
 
     assert dumped == ["fourth"]
     assert Registry(seeded.dir).read() == new  # a fresh reader parses what the cached path wrote
+
+
+# -- 8. a registry that parses but is wrong ------------------------------------------------------------------
+
+# each gets the registry's previous version (serial 1)
+WRONG: dict[str, Callable[[bytes], bytes]] = {
+    "empty-object": lambda older: b"{}",
+    "no-schema-version": lambda older: b'{"tasks": {}, "serial": 0}',
+    "no-serial": lambda older: b'{"schema_version": 1, "tasks": {}}',
+    "no-tasks": lambda older: b'{"schema_version": 1, "serial": 7}',
+    "valid-but-serial-0": lambda older: RegistryState().model_dump_json().encode(),
+    "older-copy": lambda older: older,
+}
+
+
+@pytest.mark.parametrize("wrong", WRONG.values(), ids=WRONG.keys())
+def test_a_registry_that_parses_but_is_wrong_is_damaged_not_empty(
+    seeded: Registry, wrong: Callable[[bytes], bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    good_main, good_backup = seeded.path.read_bytes(), seeded.backup.read_bytes()
+    # a writer always leaves a backup one serial behind; make it the newest good copy (as after a write
+    # that was then clobbered by the wrong file)
+    seeded.backup.write_bytes(good_main)
+    bad = wrong(good_backup)
+    seeded.path.write_bytes(bad)
+    caplog.set_level(logging.WARNING, logger="registry.store")
+
+    state = Registry(seeded.dir).read()  # a fresh process: no cache to hide behind
+
+    assert set(state.tasks) == {"first", "second"}, "a wrong registry must not read as no tasks"
+    assert state.serial == 2
+    [warning] = warnings_from_store(caplog)
+    assert "swarm registry restore" in warning
+    with pytest.raises(RegistryCorrupt, match="restore"):
+        seeded.update(must_not_run)
+    with pytest.raises(RegistryCorrupt):
+        seeded.check_writable()
+    assert seeded.path.read_bytes() == bad
+    assert seeded.backup.read_bytes() == good_main, "the good backup was overwritten by the wrong registry"
+    assert good_backup != good_main
+
+    restored = seeded.restore_backup()
+    assert restored.serial == 2 and set(restored.tasks) == {"first", "second"}
+    assert seeded.update(add(make_task("third"))).serial == 3
+
+
+def test_a_wrong_registry_names_what_is_missing(seeded: Registry) -> None:
+    seeded.path.write_bytes(b'{"tasks": {}, "serial": 0}')
+    with pytest.raises(RegistryCorrupt, match="missing schema_version"):
+        seeded.update(must_not_run)
+
+
+def test_a_wrong_registry_without_a_backup_is_an_error_not_a_fresh_start(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    registry.path.write_bytes(b"{}")
+    with pytest.raises(RegistryCorrupt, match="no backup"):
+        registry.read()
+    with pytest.raises(RegistryCorrupt):
+        registry.update(add(make_task()))
+    assert registry.path.read_bytes() == b"{}"
+
+
+def test_a_missing_registry_without_a_backup_is_still_a_fresh_start(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "state")
+    assert registry.read() == RegistryState()
+    state = registry.update(add(make_task()))
+    assert state.serial == 1
+
+
+def test_the_writer_always_writes_the_required_keys(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    registry.update(lambda s: s.model_copy(update={"outbox": ()}).with_task(make_task()))
+    registry.update(lambda s: s.model_copy(update={"tasks": {}}))  # every task removed: still not "{}"
+    data = json.loads(registry.path.read_bytes())
+    assert {"schema_version", "serial", "tasks", "outbox"} <= set(data)
+    assert data["tasks"] == {} and data["serial"] == 2
+    assert Registry(tmp_path).read().serial == 2  # an empty but written registry is healthy
+
+
+def test_restore_refuses_to_put_an_older_backup_over_a_healthy_registry(seeded: Registry) -> None:
+    main, backup = seeded.path.read_bytes(), seeded.backup.read_bytes()
+    with pytest.raises(RegistryError, match="nothing was restored"):
+        seeded.restore_backup()
+    assert seeded.path.read_bytes() == main and seeded.backup.read_bytes() == backup
+    assert list(seeded.dir.glob("registry.json.damaged-*")) == []
+
+
+def test_restore_refuses_to_put_an_older_backup_over_a_newer_swarms_registry(seeded: Registry) -> None:
+    data = json.loads(seeded.path.read_bytes())
+    data["schema_version"] = SCHEMA_VERSION + 1
+    data["workers"] = {"host-a": 4}
+    seeded.path.write_text(json.dumps(data))
+    main = seeded.path.read_bytes()
+    with pytest.raises(RegistryTooNew, match="not putting the older backup over it"):
+        seeded.restore_backup()
+    assert seeded.path.read_bytes() == main
+
+
+def test_restore_without_a_backup_says_so(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    registry.path.write_bytes(b"{")
+    with pytest.raises(RegistryError, match="no backup to restore"):
+        registry.restore_backup()
+    assert registry.path.read_bytes() == b"{"
+
+
+def test_reading_a_healthy_registry_stays_cheap(seeded: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backup's serial is compared on every read, but the backup is parsed only when it changed."""
+    seeded.read()
+    calls: list[bytes] = []
+    real = json.loads
+
+    def spy(raw: bytes) -> Any:
+        calls.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr("registry.store.json.loads", spy)
+    for _ in range(5):
+        seeded.read()
+    seeded.update(add(make_task("third")))
+    seeded.read()
+    assert calls == []
+
+
+# -- 9. a real full disk (a tiny tmpfs) --------------------------------------------------------------------
+
+
+def test_a_really_full_disk_leaves_the_registry_and_its_backup_intact(tmp_path: Path) -> None:
+    with tiny_disk(tmp_path / "state", "256k") as state_dir:
+        registry = Registry(state_dir)
+        registry.update(add(make_task("first")))
+        registry.update(add(make_task("second")))
+        old_main, old_backup = registry.path.read_bytes(), registry.backup.read_bytes()
+        filler = fill(state_dir)
+
+        with pytest.raises(OSError) as raised:
+            registry.update(add(make_task("third", prompt="x" * 20_000)))
+        assert raised.value.errno == errno.ENOSPC
+        assert registry.path.read_bytes() == old_main
+        assert registry.backup.read_bytes() == old_backup
+        assert stray_temp_files(state_dir) == []
+        assert Registry(state_dir).read().serial == 2
+
+        filler.unlink()  # the disk has room again: the next write carries on from the old state
+        after = registry.update(add(make_task("third")))
+        assert after.serial == 3 and set(after.tasks) == {"first", "second", "third"}
+        assert registry.backup.read_bytes() == old_main
