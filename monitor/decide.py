@@ -111,6 +111,8 @@ def classify_exit(task: Task, attempt: Attempt, result: RunResult, obs: Observat
         return FailureKind.died
     if result.phase == "setup":
         return FailureKind.setup_failed
+    if result.context_exhausted:  # a full context window needs a narrower scope, the turn-limit handling
+        return FailureKind.max_turns
     if result.api_error:
         return FailureKind.api_error
     if result.max_turns:
@@ -122,8 +124,24 @@ def classify_exit(task: Task, attempt: Attempt, result: RunResult, obs: Observat
     # A head that already failed a check (even several attempts ago) cannot be the fix.
     failed_heads = {key.rsplit(":", 1)[-1] for key in task.fired if not key.startswith(ASKED)}
     if obs.ahead == 0 or (needs_new and obs.new_commits == 0) or (obs.head is not None and obs.head in failed_heads):
-        return FailureKind.phantom
+        # a command failed and nothing usable was committed: that failure is the cause, not a false claim
+        return FailureKind.agent_error if result.failed_commands else FailureKind.phantom
     return None
+
+
+def _exit_summary(kind: FailureKind, result: RunResult) -> str:
+    """One line naming what really ended the attempt (the agent's own words go to the evidence)."""
+    cause = redact(result.error)  # the reason line is shown and stored too, not only the failure
+    if kind is FailureKind.max_turns and result.context_exhausted:
+        return f"ran out of context (the model's context window is full): {cause or 'context limit reached'}"
+    if kind is FailureKind.max_turns:
+        return f"ran out of turns: {cause or 'turn limit reached'}"
+    if kind is FailureKind.api_error:
+        return f"the model API failed: {cause or f'exit code {result.exit_code}'}"
+    if result.exit_code == 0 and not result.is_error and result.failed_commands:
+        last = redact(result.failed_command.splitlines()[0]) if result.failed_command else "?"
+        return f"{result.failed_commands} command(s) failed and nothing new was committed; last: {last}"
+    return f"agent exited with code {result.exit_code}" + (f": {cause}" if cause else "")
 
 
 def _phantom_summary(result: RunResult, obs: Observation) -> str:
@@ -164,7 +182,7 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
         elif kind in (FailureKind.setup_failed, FailureKind.launch_failed):
             summary = result.error or f"{result.phase} failed with exit code {result.exit_code}"
         else:
-            summary = f"agent exited with code {result.exit_code}"  # its own words go to the evidence
+            summary = _exit_summary(kind, result)
         failure = _failure(kind, summary, _exit_evidence(result, obs), now)
         return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, result=result),), summary)
 

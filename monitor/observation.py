@@ -40,6 +40,10 @@ class RunResult:
     final_text: str = ""
     tokens: int = 0
     cost_usd: float = 0.0
+    cost_known: bool = True  # False: tokens were spent on a model with no known price
+    failed_commands: int = 0  # commands the agent ran that failed (exit code 0 of the CLI notwithstanding)
+    failed_command: str = ""  # the last of them and the end of its output
+    context_exhausted: bool = False  # the model's context window was full
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,9 @@ def load_result(path: Path) -> RunResult | None:
         final_text=str(report.get("final_text", "")),
         tokens=int(report.get("input_tokens", 0)) + int(report.get("output_tokens", 0)),
         cost_usd=float(report.get("cost_usd", 0.0)),
+        failed_commands=int(report.get("failed_commands", 0)),
+        failed_command=str(report.get("failed_command", "")),
+        context_exhausted=bool(report.get("context_exhausted", False)),
     )
 
 
