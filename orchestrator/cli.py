@@ -20,6 +20,7 @@ from rich.live import Live
 from monitor.agent_run import LOG
 from monitor.durations import parse_duration
 from monitor.redact import RedactingFilter
+from monitor.transcript import readable
 from orchestrator import status as status_view
 from orchestrator import tasks as task_ops
 from orchestrator.config import CONFIG_NAME, ConfigError, load
@@ -237,8 +238,9 @@ def logs(
     task: Annotated[str, typer.Argument(help="Task id (a unique prefix is enough)")],
     attempt: Annotated[int | None, typer.Option(help="Attempt number (default: the latest)")] = None,
     prompt: Annotated[bool, typer.Option(help="Show the attempt's prompt instead of its output")] = False,
+    raw: Annotated[bool, typer.Option(help="Print the agent's raw output (its JSON event lines) as written")] = False,
 ) -> None:
-    """The output (or prompt) of a task's attempt."""
+    """The output (or prompt) of a task's attempt, as a readable transcript (``--raw`` for the CLI's own lines)."""
     _settings, world = load_world()
     found = task_ops.get_task(world, task)
     if not found.attempts:
@@ -248,7 +250,9 @@ def logs(
     path = run_dir / ("prompt.md" if prompt else LOG)
     if not path.exists():
         raise UsageError(f"no {'prompt' if prompt else 'output'} for attempt {number} of {found.id} ({path})")
-    sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
+    text = path.read_text(encoding="utf-8", errors="replace")
+    # plain writes, never rich: agent output is data, "[red]" in it stays text
+    sys.stdout.write(text if prompt or raw else readable(text, max_lines=1_000_000) + "\n")
 
 
 @app.command()
