@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from monitor.durations import format_duration
 from registry.models import Status, Task
@@ -46,21 +50,77 @@ def task_json(task: Task) -> dict[str, Any]:
     }
 
 
-def table(tasks: list[Task], now: datetime) -> Table:
-    grid = Table(show_lines=False, header_style="bold", expand=False)
-    for column in ("task", "status", "att", "agent", "age", "tokens", "cost"):
-        grid.add_column(column, no_wrap=True)
-    grid.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=90)
-    for task in tasks:
-        age = format_duration(max(0.0, (now - task.created_at).total_seconds()))
-        grid.add_row(
-            task.id, f"[{STYLE[task.status]}]{task.status.value}[/]", str(len(task.attempts)), task.agent, age,
-            f"{task.tokens:,}" if task.tokens else "", money(task.cost_usd) if task.cost_usd else "", task.reason[:90],
-        )
+# Columns that go first when the terminal is narrow (the id, the status and the reason stay).
+DROP_ORDER = ("tokens", "cost", "agent", "att", "age")
+MIN_REASON = 20  # a reason shorter than this says little: drop a number column first
+PIPED_WIDTH = 200  # no terminal and no $COLUMNS: wide enough that nothing is cut (the table is only as wide
+# as its content), narrow enough for a pager
+
+
+def _cells(task: Task, now: datetime) -> dict[str, str]:
+    age = format_duration(max(0.0, (now - task.created_at).total_seconds()))
+    return {
+        "task": task.id, "status": task.status.value, "att": str(len(task.attempts)), "agent": task.agent,
+        "age": age, "tokens": f"{task.tokens:,}" if task.tokens else "",
+        "cost": money(task.cost_usd) if task.cost_usd else "", "reason": " ".join(task.reason.split())[:90],
+    }
+
+
+def _fits(widths: dict[str, int], columns: list[str], width: int, framed: bool) -> bool:
+    """Whether these columns fit: a framed table takes 3 characters per column plus one; a bare one 1."""
+    used = sum(widths[c] for c in columns) + (3 * len(columns) + 1 if framed else len(columns) - 1)
+    return used <= width
+
+
+def table(tasks: list[Task], now: datetime, width: int | None = None) -> Table:
+    """The tasks as a table at most ``width`` characters wide. Every id and status is shown whole: columns
+    are dropped (tokens, cost, agent, attempts, age, in that order), the reason is shortened, and at the
+    very narrowest the frame goes. Every cell is a Text: titles, reasons and ids are data, never markup."""
+    rows = [_cells(task, now) for task in tasks]
+    names = ["task", "status", "att", "agent", "age", "tokens", "cost", "reason"]
+    widths = {n: max([len(n), *(len(r[n]) for r in rows)]) for n in names}
+    limit = width or 10_000
+    columns, framed = list(names), True
+    reason_room = widths["reason"]
+    for drop in (None, *DROP_ORDER):
+        if drop is not None:
+            columns.remove(drop)
+        others = {**widths, "reason": 0}
+        spare = limit - (sum(others[c] for c in columns) + 3 * len(columns) + 1)
+        if spare >= min(widths["reason"], MIN_REASON):
+            reason_room = min(widths["reason"], spare)
+            break
+    else:  # only the id, the status and the reason are left: a short reason beats none
+        spare = limit - (widths["task"] + widths["status"] + 3 * 3 + 1)
+        if spare >= 8:
+            reason_room = min(widths["reason"], spare)
+        else:
+            columns.remove("reason")
+            framed = _fits(widths, columns, limit, framed=True)
+    grid = Table(show_lines=False, header_style="bold", expand=False, box=box.HEAVY_HEAD if framed else None,
+                 padding=(0, 1) if framed else (0, 1, 0, 0), show_edge=framed)
+    for name in columns:
+        if name == "reason":
+            grid.add_column(name, overflow="ellipsis", no_wrap=True, max_width=reason_room)
+        elif name == "task" and not framed:  # wider than the screen: the id folds, it never loses its end
+            grid.add_column(name, overflow="fold")
+        else:
+            grid.add_column(name, no_wrap=True, min_width=widths[name])
+    for task, row in zip(tasks, rows, strict=True):
+        cells = [Text(row[n], style=STYLE[task.status] if n == "status" else "") for n in columns]
+        grid.add_row(*cells)
     if tasks:
-        grid.caption = cost_footer(tasks)
+        grid.caption = Text(cost_footer(tasks))
         grid.caption_justify = "left"
     return grid
+
+
+def table_width(console: Console, environ: Mapping[str, str] | None = None) -> int:
+    """The terminal's width; piped, $COLUMNS when set, else PIPED_WIDTH."""
+    env = os.environ if environ is None else environ
+    if console.is_terminal or env.get("COLUMNS", "").isdigit():
+        return console.width
+    return PIPED_WIDTH
 
 
 def money(dollars: float) -> str:
@@ -78,25 +138,29 @@ def cost_footer(tasks: list[Task]) -> str:
 
 
 def detail(console: Console, task: Task) -> None:
-    console.print(f"[bold]{task.title}[/]  ({task.id})")
-    console.print(f"status    {task.status.value} — {task.reason}")
-    console.print(f"agent     {task.agent}    kind {task.kind}")
-    console.print(f"branch    {task.branch}\nworktree  {task.worktree}")
+    """One task in full. Nothing here is markup: titles come from users, Sentry and the planner."""
+    def say(*parts: str | Text) -> None:
+        console.print(Text.assemble(*parts), highlight=False)
+
+    say(Text(task.title, style="bold"), f"  ({task.id})")
+    say(f"status    {task.status.value} — {task.reason}")
+    say(f"agent     {task.agent}    kind {task.kind}")
+    say(f"branch    {task.branch}")
+    say(f"worktree  {task.worktree}")
     if task.pr is not None:
-        console.print(f"pr        #{task.pr.number} {task.pr.url}")
+        say(f"pr        #{task.pr.number} {task.pr.url}")
     if task.after:
-        console.print(f"after     {', '.join(task.after)}")
+        say(f"after     {', '.join(task.after)}")
     if task.checks:
-        console.print("checks    " + ", ".join(f"{k}: {v}" for k, v in task.checks.items()))
-    console.print(f"tokens    {task.tokens:,}    cost ${task.cost_usd:.4f}"
-                  + (f"    (orchestrator: {task.llm_tokens:,} tokens, ${task.llm_cost_usd:.4f})"
-                     if task.llm_tokens or task.llm_cost_usd else ""))
+        say("checks    " + ", ".join(f"{k}: {v}" for k, v in task.checks.items()))
+    say(f"tokens    {task.tokens:,}    cost ${task.cost_usd:.4f}"
+        + (f"    (orchestrator: {task.llm_tokens:,} tokens, ${task.llm_cost_usd:.4f})"
+           if task.llm_tokens or task.llm_cost_usd else ""))
     for attempt in task.attempts:
         ended = f"ended {attempt.ended_at:%H:%M:%S}" if attempt.ended_at else "running"
         line = f"attempt {attempt.number}: started {attempt.started_at:%Y-%m-%d %H:%M:%S}, {ended}"
         if attempt.exit_code is not None:
             line += f", exit {attempt.exit_code}"
-        console.print(line)
+        say(line)
         if attempt.failure:
-            console.print(f"  [red]{attempt.failure.kind.value}[/]: {attempt.failure.summary}", markup=True)
-
+            say("  ", Text(attempt.failure.kind.value, style="red"), f": {attempt.failure.summary}")
