@@ -15,7 +15,7 @@ from rich.console import Console
 
 from monitor.heartbeat import record_tick
 from orchestrator.status import table
-from registry.models import Attempt, Failure, FailureKind, Status, Task
+from registry.models import Attempt, Failure, FailureKind, RegistryState, Status, Task
 from registry.store import Registry
 from tests.waiting import wait_for
 from tests.worlds import write_config
@@ -43,7 +43,7 @@ TASKS = [
 
 
 def render(width: int) -> str:
-    console = Console(width=width, record=True, file=open(os.devnull, "w"))  # noqa: SIM115, PTH123
+    console = Console(width=width, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
     console.print(table(TASKS, NOW, width))
     return console.export_text()
 
@@ -86,12 +86,20 @@ def repo(git_repo: Path, tmux_socket: str) -> Path:
     write_config(git_repo, tmux_socket)
     registry = Registry(git_repo / ".swarm")
     now = datetime.now(UTC)
-    for task in [make(t.id, t.status, t.reason, created=now - timedelta(minutes=5)) for t in TASKS]:
-        registry.update(lambda s, t=task: s.with_task(t))
+    tasks = [make(t.id, t.status, t.reason, created=now - timedelta(minutes=5)) for t in TASKS]
+
+    def add(state: RegistryState) -> RegistryState:
+        for task in tasks:
+            state = state.with_task(task)
+        return state
+
+    registry.update(add)
     return git_repo
 
 
-def swarm(repo: Path, *args: str, env: dict[str, str] | None = None, check: int = 0) -> subprocess.CompletedProcess[str]:
+def swarm(
+    repo: Path, *args: str, env: dict[str, str] | None = None, check: int = 0
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     result = subprocess.run([*SWARM, *args], cwd=repo, capture_output=True, text=True, timeout=60,
                             env={**environ, **(env or {})})
