@@ -4,14 +4,17 @@ Every call goes through one helper that sets a timeout (GitPython kills the proc
 ``kill_after_timeout`` seconds) and turns failures into :class:`GitError` with the command and the tail
 of its stderr. Nothing here runs a destructive command on a checkout (no ``reset --hard``, ``clean`` or
 ``checkout --``): worktrees are only created, merged into (aborting a conflicted merge, and only on a
-worktree without uncommitted changes) and removed when strictly inside the caller's root. Questions
-about branches (divergence, conflicts, merged or not) are answered without touching any worktree.
+worktree without uncommitted changes) and removed when strictly inside the caller's root and clean (a
+worktree with uncommitted or untracked files is removed only after the caller saved them to a ref with
+:meth:`Git.save_leftovers`, which touches neither the worktree nor its index). Questions about branches
+(divergence, conflicts, merged or not) are answered without touching any worktree.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +22,39 @@ from pathlib import Path
 import git
 
 _OWN_WORK = ("commit", "cherry-pick", "revert", "am")  # branch reflog subjects that record new commits
+LEFTOVERS_PREFIX = "refs/swarm/leftovers/"
+_DISK_FULL = ("No space left on device", "Disk quota exceeded")
 
 
 class GitError(Exception):
     """A git command failed: the message names the command and ends with the tail of its stderr."""
+
+    @property
+    def disk_full(self) -> bool:
+        """Whether git failed because the disk (or the user's quota) is full: a transient condition."""
+        return any(text in str(self) for text in _DISK_FULL)
+
+
+class DirtyWorktree(GitError):
+    """A worktree holds uncommitted or untracked files; it is not removed (nothing is lost silently)."""
+
+    def __init__(self, path: Path, changes: list[str]) -> None:
+        self.path = path
+        self.changes = changes
+        super().__init__(f"{path} has {len(changes)} uncommitted or untracked file(s) ({changed_paths(changes)})")
+
+
+def changed_paths(changes: list[str], limit: int = 5) -> str:
+    """``git status --porcelain`` lines as a short list of paths for a message."""
+    paths = [line[3:] for line in changes]
+    more = f" and {len(paths) - limit} more" if len(paths) > limit else ""
+    return ", ".join(paths[:limit]) + more
+
+
+def leftovers_ref(name: str) -> str:
+    """Where the uncommitted work of task (or directory) ``name`` is saved before its worktree goes."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63] or "worktree"
+    return LEFTOVERS_PREFIX + slug
 
 
 @dataclass(frozen=True)
@@ -231,10 +263,50 @@ class Git:
         else:
             self._run("worktree", "add", "-b", branch, str(target), base)
 
-    def remove_worktree(self, path: Path, root: Path) -> None:
-        """Remove the worktree at ``path`` (uncommitted changes in it are lost), only if it lies strictly
-        inside ``root``, both as written and with symlinks resolved. A path that is not a registered
-        worktree is left alone (the call is then only a prune)."""
+    def save_leftovers(self, worktree: Path, ref: str, message: str) -> str | None:
+        """Save the worktree's uncommitted and untracked files (not ignored ones) as a commit at ``ref``,
+        whose first parent is the worktree's HEAD (and second the commit ``ref`` held, if any: nothing
+        saved earlier is dropped). Returns the commit, or None when there is nothing to save.
+
+        Neither the worktree nor its index is touched: the snapshot is built in a temporary index
+        (``GIT_INDEX_FILE``) with ``read-tree``, ``add --all``, ``write-tree``, ``commit-tree`` and
+        ``update-ref``. Get the files back with ``git checkout <ref> -- .`` in a checkout of the branch."""
+        if not ref.startswith(LEFTOVERS_PREFIX):
+            raise ValueError(f"leftovers ref {ref!r} must start with {LEFTOVERS_PREFIX}")
+        _ref(ref)
+        target = Path(worktree).resolve()
+        if target not in self.worktrees():
+            raise GitError(f"{target} is not a worktree of {self.repo_path}; nothing saved")
+        if not self.is_dirty(target):
+            return None
+        with tempfile.TemporaryDirectory(prefix="swarm-leftovers-") as scratch:
+            env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+            status, out, _ = self._run("rev-parse", "-q", "--verify", "HEAD^{commit}", cwd=target, ok=(0, 1))
+            head = out.strip() if status == 0 else ""
+            if head:
+                self._run("read-tree", head, cwd=target, env=env)
+            self._run("add", "--all", "--", ".", cwd=target, env=env)
+            _, tree, _ = self._run("write-tree", cwd=target, env=env)
+        previous = self.head(ref)
+        parents = [arg for sha in (head, previous) if sha for arg in ("-p", sha)]
+        argv = ("commit-tree", tree.strip(), *parents, "-m", message)
+        try:
+            _, commit, _ = self._run(*argv)
+        except GitError as exc:  # no user.name/user.email configured: sign as swarm rather than lose the files
+            if "ident" not in str(exc) and "who you are" not in str(exc):
+                raise
+            who = {f"GIT_{role}_{part}": value for role in ("AUTHOR", "COMMITTER")
+                   for part, value in (("NAME", "swarm"), ("EMAIL", "swarm@localhost"))}
+            _, commit, _ = self._run(*argv, env=who)
+        self._run("update-ref", "-m", "swarm: save leftovers", ref, commit.strip(), previous or "")
+        return commit.strip()
+
+    def remove_worktree(self, path: Path, root: Path, *, discard_changes: bool = False) -> None:
+        """Remove the worktree at ``path``, only if it lies strictly inside ``root``, both as written and
+        with symlinks resolved. A worktree with uncommitted or untracked files raises
+        :class:`DirtyWorktree` and stays, unless ``discard_changes`` (for a caller that saved them first
+        with :meth:`save_leftovers`); ignored files (build output) go with it. A path that is not a
+        registered worktree is left alone (the call is then only a prune)."""
         root_real = Path(root).resolve()
         lexical = Path(os.path.normpath(Path(path).absolute()))
         root_lexical = Path(os.path.normpath(Path(root).absolute()))
@@ -243,7 +315,14 @@ class Git:
         if not inside:
             raise GitError(f"refusing to remove {path}: not strictly inside {root}")
         if target in self.worktrees():
-            self._run("worktree", "remove", "--force", str(target))
+            if discard_changes:
+                self._run("worktree", "remove", "--force", str(target))
+            else:
+                changes = self.is_dirty(target)
+                if changes:
+                    raise DirtyWorktree(target, changes)
+                # no --force: git itself refuses if a file appeared since the check above
+                self._run("worktree", "remove", str(target))
         self._run("worktree", "prune")
 
     def merge_base_into(self, worktree: Path, base: str) -> bool:

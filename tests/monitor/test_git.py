@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.world.git import Divergence, Git, GitError
+from monitor.world.git import Divergence, DirtyWorktree, Git, GitError, leftovers_ref
 from tests.conftest import git
 
 
@@ -135,7 +135,7 @@ def test_remove_worktree_discards_it_and_keeps_branch(repo: Git, git_repo: Path,
     path = wt_root / "gone"
     repo.create_worktree(path, "task/gone", "main")
     (path / "dirty.txt").write_text("uncommitted\n")
-    repo.remove_worktree(path, wt_root)
+    repo.remove_worktree(path, wt_root, discard_changes=True)  # the caller saved the leftovers first
     assert not path.exists()
     assert repo.worktrees() == {git_repo.resolve(): "main"}
     assert repo.branch_exists("task/gone")
@@ -313,3 +313,129 @@ def test_timeout_is_enforced(git_repo: Path, monkeypatch: pytest.MonkeyPatch, tm
     with pytest.raises(GitError, match="timed out"):
         repo._run("commit", "--allow-empty")  # waits for an editor that never returns
     assert repo.head("main") == before
+
+
+# -- never losing uncommitted work ---------------------------------------------------------------------
+
+
+def _ignore_build_output(git_repo: Path) -> None:
+    commit(git_repo, ".gitignore", "build/\n", "ignore build output")
+
+
+@pytest.mark.parametrize("change", ["modified", "untracked", "deleted", "staged"])
+def test_remove_worktree_refuses_a_worktree_with_uncommitted_work(
+    repo: Git, git_repo: Path, wt_root: Path, change: str
+) -> None:
+    path = wt_root / "busy"
+    repo.create_worktree(path, "task/busy", "main")
+    if change == "modified":
+        (path / "README.md").write_text("edited\n")
+    elif change == "untracked":
+        (path / "notes").mkdir()
+        (path / "notes" / "idea.txt").write_text("keep me\n")
+    elif change == "deleted":
+        (path / "README.md").unlink()
+    else:
+        (path / "staged.txt").write_text("staged\n")
+        git(path, "add", "staged.txt")
+    before = git(path, "status", "--porcelain", "--untracked-files=all")
+
+    with pytest.raises(DirtyWorktree, match="uncommitted or untracked") as raised:
+        repo.remove_worktree(path, wt_root)
+
+    assert raised.value.changes
+    assert path.resolve() in repo.worktrees()
+    assert git(path, "status", "--porcelain", "--untracked-files=all") == before
+
+
+def test_remove_worktree_takes_a_clean_worktree_with_its_ignored_files(
+    repo: Git, git_repo: Path, wt_root: Path
+) -> None:
+    _ignore_build_output(git_repo)
+    path = wt_root / "built"
+    repo.create_worktree(path, "task/built", "main")
+    (path / "build").mkdir()
+    (path / "build" / "out.bin").write_bytes(b"\0" * 100)
+    repo.remove_worktree(path, wt_root)
+    assert not path.exists()
+    assert path.resolve() not in repo.worktrees()
+
+
+def test_save_leftovers_snapshots_work_without_touching_the_worktree_or_its_index(
+    repo: Git, git_repo: Path, wt_root: Path
+) -> None:
+    _ignore_build_output(git_repo)
+    path = wt_root / "left"
+    repo.create_worktree(path, "task/left", "main")
+    commit(path, "kept.txt", "committed\n")
+    (path / "README.md").write_text("edited, not committed\n")
+    (path / "staged.txt").write_text("staged only\n")
+    git(path, "add", "staged.txt")
+    (path / "kept.txt").unlink()
+    (path / "new" / "deep").mkdir(parents=True)
+    (path / "new" / "deep" / "file.txt").write_text("untracked\n")
+    (path / "build").mkdir()
+    (path / "build" / "out.bin").write_text("ignored\n")
+    status_before = git(path, "status", "--porcelain", "--untracked-files=all")
+    index_before = git(path, "diff", "--cached", "--name-status")
+    head = repo.head("task/left")
+    ref = leftovers_ref("left")
+
+    sha = repo.save_leftovers(path, ref, "swarm: leftovers of task left")
+
+    assert sha is not None and repo.head(ref) == sha
+    assert git(path, "status", "--porcelain", "--untracked-files=all") == status_before
+    assert git(path, "diff", "--cached", "--name-status") == index_before
+    assert git(git_repo, "rev-parse", f"{sha}^1") == head
+    files = set(git(git_repo, "ls-tree", "-r", "--name-only", sha).splitlines())
+    assert files == {".gitignore", "README.md", "staged.txt", "new/deep/file.txt"}  # kept.txt deleted, no build/
+    assert git(git_repo, "show", f"{sha}:README.md") == "edited, not committed"
+    assert git(git_repo, "log", "-1", "--format=%s", sha) == "swarm: leftovers of task left"
+
+    # the worktree can go now; the documented command brings the work back in a checkout of the branch
+    repo.remove_worktree(path, wt_root, discard_changes=True)
+    again = wt_root / "again"
+    repo.create_worktree(again, "task/left", "main")
+    git(again, "checkout", ref, "--", ".")
+    assert (again / "new" / "deep" / "file.txt").read_text() == "untracked\n"
+    assert (again / "README.md").read_text() == "edited, not committed\n"
+    assert (again / "staged.txt").read_text() == "staged only\n"
+
+
+def test_save_leftovers_keeps_what_was_saved_before_and_skips_a_clean_worktree(
+    repo: Git, git_repo: Path, wt_root: Path
+) -> None:
+    path = wt_root / "twice"
+    repo.create_worktree(path, "task/twice", "main")
+    ref = leftovers_ref("twice")
+    assert repo.save_leftovers(path, ref, "m") is None
+    assert repo.head(ref) is None
+    (path / "one.txt").write_text("1\n")
+    first = repo.save_leftovers(path, ref, "m")
+    (path / "two.txt").write_text("2\n")
+    second = repo.save_leftovers(path, ref, "m")
+    assert second is not None and first is not None and second != first
+    assert git(git_repo, "rev-parse", f"{second}^2") == first  # the earlier save stays reachable
+
+
+def test_save_leftovers_works_without_a_configured_identity(
+    repo: Git, wt_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = wt_root / "anon"
+    repo.create_worktree(path, "task/anon", "main")
+    (path / "x.txt").write_text("x\n")
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("EMAIL", "")
+    assert repo.save_leftovers(path, leftovers_ref("anon"), "m") is not None
+
+
+def test_leftovers_ref_names_are_safe() -> None:
+    assert leftovers_ref("fix-login-3") == "refs/swarm/leftovers/fix-login-3"
+    assert leftovers_ref("Some Dir..name") == "refs/swarm/leftovers/some-dir-name"
+    assert leftovers_ref("...") == "refs/swarm/leftovers/worktree"
+
+
+def test_disk_full_is_recognised_in_git_errors() -> None:
+    assert GitError("`git worktree add` exited 128: error: unable to write: No space left on device").disk_full
+    assert not GitError("`git worktree add` exited 128: fatal: invalid reference: nope").disk_full
