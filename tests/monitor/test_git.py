@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.world.git import Divergence, DirtyWorktree, Git, GitError, leftovers_ref
+from monitor.world.git import DirtyWorktree, Divergence, Git, GitError, leftovers_ref
 from tests.conftest import git
 
 
