@@ -15,6 +15,7 @@ from datetime import datetime
 from monitor.act_checks import CheckingActions
 from monitor.actions import (
     Action,
+    Backoff,
     Fail,
     Launch,
     Progress,
@@ -22,7 +23,7 @@ from monitor.actions import (
     Start,
     ToChecking,
 )
-from monitor.decide import HEAD_BOUND, Decision
+from monitor.decide import HEAD_BOUND, Decision, free_api_errors
 from monitor.layout import session_for
 from monitor.messages import EVENT_TEXT, event_message, needs_help_message, stuck_message
 from monitor.observation import RunResult
@@ -222,6 +223,17 @@ class Actor(CheckingActions):
             self._event(task.id, "agent_finished", attempt=action.attempt,
                         exit_code=action.result.exit_code if action.result else "")
 
+    def _do_Backoff(self, action: Backoff) -> None:
+        """Record when the next attempt may start; the attempt stays open (its agent already exited)."""
+        def hold(task: Task) -> Task | None:
+            attempt = task.attempt
+            if not self._at_attempt(task, action.attempt, Status.running) or attempt is None:
+                return None
+            return task.with_attempt(attempt.model_copy(update={"retry_at": action.retry_at}))
+
+        if self._update(action.task_id, hold) is not None:
+            self._event(action.task_id, "api_backoff", attempt=action.attempt, retry_at=action.retry_at.isoformat())
+
     def _do_Respawn(self, action: Respawn) -> None:
         self.respawn(action.task_id, action.attempt, action.failure, result=action.result, fired=action.fired)
 
@@ -251,8 +263,9 @@ class Actor(CheckingActions):
             task = task.model_copy(update={"notes": notes})
         self.tmux.kill(session_for(task.id))  # the old attempt's session, alive or a dead pane
         number = after + 1
-        budget = max(number, self.policy.max_attempts)
         failed_task = task.with_attempt(self._closed_attempt(task.attempts[-1], result, failure))
+        # attempts lost to a provider outage are not counted: the budget grows by them
+        budget = max(number, self.policy.max_attempts + free_api_errors(failed_task, self.policy))
         try:
             body = self.prompter.retry_prompt(failed_task, failure, number, budget)
         except Exception as exc:  # an injected (LLM) prompter must never stop a respawn

@@ -53,6 +53,15 @@ class Respawn:
 
 
 @dataclass(frozen=True)
+class Backoff:
+    """The provider failed (api_error): record when the next attempt may start, instead of starting it now."""
+
+    task_id: str
+    attempt: int
+    retry_at: datetime
+
+
+@dataclass(frozen=True)
 class Fail:
     """Attempts exhausted (or a failure no agent can fix): failed, and the human is told."""
 
@@ -139,6 +148,6 @@ class MarkClosed:
 
 
 Action = (
-    Start | Launch | Progress | ToChecking | Respawn | Fail | OpenPR | PushBranch | LinkScreenshots | PostReviews
-    | AskHuman | StartChecks | UpdateBranch | MarkReady | BackToChecking | MarkMerged | MarkClosed
+    Start | Launch | Progress | ToChecking | Respawn | Backoff | Fail | OpenPR | PushBranch | LinkScreenshots
+    | PostReviews | AskHuman | StartChecks | UpdateBranch | MarkReady | BackToChecking | MarkMerged | MarkClosed
 )

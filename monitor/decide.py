@@ -7,6 +7,7 @@ tested as tables and can be read in this one file.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 from monitor.actions import (
     Action,
     AskHuman,
+    Backoff,
     BackToChecking,
     Fail,
     Launch,
@@ -67,6 +69,24 @@ def _failure(kind: FailureKind, summary: str, evidence: str, now: datetime) -> F
     return Failure(kind=kind, summary=redact(summary), evidence=redact(evidence), at=now)
 
 
+def free_api_errors(task: Task, policy: Policy, current: Failure | None = None) -> int:
+    """Attempts lost to provider outages that do not count against ``max_attempts`` (at most
+    ``api_error_attempts``); ``current`` is the failure of the attempt being closed, if not yet recorded."""
+    seen = sum(1 for a in task.attempts if a.failure is not None and a.failure.kind is FailureKind.api_error)
+    if current is not None and current.kind is FailureKind.api_error and task.attempt and task.attempt.failure is None:
+        seen += 1
+    return min(seen, policy.api_error_attempts)
+
+
+def api_backoff(task_id: str, count: int, policy: Policy) -> timedelta:
+    """The wait before the next attempt after the ``count``-th api_error: exponential, capped, with a jitter
+    derived from the task and the count (so that ``decide`` stays pure and a fleet does not retry in step)."""
+    base = min(policy.api_backoff_max, policy.api_backoff * 2 ** min(max(count - 1, 0), 30))
+    digest = hashlib.sha256(f"{task_id}:{count}".encode()).digest()
+    jitter = int.from_bytes(digest[:4], "big") / 2**32  # [0, 1)
+    return timedelta(seconds=base * (0.5 + 0.5 * jitter))
+
+
 def _retry_or_fail(
     task: Task,
     attempt: Attempt,
@@ -77,7 +97,8 @@ def _retry_or_fail(
     kill: bool = False,
     fired: str = "",
 ) -> Action:
-    if failure.kind in TERMINAL or attempt.number >= policy.max_attempts:
+    counted = attempt.number - free_api_errors(task, policy, failure)
+    if failure.kind in TERMINAL or counted >= policy.max_attempts:
         return Fail(task.id, attempt.number, failure, result, kill)
     # The attempt that just ended is billed from its result: the record gets its tokens only when closed.
     spent = task.tokens - attempt.tokens + result.tokens if result is not None else task.tokens
@@ -184,7 +205,10 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
         else:
             summary = _exit_summary(kind, result)
         failure = _failure(kind, summary, _exit_evidence(result, obs), now)
-        return Decision(task.id, (_retry_or_fail(task, attempt, failure, policy, result=result),), summary)
+        action = _retry_or_fail(task, attempt, failure, policy, result=result)
+        if kind is FailureKind.api_error and isinstance(action, Respawn):
+            return _after_api_error(task, attempt, action, policy, now)
+        return Decision(task.id, (action,), summary)
 
     progress_at = attempt.progress_at or attempt.launched_at or attempt.started_at
     def stop(kind: FailureKind, summary: str) -> Decision:
@@ -222,6 +246,40 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
         return stop(FailureKind.stuck, f"no output and no commit for {format_duration(idle.total_seconds())}")
     # A stable reason: one that changed every tick would rewrite the registry on every healthy tick.
     return Decision(task.id, (), "agent running")
+
+
+def _after_api_error(task: Task, attempt: Attempt, respawn: Respawn, policy: Policy, now: datetime) -> Decision:
+    """The provider failed: wait out a backoff (recorded once, so the wait reason is stable) before the
+    next attempt. A retry time further ahead than the cap can only come from a clock set back: it is due."""
+    count = 1 + sum(1 for a in task.attempts if a.failure is not None and a.failure.kind is FailureKind.api_error)
+    retry_at = attempt.retry_at
+    cap = timedelta(seconds=policy.api_backoff_max) + CLOCK_SLACK
+    if retry_at is not None and (now >= retry_at or retry_at - now > cap):
+        return Decision(task.id, (respawn,), respawn.failure.summary)
+    action: tuple[Action, ...] = ()
+    if retry_at is None:
+        retry_at = now + api_backoff(task.id, count, policy)
+        action = (Backoff(task.id, attempt.number, retry_at),)
+    reason = (f"the provider's API failed ({count} time{'s' if count > 1 else ''}); next try at "
+              f"{retry_at:%H:%M:%S} UTC")
+    return Decision(task.id, action, reason)
+
+
+def outage_tasks(state: RegistryState, policy: Policy, now: datetime) -> list[str]:
+    """Tasks hit by the provider's API errors within the last ``api_backoff_max``: waiting to retry, or
+    retried after one. Several at once are a fleet-wide outage, told to the human once."""
+    window = timedelta(seconds=policy.api_backoff_max) + CLOCK_SLACK
+    hit = []
+    for task in state.tasks.values():
+        if not task.status.active or not task.attempts:
+            continue
+        current = task.attempts[-1]
+        recent = [a.failure for a in task.attempts[-2:] if a.failure is not None]
+        if (task.status is Status.running and current.retry_at is not None) or any(
+            f.kind is FailureKind.api_error and now - f.at <= window for f in recent
+        ):
+            hit.append(task.id)
+    return sorted(hit)
 
 
 def _login(name: str) -> str:

@@ -190,6 +190,21 @@ def discovered_message(task: Task, source_url: str, summary: str, now: datetime 
     return _message(task, f"{task.id}:discovered", "discovered", "\n".join(lines), data, now or task.created_at)
 
 
+def outage_message(task_ids: list[str], free: int, now: datetime) -> OutboxMessage:
+    """One message for a fleet-wide provider outage (several tasks hit API errors at once), not one per task.
+
+    ``free``: how many such attempts per task are not counted against max_attempts."""
+    shown = ", ".join(task_ids[:10]) + (f" and {len(task_ids) - 10} more" if len(task_ids) > 10 else "")
+    lines = [f"Provider outage — {len(task_ids)} tasks hit the agents' API errors: {shown}",
+             "  each task retries on its own with a growing backoff; up to "
+             f"{free} attempt(s) per task lost to the outage are not counted against max_attempts",
+             "  swarm status shows each task's next try"]
+    data = {"event": "outage", "task_id": "", "title": "Provider outage", "status": "outage",
+            "reason": f"{len(task_ids)} tasks hit API errors", "tasks": task_ids}
+    return OutboxMessage(key=f"fleet:outage:{now.isoformat()}", task_id="fleet", kind="outage",
+                         text=redact("\n".join(lines)), data=_clean(data), created_at=now)
+
+
 EVENT_TEXT = {
     "started": "agent started (attempt {attempt})",
     "respawn": "attempt {attempt} started after {failure}: {summary}",

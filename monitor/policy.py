@@ -26,4 +26,11 @@ class Policy:
     max_parallel: int = 4
     max_respawns_per_tick: int = 4
     token_budget: int = 0  # tokens per task (agents + orchestrator); once over it, a failure is final (0 = none)
+    # Provider outages (api_error): the next attempt waits api_backoff * 2^(n-1), jittered, at most
+    # api_backoff_max; the first api_error_attempts of them per task are not counted against max_attempts;
+    # outage_tasks tasks hitting it within api_backoff_max make one fleet-wide notification.
+    api_backoff: float = 60.0
+    api_backoff_max: float = 1800.0
+    api_error_attempts: int = 5
+    outage_tasks: int = 3
     done: DonePolicy = field(default_factory=DonePolicy)

@@ -17,9 +17,18 @@ from typing import Any
 from monitor.act import Actor
 from monitor.actions import Fail, Progress, Respawn, ToChecking
 from monitor.clockjump import boot_id, measure_jump
-from monitor.decide import JUMP_SLACK, Decision, cap_respawns, decide, plan_starts, rebaseline
+from monitor.decide import (
+    JUMP_SLACK,
+    Decision,
+    cap_respawns,
+    decide,
+    outage_tasks,
+    plan_starts,
+    rebaseline,
+)
 from monitor.heartbeat import record_tick
 from monitor.layout import Layout
+from monitor.messages import outage_message
 from monitor.observation import Observation
 from monitor.observe import Observer
 from monitor.policy import Policy
@@ -230,7 +239,20 @@ def _tick(world: World, report: TickReport, stop: threading.Event) -> None:
             break
         actor.run(start)
     report.actions = actor.done
+    world.registry.update(lambda state: _outage(state, world.policy, now))
     report.notified = flush_outbox(world)
+
+
+def _outage(state: RegistryState, policy: Policy, now: datetime) -> RegistryState:
+    """Several tasks hit by API errors within the backoff window: one fleet-wide message, then quiet until
+    no task is affected any more."""
+    hit = outage_tasks(state, policy, now)
+    if state.outage_since is None and len(hit) >= policy.outage_tasks:
+        message = outage_message(hit, policy.api_error_attempts, now)
+        return state.model_copy(update={"outage_since": now}).enqueue(message)
+    if state.outage_since is not None and not hit:
+        return state.model_copy(update={"outage_since": None})
+    return state
 
 
 def _rebaseline(world: World, now: datetime) -> None:

@@ -42,6 +42,10 @@ class MonitorSettings(Section):
     attempt_timeout: Duration = 7200.0
     max_parallel: int = Field(4, ge=1, le=200)
     max_respawns_per_tick: int = Field(4, ge=1)
+    api_backoff: Duration = 60.0  # after the agent's provider fails (api_error): the first wait, doubled each time
+    api_backoff_max: Duration = 1800.0  # the longest wait; also the window in which API errors are one outage
+    api_error_attempts: int = Field(5, ge=0, le=100)  # attempts per task lost to outages not counted in max_attempts
+    outage_tasks: int = Field(3, ge=1)  # this many tasks hit within the window: one fleet-wide notification
     tmux_socket: str = "swarm"  # unset in swarm.toml: one socket per repository (monitor/sockets.py)
 
     @field_validator("interval")

@@ -51,6 +51,10 @@ def policy_from(settings: Settings) -> Policy:
         attempt_timeout=settings.monitor.attempt_timeout,
         max_parallel=settings.monitor.max_parallel,
         max_respawns_per_tick=settings.monitor.max_respawns_per_tick,
+        api_backoff=settings.monitor.api_backoff,
+        api_backoff_max=settings.monitor.api_backoff_max,
+        api_error_attempts=settings.monitor.api_error_attempts,
+        outage_tasks=settings.monitor.outage_tasks,
         token_budget=settings.llm.task_token_budget,
         done=DonePolicy(
             commits=done.commits, pr=done.pr, no_conflict=done.no_conflict, up_to_date=done.up_to_date,

@@ -172,6 +172,7 @@ class RegistryState(Frozen):
     serial: int = 0
     tasks: dict[str, Task] = Field(default_factory=dict)
     outbox: tuple[OutboxMessage, ...] = ()
+    outage_since: datetime | None = None  # a fleet-wide provider outage was announced then (cleared when over)
 
     def with_task(self, task: Task) -> RegistryState:
         tasks = dict(self.tasks)

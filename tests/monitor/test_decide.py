@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from monitor.actions import (
+    Backoff,
     BackToChecking,
     Fail,
     Launch,
@@ -25,7 +26,16 @@ from monitor.actions import (
     StartChecks,
     ToChecking,
 )
-from monitor.decide import Decision, cap_respawns, classify_exit, decide, plan_starts
+from monitor.decide import (
+    Decision,
+    api_backoff,
+    cap_respawns,
+    classify_exit,
+    decide,
+    free_api_errors,
+    outage_tasks,
+    plan_starts,
+)
 from monitor.observation import ForgeView, Liveness, Observation, Review, RunResult
 from monitor.policy import DonePolicy, Policy
 from registry.models import Attempt, Failure, FailureKind, PullRequest, RegistryState, Status, Task
@@ -169,7 +179,7 @@ def only(decision: Decision, kind: type[Any]) -> Any:
 EXIT_ROWS = [
     pytest.param(task(), finished_obs(), ["ToChecking"], id="exit-0-with-commits"),
     pytest.param(task(), finished_obs(result(exit_code=1, api_error=True, error="overloaded")),
-                 ["Respawn:api_error"], id="api-error"),
+                 ["Backoff"], id="api-error-backs-off"),
     pytest.param(task(), finished_obs(result(exit_code=1, max_turns=True)), ["Respawn:max_turns"], id="max-turns"),
     pytest.param(task(), finished_obs(result(exit_code=2, error="boom")), ["Respawn:agent_error"], id="nonzero-exit"),
     pytest.param(task(), finished_obs(result(is_error=True)), ["Respawn:agent_error"], id="is-error-with-exit-0"),
@@ -190,7 +200,7 @@ EXIT_ROWS = [
                  id="new-commit-after-ci-failed"),
     pytest.param(task(previous=(FailureKind.died,), number=2), finished_obs(new_commits=0), ["ToChecking"],
                  id="no-new-commit-needed-after-a-death"),
-    pytest.param(task(number=3), finished_obs(result(exit_code=1, api_error=True)), ["Fail:api_error"],
+    pytest.param(task(number=3), finished_obs(result(exit_code=1)), ["Fail:agent_error"],
                  id="max-attempts-reached"),
     pytest.param(task(number=3), finished_obs(ahead=0), ["Fail:phantom"], id="phantom-at-max-attempts"),
     pytest.param(task(number=2), finished_obs(result(exit_code=1)), ["Respawn:agent_error"],
@@ -912,3 +922,89 @@ def test_token_budget_stops_retries(t: Task, obs: Observation, budget: int, expe
         assert action.attempt == t.attempts[-1].number < Policy().max_attempts, "stopped before max_attempts"
     else:
         assert "budget" not in action.failure.summary
+
+
+# -- provider outages: api_error backs off, and does not spend the task's attempts up to a bound -----------
+
+API = result(exit_code=1, api_error=True, error="overloaded")
+
+
+def waiting(t: Task, retry_at: datetime) -> Task:
+    """``t`` whose current attempt already waits for a retry at ``retry_at``."""
+    assert t.attempt is not None
+    return t.with_attempt(t.attempt.model_copy(update={"retry_at": retry_at}))
+
+
+API_ROWS = [
+    # (task, now, policy, expected, reason contains)
+    pytest.param(task(), NOW, POLICY, ["Backoff"], "next try at 12:00:", id="first-api-error-waits"),
+    pytest.param(waiting(task(), NOW + 2 * MIN), NOW, POLICY, [], "next try at 12:02:00 UTC", id="still-waiting"),
+    pytest.param(waiting(task(), NOW + 2 * MIN), NOW + 2 * MIN, POLICY, ["Respawn:api_error"], "",
+                 id="due-respawns"),
+    pytest.param(waiting(task(), NOW + timedelta(hours=3)), NOW, POLICY, ["Respawn:api_error"], "",
+                 id="retry-time-beyond-the-cap-is-a-clock-set-back"),
+    pytest.param(task(number=3, previous=(FailureKind.api_error, FailureKind.api_error)), NOW, POLICY, ["Backoff"],
+                 "3 times", id="outage-attempts-are-not-counted"),
+    pytest.param(waiting(task(number=3, previous=(FailureKind.api_error, FailureKind.api_error)), NOW), NOW, POLICY,
+                 ["Respawn:api_error"], "", id="third-api-error-still-respawns"),
+    pytest.param(task(number=5, previous=(FailureKind.api_error,) * 4), NOW, Policy(api_error_attempts=2),
+                 ["Fail:api_error"], "", id="beyond-the-bound-they-count"),
+    pytest.param(task(number=3), NOW, Policy(api_error_attempts=0), ["Fail:api_error"], "",
+                 id="no-free-attempts-configured"),
+    pytest.param(task(number=3, previous=(FailureKind.agent_error, FailureKind.died)), NOW, POLICY, ["Backoff"], "",
+                 id="other-failures-plus-one-free-api-error"),
+]
+
+
+@pytest.mark.parametrize(("t", "now", "pol", "expected", "reason"), API_ROWS)
+def test_api_errors_back_off(t: Task, now: datetime, pol: Policy, expected: list[str], reason: str) -> None:
+    decision = decide(t, finished_obs(API), pol, now)
+    assert summary(decision) == expected, decision.reason
+    assert reason in decision.reason
+    for action in decision.actions:
+        if isinstance(action, Backoff):
+            assert action.attempt == t.attempts[-1].number
+            assert action.retry_at > now
+
+
+@pytest.mark.parametrize(("count", "low", "high"), [(1, 30, 60), (2, 60, 120), (3, 120, 240), (6, 900, 1800),
+                                                     (7, 900, 1800), (40, 900, 1800)])
+def test_api_backoff_is_exponential_jittered_and_capped(count: int, low: float, high: float) -> None:
+    waits = [api_backoff(f"t{i}", count, POLICY).total_seconds() for i in range(20)]
+    assert all(low <= w <= high for w in waits), waits
+    assert len(set(waits)) > 10, "a fleet does not retry in step"
+    assert waits == [api_backoff(f"t{i}", count, POLICY).total_seconds() for i in range(20)], "deterministic"
+
+
+def test_backoff_reason_shows_the_recorded_next_try() -> None:
+    decision = decide(task(), finished_obs(API), POLICY, NOW)
+    retry_at = only(decision, Backoff).retry_at
+    assert retry_at == NOW + api_backoff("t1", 1, POLICY)
+    assert decision.reason.endswith(f"next try at {retry_at:%H:%M:%S} UTC")
+    again = decide(waiting(task(), retry_at), finished_obs(API), POLICY, NOW + MIN / 2)
+    assert again.reason == decision.reason and again.actions == ()
+
+
+@pytest.mark.parametrize(("previous", "pol", "expected"), [
+    ((), POLICY, 1),
+    ((FailureKind.api_error,) * 2, POLICY, 3),
+    ((FailureKind.api_error, FailureKind.died, FailureKind.api_error), POLICY, 3),
+    ((FailureKind.api_error,) * 9, POLICY, 5),
+    ((FailureKind.api_error,) * 9, Policy(api_error_attempts=0), 0),
+])
+def test_free_api_errors(previous: tuple[FailureKind, ...], pol: Policy, expected: int) -> None:
+    t = task(number=len(previous) + 1, previous=previous)
+    current = Failure(kind=FailureKind.api_error, summary="x", at=NOW)
+    assert free_api_errors(t, pol, current) == expected
+
+
+def test_outage_tasks_counts_tasks_waiting_or_recently_retried_after_api_errors() -> None:
+    recent = task(task_id="b", number=2, previous=(FailureKind.api_error,))
+    recent = recent.model_copy(update={"attempts": (
+        recent.attempts[0].model_copy(update={"failure": failure(FailureKind.api_error, at=NOW - 5 * MIN)}),
+        recent.attempts[1])})
+    old = task(task_id="c", number=2, previous=(FailureKind.api_error,))  # an hour ago: outside the window
+    state = RegistryState(tasks={t.id: t for t in (
+        waiting(task(task_id="a"), NOW + MIN), recent, old, task(task_id="d"),
+        waiting(task(Status.failed, task_id="e"), NOW + MIN))})
+    assert outage_tasks(state, POLICY, NOW) == ["a", "b"]
