@@ -8,6 +8,16 @@ with the plain text as fallback (the layouts: :mod:`monitor.world.slack_layouts`
 one-shot ticks (``.swarm/slack.json``) which thread belongs to which task and which keys Slack already
 accepted.
 
+Exactly once with a bot token: a process can die anywhere in a post's round trip (Slack may have the message
+while its answer never arrived). So each post is recorded as *in flight* in ``slack.json`` (fsynced) before
+it is sent, and carries the message's key in Slack message ``metadata`` (``{event_type, event_payload}``).
+Before an in-flight message is sent again, it is looked for where it would be: a reply in the task's thread
+(``conversations.replies``), a task's first message in the channel's history (``conversations.history``),
+both with ``include_all_metadata``. Found: it is recorded as delivered, not posted. This needs the
+``channels:history`` scope (``groups:history`` for a private channel); without it, or when ``slack.channel``
+is a ``#name`` whose id is not known yet, the re-send goes out (at least once) with a warning. An incoming
+webhook cannot be read back: webhook delivery stays at least once.
+
 - :class:`SlackNotifier` (bot token + channel): one parent message per task whose status line is kept
   current with ``chat.update``; every event of the task is a reply in its thread; "ready" is also broadcast.
 - :class:`SlackWebhookNotifier` (incoming webhook only): flat messages, same layouts.
@@ -22,6 +32,8 @@ from __future__ import annotations
 import logging
 import math
 import re
+import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,6 +65,12 @@ DEFAULT_API_URL = "https://slack.com/api/"
 TOKEN_ENV = "SLACK_BOT_TOKEN"  # the name of the variable, never a token
 KEEP_SENT = 1000  # keys remembered as delivered (the crash window is one tick, so the newest suffice)
 KEEP_THREADS = 2000
+KEEP_IN_FLIGHT = 200  # posts whose answer never came (each is cleared when the message is found or re-sent)
+EVENT_TYPE = "swarm_notification"  # the metadata event type swarm's messages carry (their key in the payload)
+LOOKUP_MARGIN = 3600.0  # seconds before the in-flight record that a lookup reads back (clock skew with Slack)
+LOOKUP_PAGES = 10
+LOOKUP_PAGE = 200
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
 
 # Slack's answers that only the human can fix, with the fix ({env}: the variable, {channel}: slack.channel).
 _PERMANENT = {
@@ -81,6 +99,9 @@ _WEBHOOK_PERMANENT = {
 }
 _BAD_LAYOUT = {"invalid_blocks", "invalid_blocks_format", "too_many_blocks", "msg_too_long", "invalid_attachments"}
 _THREAD_GONE = {"message_not_found", "cant_update_message", "edit_window_closed", "channel_not_found"}
+_BAD_METADATA = {"invalid_metadata_format", "invalid_metadata_schema", "metadata_too_large",
+                 "metadata_must_be_sent_from_app"}
+_NOT_THERE = {"thread_not_found", "message_not_found", "channel_not_found"}
 
 
 class SlackError(NotifyError):
@@ -95,10 +116,11 @@ class SlackError(NotifyError):
 
 
 class SlackState:
-    """``.swarm/slack.json``: each task's thread (channel id + parent ``ts``) and the keys Slack accepted.
+    """``.swarm/slack.json``: each task's thread (channel id + parent ``ts``), the keys Slack accepted, the
+    posts in flight (recorded before the request, cleared by the answer) and the id of the configured channel.
 
-    Written atomically right after Slack answers, so a crash between Slack's answer and the outbox update
-    is caught here and not sent again; only a crash in between these two writes can still cost a duplicate.
+    Written atomically (fsynced) before each post and right after Slack answers: a post whose answer never
+    came is looked up in Slack before it is sent again (the bot notifier); the webhook has no lookup.
     """
 
     def __init__(self, path: Path | None) -> None:
@@ -108,8 +130,11 @@ class SlackState:
             log.warning("slack: %s is not readable JSON; starting new threads", path.name)
         data = data or {}
         threads, sent = data.get("threads"), data.get("sent")
+        in_flight, channels = data.get("in_flight"), data.get("channels")
         self.threads: dict[str, dict[str, str]] = threads if isinstance(threads, dict) else {}
         self.sent: dict[str, str] = sent if isinstance(sent, dict) else {}
+        self.in_flight: dict[str, dict[str, Any]] = in_flight if isinstance(in_flight, dict) else {}
+        self.channels: dict[str, str] = channels if isinstance(channels, dict) else {}
 
     def thread(self, task_id: str, configured: str) -> tuple[str, str] | None:
         entry = self.threads.get(task_id)
@@ -120,6 +145,8 @@ class SlackState:
 
     def set_thread(self, task_id: str, configured: str, channel: str, ts: str, at: str) -> None:
         self.threads[task_id] = {"configured": configured, "channel": channel, "ts": ts, "at": at}
+        self.in_flight.pop(parent_key(task_id), None)
+        self.channels[configured] = channel
         if len(self.threads) > KEEP_THREADS:
             newest = sorted(self.threads.items(), key=lambda kv: str(kv[1].get("at", "")))[-KEEP_THREADS // 2:]
             self.threads = dict(newest)
@@ -128,8 +155,23 @@ class SlackState:
     def was_sent(self, key: str) -> bool:
         return key in self.sent
 
+    def flight(self, key: str) -> dict[str, Any] | None:
+        """The record of a post of ``key`` whose answer never came, if any."""
+        entry = self.in_flight.get(key)
+        return entry if isinstance(entry, dict) else None
+
+    def begin(self, name: str, **record: Any) -> dict[str, Any]:
+        """Record the post ``name`` as in flight (saved before the request leaves); returns the record."""
+        entry = {**record, "at": time.time()}
+        self.in_flight[name] = entry
+        if len(self.in_flight) > KEEP_IN_FLIGHT:
+            self.in_flight = dict(list(self.in_flight.items())[-KEEP_IN_FLIGHT // 2:])
+        self.save()
+        return entry
+
     def mark_sent(self, key: str, at: str) -> None:
         self.sent[key] = at
+        self.in_flight.pop(key, None)
         if len(self.sent) > KEEP_SENT:
             self.sent = dict(list(self.sent.items())[-KEEP_SENT // 2:])
         self.save()
@@ -137,7 +179,26 @@ class SlackState:
     def save(self) -> None:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.path, {"version": 1, "threads": self.threads, "sent": self.sent})
+            write_json_atomic(self.path, {"version": 1, "threads": self.threads, "sent": self.sent,
+                                          "in_flight": self.in_flight, "channels": self.channels})
+
+
+def parent_key(task_id: str) -> str:
+    """The in-flight key of a task's first message (task ids have no ``:``, outbox keys start with one)."""
+    return f"thread:{task_id}"
+
+
+def _metadata(key: str, task_id: str) -> dict[str, Any]:
+    return {"event_type": EVENT_TYPE, "event_payload": {"key": key, "task": task_id}}
+
+
+def _carries(found: Any, key: str) -> bool:
+    """Whether a message read back from Slack carries swarm's metadata with ``key``."""
+    metadata = found.get("metadata") if isinstance(found, dict) else None
+    if not isinstance(metadata, dict) or metadata.get("event_type") != EVENT_TYPE:
+        return False
+    payload = metadata.get("event_payload")
+    return isinstance(payload, dict) and payload.get("key") == key
 
 
 # ------------------------------------------------------------------------------------------ clients
@@ -192,8 +253,15 @@ class SlackNotifier:
             log.info("slack: %s was delivered before the outbox recorded it; not sending it twice", message.key)
             return
         channel, thread_ts = self._thread(message)
+        flight = self.state.flight(message.key)
+        if flight is not None and self._posted_reply(flight, message.key):
+            log.info("slack: %s reached Slack before its sender died; not sending it twice", message.key)
+            self.state.mark_sent(message.key, message.created_at.isoformat())
+            return
+        self.state.begin(message.key, channel=channel, thread_ts=thread_ts)
         self._post(channel=channel, thread_ts=thread_ts, text=fallback_text(message), blocks=blocks_for(message),
-                   reply_broadcast=message.kind == "ready" or None, unfurl_links=False, unfurl_media=False)
+                   reply_broadcast=message.kind == "ready" or None, unfurl_links=False, unfurl_media=False,
+                   metadata=_metadata(message.key, message.task_id))
         self.state.mark_sent(message.key, message.created_at.isoformat())
 
     def _thread(self, message: OutboxMessage) -> tuple[str, str]:
@@ -210,10 +278,84 @@ class SlackNotifier:
                 if exc.code not in _THREAD_GONE:
                     raise
                 log.info("slack: the thread of %s is gone (%s); starting a new one", message.task_id, exc.code)
-        answer = self._post(channel=self.channel, text=text, blocks=blocks, unfurl_links=False)
+        at = message.created_at.isoformat()
+        flight = self.state.flight(parent_key(message.task_id))
+        if flight is not None and flight.get("configured") == self.channel:
+            found = self._posted_parent(flight)
+            if found is not None:
+                log.info("slack: the thread of %s reached Slack before its sender died; using it", message.task_id)
+                self.state.set_thread(message.task_id, self.channel, found[0], found[1], at)
+                return found
+        key = f"{parent_key(message.task_id)}:{secrets.token_hex(4)}"  # this parent, not an older one
+        self.state.begin(parent_key(message.task_id), configured=self.channel, key=key)
+        answer = self._post(channel=self.channel, text=text, blocks=blocks, unfurl_links=False,
+                            metadata=_metadata(key, message.task_id))
         channel, ts = str(answer["channel"]), str(answer["ts"])
-        self.state.set_thread(message.task_id, self.channel, channel, ts, message.created_at.isoformat())
+        self.state.set_thread(message.task_id, self.channel, channel, ts, at)
         return channel, ts
+
+    # -- reading back a post whose answer never came -------------------------------------------------
+
+    def _posted_reply(self, flight: dict[str, Any], key: str) -> bool:
+        """Whether the in-flight reply ``key`` is in the thread it was posted to."""
+        channel, thread_ts = flight.get("channel"), flight.get("thread_ts")
+        if not isinstance(channel, str) or not isinstance(thread_ts, str):
+            return False
+        found = self._look_up("conversations.replies", lambda kw: self.client.conversations_replies(**kw),
+                              {"channel": channel, "ts": thread_ts}, flight, key)
+        return found is not None
+
+    def _posted_parent(self, flight: dict[str, Any]) -> tuple[str, str] | None:
+        """The (channel id, ts) of the task's in-flight first message, if it is in the channel's history."""
+        key, channel = flight.get("key"), self._channel_id()
+        if not isinstance(key, str):
+            return None
+        if channel is None:
+            log.warning("slack: cannot look for a message whose answer never came in %s (a name): it may be "
+                        "sent twice; set slack.channel to the channel's id (C0123...) for exactly-once",
+                        self.channel)
+            return None
+        found = self._look_up("conversations.history", lambda kw: self.client.conversations_history(**kw),
+                              {"channel": channel}, flight, key)
+        return (channel, str(found["ts"])) if found is not None else None
+
+    def _channel_id(self) -> str | None:
+        if CHANNEL_ID.fullmatch(self.channel):
+            return self.channel
+        return self.state.channels.get(self.channel)
+
+    def _look_up(self, method: str, call: Callable[[dict[str, Any]], SlackResponse], where: dict[str, Any],
+                 flight: dict[str, Any], key: str) -> dict[str, Any] | None:
+        """The message carrying ``key`` in the pages of ``method`` since the post (None: not there).
+
+        A rate limit or an outage raises (the message stays queued, nothing is sent); only a missing
+        read scope falls back to sending it again, with a warning."""
+        at = flight.get("at")
+        oldest = f"{float(at) - LOOKUP_MARGIN:.6f}" if isinstance(at, int | float) else None
+        cursor: str | None = None
+        for _ in range(LOOKUP_PAGES):
+            kwargs = {**where, "include_all_metadata": True, "limit": LOOKUP_PAGE, "oldest": oldest,
+                      "cursor": cursor}
+            try:
+                page = self._call(method, call, {k: v for k, v in kwargs.items() if v is not None})
+            except SlackError as exc:
+                if exc.code in _NOT_THERE:
+                    return None
+                if exc.code == "missing_scope":
+                    log.warning("slack: the bot token cannot read %s back (add the channels:history scope, or "
+                                "groups:history for a private channel): %s may be sent twice", self.channel, key)
+                    return None
+                raise
+            messages = page.get("messages")
+            for found in messages if isinstance(messages, list) else []:
+                if _carries(found, key):
+                    return dict(found)
+            meta = page.get("response_metadata")
+            cursor = meta.get("next_cursor") if isinstance(meta, dict) else None
+            if not page.get("has_more") or not cursor:
+                return None
+        log.warning("slack: %s not found in the last %d messages read; sending it", key, LOOKUP_PAGES * LOOKUP_PAGE)
+        return None
 
     def _post(self, **kwargs: Any) -> SlackResponse:
         return self._call("chat.postMessage", lambda kw: self.client.chat_postMessage(**kw), kwargs)
@@ -221,14 +363,21 @@ class SlackNotifier:
     def _call(self, method: str, call: Callable[[dict[str, Any]], SlackResponse], kwargs: dict[str, Any]
               ) -> SlackResponse:
         try:
-            try:
-                return call(kwargs)
-            except SlackApiError as exc:
-                error = self._error(method, exc.response)
-                if error.code not in _BAD_LAYOUT or "blocks" not in kwargs:
-                    raise error from None
-                log.warning("slack: %s refused the layout (%s); sending the plain text", method, error.code)
-                return call({k: v for k, v in kwargs.items() if k != "blocks"})
+            for _ in range(3):
+                try:
+                    return call(kwargs)
+                except SlackApiError as exc:
+                    error = self._error(method, exc.response)
+                    if error.code in _BAD_LAYOUT and "blocks" in kwargs:
+                        log.warning("slack: %s refused the layout (%s); sending the plain text", method, error.code)
+                        kwargs = {k: v for k, v in kwargs.items() if k != "blocks"}
+                    elif error.code in _BAD_METADATA and "metadata" in kwargs:
+                        log.warning("slack: %s refused the message metadata (%s); sending without it (a crash "
+                                    "mid-send may then cost a duplicate)", method, error.code)
+                        kwargs = {k: v for k, v in kwargs.items() if k != "metadata"}
+                    else:
+                        raise error from None
+            return call(kwargs)
         except SlackApiError as exc:
             raise self._error(method, exc.response) from None
         except NotifyError:
@@ -258,7 +407,10 @@ def api_error(method: str, status: int, code: str, headers: Any, *, env: str, ch
 
 
 class SlackWebhookNotifier:
-    """Only an incoming webhook: flat messages in the webhook's channel (no threads, no edits)."""
+    """Only an incoming webhook: flat messages in the webhook's channel (no threads, no edits).
+
+    At least once: a webhook's messages cannot be read back, so a process killed after Slack took a message
+    but before its answer was recorded sends it again at the next tick."""
 
     def __init__(self, url: str, state_path: Path | None = None, *, timeout: float = 10.0,
                  url_env: str = "SLACK_WEBHOOK_URL") -> None:
@@ -342,7 +494,7 @@ def _check_bot(token: str, channel: str, api_url: str, timeout: float, token_env
 
 
 __all__ = [  # the layouts lived here before slack_layouts.py: their names stay importable from this module
-    "DEFAULT_API_URL", "HEADER_CHARS", "KEEP_SENT", "KEEP_THREADS", "MAX_BLOCKS", "SECTION_CHARS", "TOKEN_ENV",
-    "SlackError", "SlackNotifier", "SlackState", "SlackWebhookNotifier", "api_error", "blocks_for", "check",
-    "escape", "fallback_text", "parent_for", "status_line",
+    "DEFAULT_API_URL", "EVENT_TYPE", "HEADER_CHARS", "KEEP_SENT", "KEEP_THREADS", "MAX_BLOCKS", "SECTION_CHARS",
+    "TOKEN_ENV", "SlackError", "SlackNotifier", "SlackState", "SlackWebhookNotifier", "api_error", "blocks_for",
+    "check", "escape", "fallback_text", "parent_for", "parent_key", "status_line",
 ]

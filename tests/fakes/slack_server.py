@@ -244,6 +244,8 @@ class FakeSlack:
             self._stopping.wait(fault.seconds)
             fault = None
         held = self._take_hold(method) if fault is None else None
+        answer: dict[str, Any] | str
+        extra: dict[str, str]
         if held is not None and held.lost:
             status, answer, extra = 200, {"ok": False, "error": "request_timeout"}, {}
         else:
