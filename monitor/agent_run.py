@@ -4,6 +4,12 @@ It feeds the prompt to the agent's argv (on stdin or as a file path; never throu
 output to ``output.log`` and the pane, forwards termination signals, and on exit atomically writes
 ``result.json`` with the exit code, the times and what the profile's parser read. The same wrapper runs
 check jobs (local CI, local reviewers) with no prompt and a time limit.
+
+Secrets: the wrapper's own environment never holds swarm's secrets (the tmux server it runs under was
+cleaned of them). A ``forge_token = true`` profile gets its token through a one-shot 0600 file the
+runner writes just before the launch (``secret_file`` in the spec): the wrapper reads and unlinks it
+first thing and puts the values into the agent's environment only, never its own, the setup command's,
+argv or any file. Every file it writes is 0600 (umask 077).
 """
 
 from __future__ import annotations
@@ -21,11 +27,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from monitor.private import UMASK, take_secret_once
 from monitor.redact import redact
 
 SPEC = "run.json"
 LOG = "output.log"
 RESULT = "result.json"
+SECRET_FILE = ".secret-env.json"
+# Not for the agent: $TMUX would point every `tmux` command it runs at the agents' server (send-keys into
+# another agent, show-environment, kill-server).
+_NOT_FOR_CHILDREN = ("TMUX", "TMUX_PANE")
+_CHILD_UMASK = -1  # the umask the wrapper started with, for the commands it runs (-1: unchanged)
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -45,12 +57,20 @@ class Wrapper:
         self.killed_by = ""
         self.forward_pending = False
         self.started = datetime.now(UTC)
+        self.secret_env: dict[str, str] = {}
+        self.secret_missing = False
+        if self.spec.get("secret_file"):
+            taken = take_secret_once(run_dir / str(self.spec["secret_file"]))
+            self.secret_missing = taken is None
+            self.secret_env = taken or {}
 
-    def _env(self) -> dict[str, str]:
+    def _env(self, agent: bool = False) -> dict[str, str]:
         env = dict(os.environ)
-        for name in self.spec.get("unset_env", []):
+        for name in [*self.spec.get("unset_env", []), *_NOT_FOR_CHILDREN]:
             env.pop(name, None)
         env.update(self.spec.get("env", {}))
+        if agent:
+            env.update(self.secret_env)
         return env
 
     def _on_signal(self, signum: int, _frame: object) -> None:
@@ -71,7 +91,9 @@ class Wrapper:
 
             threading.Thread(target=hard_kill, daemon=True).start()
 
-    def _start(self, argv: list[str], stdin_path: str | None) -> tuple[subprocess.Popen[bytes] | None, str]:
+    def _start(
+        self, argv: list[str], stdin_path: str | None, agent: bool = False
+    ) -> tuple[subprocess.Popen[bytes] | None, str]:
         cwd = self.spec["cwd"]
         try:
             stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL  # noqa: SIM115
@@ -79,8 +101,8 @@ class Wrapper:
             return None, f"cannot read the prompt {stdin_path}: {exc.strerror or exc}"
         try:
             child = subprocess.Popen(
-                argv, cwd=cwd, env=self._env(), stdin=stdin,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                argv, cwd=cwd, env=self._env(agent), stdin=stdin,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, umask=_CHILD_UMASK,
             )
         except OSError as exc:
             if not Path(cwd).is_dir():
@@ -101,10 +123,12 @@ class Wrapper:
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.buffer.flush()
 
-    def _run(self, argv: list[str], stdin_path: str | None, log: Any, timeout: float | None) -> tuple[int, str]:
+    def _run(
+        self, argv: list[str], stdin_path: str | None, log: Any, timeout: float | None, agent: bool = False
+    ) -> tuple[int, str]:
         """Run one command, teeing its output; returns (exit code, error text)."""
         self.child = None  # not the finished setup process: a signal now must wait for the new child
-        child, error = self._start(argv, stdin_path)
+        child, error = self._start(argv, stdin_path, agent)
         if child is None:
             return 127, error
         self.child = child
@@ -145,9 +169,13 @@ class Wrapper:
                 if code == 0 and not self.killed_by:
                     Path(setup["marker"]).touch()
                     phase = "agent"
-            if phase == "agent" and not self.killed_by:
+            if phase == "agent" and not self.killed_by and self.secret_missing:
+                phase, code = "launch", 127
+                error = ("the forge token was not handed over (its one-shot file was gone: the runner removes it "
+                         "when this wrapper does not start in time); the next attempt gets a fresh one")
+            elif phase == "agent" and not self.killed_by:
                 prompt = self.spec.get("prompt_file") if self.spec.get("prompt_mode") == "stdin" else None
-                code, error = self._run(list(self.spec["argv"]), prompt, log, self.spec.get("timeout"))
+                code, error = self._run(list(self.spec["argv"]), prompt, log, self.spec.get("timeout"), agent=True)
                 if code == 127 and error:
                     phase = "launch"
         if phase == "setup" and code != 0 and not error:
@@ -187,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: swarm agent-run RUN_DIR", file=sys.stderr)
         return 2
+    global _CHILD_UMASK
+    _CHILD_UMASK = os.umask(UMASK)  # output.log and result.json: owner only; the commands keep the user's umask
     code = Wrapper(Path(args[0])).run()
     return 128 - code if code < 0 else code  # a child killed by signal N: exit 128+N, as a shell says
 

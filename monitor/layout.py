@@ -37,8 +37,13 @@ class Layout:
     def tick_lock(self) -> Path:
         return self.state_dir / "tick.lock"
 
+    @property
+    def runs_dir(self) -> Path:
+        """Prompts, run specs and agents' logs: 0700, so its files are private whatever their mode."""
+        return self.state_dir / "runs"
+
     def task_dir(self, task_id: str) -> Path:
-        return self.state_dir / "runs" / task_id
+        return self.runs_dir / task_id
 
     def run_dir(self, task_id: str, attempt: int) -> Path:
         return self.task_dir(task_id) / str(attempt)

@@ -2,26 +2,38 @@
 
 Also launches check jobs (local CI, local reviewers) through the same wrapper, so every process the
 monitor starts is visible in tmux, survives the monitor, and leaves a ``result.json`` behind.
+
+Run directories are 0700 and their files 0600. A ``forge_token = true`` profile gets the forge token
+through a one-shot 0600 file written just before its session starts: the wrapper reads and unlinks it
+at once (see :mod:`monitor.agent_run`), and :meth:`Runner.launch` removes it if the wrapper has not
+taken it within ``HANDOVER_TIMEOUT``. Not argv or ``new-session -e`` (visible in ``ps``), not run.json
+(kept for weeks), not the tmux server's environment (every pane would inherit it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shlex
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.agent_run import RESULT, SPEC
+from monitor.agent_run import RESULT, SECRET_FILE, SPEC
 from monitor.agents import AgentProfile, render_argv
 from monitor.files import read_json
 from monitor.layout import Layout, job_session_for
+from monitor.private import private_dir, write_private, write_secret_once
 from monitor.retry import with_footer
 from monitor.world.git import Git
 from monitor.world.jobs import TEMPFAIL
 from monitor.world.tmux import Tmux
 from registry.models import Attempt, Task
+
+HANDOVER_TIMEOUT = 20.0  # seconds the wrapper has to take the forge token before the runner removes it
 
 
 class LaunchError(Exception):
@@ -77,9 +89,10 @@ class Runner:
         if profile is None:
             raise LaunchError(f"task {task.id}: unknown agent profile {task.agent!r}")
         run_dir = self.layout.run_dir(task.id, number)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.layout.runs_dir)
+        private_dir(run_dir)
         prompt_path = run_dir / "prompt.md"
-        prompt_path.write_text(with_footer(body), encoding="utf-8")
+        write_private(prompt_path, with_footer(body))
         setup = None
         if self.setup and self.setup.command.strip():
             setup = {
@@ -95,11 +108,12 @@ class Runner:
             "prompt_file": str(prompt_path),
             "parser": profile.parser,
             "env": dict(profile.env),
-            "unset_env": [n for n in self.unset_env if not (profile.forge_token and n in self.forge_env)],
+            "unset_env": self.unset_env,
+            "secret_file": SECRET_FILE if profile.forge_token else "",
             "cwd": task.worktree,
             "setup": setup,
         }
-        (run_dir / SPEC).write_text(json.dumps(spec, indent=1), encoding="utf-8")
+        write_private(run_dir / SPEC, json.dumps(spec, indent=1))
         return prompt_path
 
     def launch(self, task: Task, attempt: Attempt) -> None:
@@ -109,7 +123,21 @@ class Runner:
         run_dir = self.layout.run_dir(task.id, attempt.number)
         if (run_dir / RESULT).exists():
             return  # this attempt already ran to the end; never run it twice
-        self.tmux.launch(attempt.session, self._wrapper_argv(run_dir), worktree)
+        spec = read_json(run_dir / SPEC) or {}
+        if not spec.get("secret_file") or self.tmux.has_session(attempt.session):
+            self.tmux.launch(attempt.session, self._wrapper_argv(run_dir), worktree)
+            return
+        handover = run_dir / str(spec["secret_file"])
+        values = {name: os.environ[name].strip() for name in sorted(self.forge_env) if os.environ.get(name, "").strip()}
+        write_secret_once(handover, values)
+        try:
+            self.tmux.launch(attempt.session, self._wrapper_argv(run_dir), worktree)
+            deadline = time.monotonic() + HANDOVER_TIMEOUT
+            while handover.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                handover.unlink()  # the wrapper never took it: it fails its launch and the next attempt retries
 
     def launch_job(self, task: Task, sha: str, job: str, command: str, timeout: float) -> None:
         """Start a check job at ``sha`` (idempotent per sha: a finished job is never re-run)."""
@@ -124,7 +152,8 @@ class Runner:
         if spec_path.exists() and self.tmux.has_session(session):
             return  # already running for this sha
         self.tmux.kill(session)  # a job of an older head, or a dead pane
-        job_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.layout.runs_dir)
+        private_dir(job_dir)
         spec = {
             "task": task.id,
             "job": job,
@@ -138,5 +167,5 @@ class Runner:
             "timeout": timeout,
             "setup": None,
         }
-        spec_path.write_text(json.dumps(spec, indent=1), encoding="utf-8")
+        write_private(spec_path, json.dumps(spec, indent=1))
         self.tmux.launch(session, self._wrapper_argv(job_dir), Path(task.worktree))

@@ -56,6 +56,12 @@ def setup_logging(verbose: bool) -> None:
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the monitor does.")] = False) -> None:
     setup_logging(verbose)
+    # The values of swarm's secrets (default variable names; a loaded config adds its own in build_world)
+    # are masked in every log line, prompt and notification of this process.
+    from orchestrator.config import Settings
+    from orchestrator.wiring import register_secrets
+
+    register_secrets(Settings())
 
 
 @app.command()

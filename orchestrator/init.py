@@ -31,7 +31,7 @@ max_attempts = 3
 stuck_after = "20m"
 attempt_timeout = "2h"
 max_parallel = 4
-tmux_socket = "swarm"
+# tmux_socket = "swarm"         # default: a socket of this repository's own (swarm-NAME-HASH)
 
 [done]
 reviews = 0                      # approvals needed from `reviewers`

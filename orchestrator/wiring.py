@@ -11,6 +11,7 @@ from pathlib import Path
 from monitor.agents import AgentProfile, resolve_profiles
 from monitor.layout import Layout
 from monitor.policy import DonePolicy, Policy
+from monitor.redact import register_secret_env
 from monitor.retry import RetryPrompter, TemplateRetryPrompter
 from monitor.runner import Runner, SetupSpec
 from monitor.statedir import ensure_state_dir
@@ -122,10 +123,18 @@ def retry_prompter_from(
     return LlmRetryPrompter(lambda: llm_from(settings, env), record_usage=registry_recorder(registry))
 
 
+def register_secrets(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    """Mask the values of every configured secret (and the model key) wherever redact() runs."""
+    register_secret_env([*settings.secret_env_names(), settings.llm.api_key_env], environ)
+
+
 def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None, need_forge: bool = False) -> World:
     layout = Layout.for_repo(repo, settings.project.worktree_root)
     ensure_state_dir(layout.state_dir)  # created here, git-excluded here: a fresh clone never shows ?? .swarm/
-    tmux = Tmux(settings.monitor.tmux_socket)
+    register_secrets(settings)
+    # Sessions tagged with (and only seen for) this repository; swarm's secrets in no tmux server or pane.
+    tmux = Tmux(settings.monitor.tmux_socket, owner=str(layout.repo), roots=(layout.worktree_root,),
+                hide_env=settings.secret_env_names())
     git = Git(layout.repo)
     setup = SetupSpec(settings.project.setup, settings.project.setup_timeout) if settings.project.setup else None
     runner = Runner(layout, tmux, git, profiles_from(settings), setup=setup,
@@ -153,4 +162,4 @@ def load_world(
     return settings, build_world(repo, settings, notifier, need_forge=need_forge)
 
 
-__all__ = ["UsageError", "build_world", "find_repo", "load_world"]
+__all__ = ["UsageError", "build_world", "find_repo", "load_world", "register_secrets"]

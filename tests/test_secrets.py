@@ -1,8 +1,9 @@
 """Security: plant fake tokens, run real agents in real tmux sessions, and grep everything swarm writes.
 
-The tmux server inherits the environment of the process that starts it (here the test process, through
-Runner → Tmux.launch), so the planted tokens really are in every session's environment: swarm itself has to
-strip its own secrets (the ``*_env`` names of ``Settings.secret_env_names``) before an agent runs. The agent
+The tokens are planted in the test process's environment, the one the monitor runs with. A tmux server
+inherits the environment of the client that starts it, so swarm has to keep its own secrets (the ``*_env``
+names of ``Settings.secret_env_names``) out of every tmux command, out of the wrapper and out of the agent;
+a server an older swarm started with them is cleaned when the next agent launches. The agent
 used here (``tests/agents/env_dump.py``) prints variable names with a hash of each value, never a value, so
 every file, pane and command line can be grepped for the planted values.
 """
@@ -10,6 +11,7 @@ every file, pane and command line can be grepped for the planted values.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
 import string
@@ -22,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from monitor.layout import session_for
-from monitor.redact import MASK
+from monitor.redact import MASK, clear_secret_values
 from monitor.tick import World, run_tick
 from orchestrator import tasks as task_ops
 from orchestrator.config import Settings
@@ -64,13 +66,20 @@ def planted(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return tokens
 
 
-def profile_toml(name: str, leak_file: Path, *, forge_token: bool = False) -> str:
+@pytest.fixture(autouse=True)
+def _forget_secret_values() -> object:
+    """build_world registers the planted values process-wide: forget them after each test."""
+    yield
+    clear_secret_values()
+
+
+def profile_toml(name: str, leak_file: Path, *, forge_token: bool = False, socket: str = "") -> str:
     argv = ", ".join(f'"{part}"' for part in ENV_DUMP)
     return f"""
 [agents.{name}]
 command = [{argv}]
 prompt = "stdin"
-env = {{ PYTHONPATH = "{REPO_ROOT}", SWARM_TEST_LEAK_FILE = "{leak_file}" }}
+env = {{ PYTHONPATH = "{REPO_ROOT}", SWARM_TEST_LEAK_FILE = "{leak_file}", SWARM_TEST_SOCKET = "{socket}" }}
 forge_token = {"true" if forge_token else "false"}
 """
 
@@ -90,7 +99,8 @@ def world_parts(
     # What no check job may see either: CI passes only if none of swarm's secret names is in its environment.
     ci = tmp_path / "ci_no_secrets.py"
     ci.write_text(f"import os, sys\nsys.exit(any(name in os.environ for name in {SWARM_SECRETS!r}))\n")
-    extra = profile_toml("envdump", leak_file) + profile_toml("forgebot", leak_file, forge_token=True)
+    extra = (profile_toml("envdump", leak_file, socket=tmux_socket)
+             + profile_toml("forgebot", leak_file, forge_token=True, socket=tmux_socket))
     # the planted model key is for the agents: the monitor's retries stay on the template here (no network)
     extra += "\n[llm]\nretry_prompts = false\n"
     return make_world(git_repo, tmux_socket, ci=f"{sys.executable} {ci}", extra=extra)
@@ -186,11 +196,11 @@ def test_an_agent_gets_none_of_swarms_secrets_and_nothing_leaks(
     world_parts: tuple[World, Clock, RecordingNotifier], planted: dict[str, str], tmux_socket: str
 ) -> None:
     world, _clock, notifier = world_parts
-    # The planted tokens really reached the tmux server, so stripping them is swarm's job.
+    # The monitor holds the planted tokens; the tmux server it started holds none of them.
     task = spawn(world, "scenario: env\nDump the environment.")
-    server_env = tmux(tmux_socket, "show-environment", "-g")
-    assert f"GITHUB_TOKEN={planted['GITHUB_TOKEN']}" in server_env.splitlines()
-    assert f"SLACK_BOT_TOKEN={planted['SLACK_BOT_TOKEN']}" in server_env.splitlines()
+    server_env = dict(line.partition("=")[::2] for line in tmux(tmux_socket, "show-environment", "-g").splitlines())
+    assert "PATH" in server_env and server_env.get("ANTHROPIC_API_KEY") == planted["ANTHROPIC_API_KEY"]
+    assert [name for name in SWARM_SECRETS if name in server_env] == []
 
     run_dir = world.layout.run_dir(task.id, 1)
     wait_for(run_dir / "result.json")
@@ -335,8 +345,144 @@ def test_command_lines_hold_no_token_or_prompt_text(
     for pid, line in lines.items():
         assert canary not in line, f"pid {pid}: {line}"
         assert found_in(line, planted) == [], f"pid {pid}: {line}"
-    # The same holds for what the processes inherited: the wrapper got the tokens, the agent did not.
-    assert environ(pane_pid).get("GITHUB_TOKEN") == planted["GITHUB_TOKEN"]
+    # The same holds for what the processes inherited: neither the wrapper nor the agent got the tokens.
+    assert environ(pane_pid).get("PATH") and [name for name in SWARM_SECRETS if name in environ(pane_pid)] == []
     agent_env = environ(agent[0])
     assert agent_env.get("ANTHROPIC_API_KEY") == planted["ANTHROPIC_API_KEY"]
     assert [name for name in SWARM_SECRETS if name in agent_env] == []
+
+
+# -- an agent that hunts for secrets ------------------------------------------------------------------------
+
+
+def probed(output_log: Path) -> dict[str, dict[str, str]]:
+    """SOURCE → NAME → value marker, from the probe scenario's output."""
+    found: dict[str, dict[str, str]] = {}
+    for source, name, mark in re.findall(r"^probe: (\S+) (\S+) sha256=([0-9a-f]{16})$", output_log.read_text(), re.M):
+        found.setdefault(source, {})[name] = mark
+    return found
+
+
+def secret_hits(seen: dict[str, dict[str, str]], planted: dict[str, str]) -> list[str]:
+    """Every planted swarm secret found in any source, by name or by value."""
+    marks = {marker(planted[name]): name for name in SWARM_SECRETS}
+    return sorted(f"{source}:{name}" for source, env in seen.items() for name, mark in env.items()
+                  if name in SWARM_SECRETS or mark in marks)
+
+
+@pytest.mark.parametrize("server", ["fresh", "started-by-an-older-swarm"])
+def test_a_probing_agent_finds_no_secret_in_its_parent_itself_or_tmux(
+    world_parts: tuple[World, Clock, RecordingNotifier], planted: dict[str, str], tmux_socket: str, server: str
+) -> None:
+    world, _clock, _ = world_parts
+    if server != "fresh":
+        # What an older swarm did: start the agents' server from the monitor's environment, tokens and all.
+        subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-s", "older", "sleep", "600"],
+                       env={k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}, check=True)
+        held = tmux(tmux_socket, "show-environment", "-g")
+        assert f"GITHUB_TOKEN={planted['GITHUB_TOKEN']}" in held.splitlines(), "the older server holds them"
+    task = spawn(world, "scenario: probe\nLook for credentials.")
+    log = world.layout.run_dir(task.id, 1) / "output.log"
+    wait_for(world.layout.run_dir(task.id, 1) / "result.json")
+
+    seen = probed(log)
+    assert {"self", "parent", "tmux-global"} <= set(seen), log.read_text()
+    assert "PATH" in seen["parent"] and "PATH" in seen["tmux-global"], "the probes really read something"
+    assert seen["self"].get("ANTHROPIC_API_KEY") == marker(planted["ANTHROPIC_API_KEY"]), "the model key passes"
+    assert secret_hits(seen, planted) == []
+    assert "probe: TMUX unset" in log.read_text(), "the agent is not pointed at the agents' tmux server"
+    server_env = tmux(tmux_socket, "show-environment", "-g")
+    assert found_in(server_env, {n: planted[n] for n in SWARM_SECRETS}) == []
+
+
+def test_a_forge_token_reaches_only_the_agent_through_a_file_that_is_gone_at_once(
+    world_parts: tuple[World, Clock, RecordingNotifier], planted: dict[str, str], tmux_socket: str
+) -> None:
+    world, _clock, _ = world_parts
+    task = spawn(world, "scenario: probe", agent="forgebot")
+    run_dir = world.layout.run_dir(task.id, 1)
+    assert not (run_dir / ".secret-env.json").exists(), "the wrapper took the hand-over file before launch returned"
+    wait_for(run_dir / "result.json")
+
+    seen = probed(run_dir / "output.log")
+    forge = {"GITHUB_TOKEN": marker(planted["GITHUB_TOKEN"]), "GH_TOKEN": marker(planted["GH_TOKEN"])}
+    assert {name: seen["self"].get(name) for name in SWARM_SECRETS if name in seen["self"]} == forge
+    assert secret_hits({k: v for k, v in seen.items() if k != "self"}, planted) == [], "not the wrapper, not tmux"
+    spec = (run_dir / "run.json").read_text()
+    assert found_in(spec, planted) == [] and '"secret_file": ".secret-env.json"' in spec
+    assert sorted(p.name for p in run_dir.iterdir()) == ["output.log", "prompt.md", "result.json", "run.json"]
+
+
+def test_a_hand_over_file_the_wrapper_never_took_is_removed_and_the_attempt_fails_clearly(
+    world_parts: tuple[World, Clock, RecordingNotifier], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor import runner as runner_module
+
+    world, _clock, _ = world_parts
+    monkeypatch.setattr(runner_module, "HANDOVER_TIMEOUT", 0.0)  # the wrapper is too slow to take it in time
+    task = spawn(world, "scenario: probe", agent="forgebot")
+    run_dir = world.layout.run_dir(task.id, 1)
+    assert not (run_dir / ".secret-env.json").exists()
+    wait_for(run_dir / "result.json")
+    result = (run_dir / "result.json").read_text()
+    assert '"phase": "launch"' in result and "forge token was not handed over" in result
+
+
+# -- secrets without a known shape ----------------------------------------------------------------------------
+
+
+def test_secret_values_without_a_token_shape_never_reach_the_registry_a_prompt_or_a_notification(
+    git_repo: Path, tmux_socket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unshaped = {
+        "SENTRY_AUTH_TOKEN": "a1" + secrets.token_hex(5),  # 12 characters: no known token shape
+        "SLACK_WEBHOOK_URL": f"https://chat.example.net/hooks/{_letters(10)}",  # not a hooks.slack.com URL
+    }
+    for name, value in unshaped.items():
+        monkeypatch.setenv(name, value)
+    leak = tmp_path / "found.txt"
+    leak.write_text("".join(f"{value}\n" for value in unshaped.values()))
+    ci = tmp_path / "ci_prints.py"  # CI that quotes the secrets in its failure output
+    ci.write_text(f"import sys\nprint(open({str(leak)!r}).read())\nsys.exit(1)\n")
+    extra = profile_toml("envdump", leak, socket=tmux_socket) + "\n[llm]\nretry_prompts = false\n"
+    world, _clock, notifier = make_world(git_repo, tmux_socket, ci=f"{sys.executable} {ci}", extra=extra)
+
+    leaky = spawn(world, "scenario: leak\nPush the branch.")
+    committed = task_ops.spawn(world, title="Second", prompt="scenario: env", agent="envdump", kind="default",
+                               after=[], base_branch="main")
+    state = tick_until(world, lambda s: s.tasks[leaky.id].status is Status.failed
+                       and len(s.tasks[committed.id].attempts) >= 2)
+    run_tick(world)  # flush the outbox
+    raw = (world.layout.run_dir(leaky.id, 1) / "output.log").read_text()
+    assert found_in(raw, unshaped) == list(unshaped), "the agent really printed both"
+
+    ci_failure = state.tasks[committed.id].attempts[0].failure
+    assert ci_failure is not None and MASK in ci_failure.evidence, "the CI output is the evidence"
+    registry_text = (world.layout.state_dir / "registry.json").read_text()
+    assert MASK in registry_text and found_in(registry_text, unshaped) == []
+    for task_id in (leaky.id, committed.id):
+        retry_prompt = (world.layout.run_dir(task_id, 2) / "prompt.md").read_text()
+        assert MASK in retry_prompt and found_in(retry_prompt, unshaped) == []
+    assert notifier.sent and all(found_in(m.text, unshaped) == [] for m in notifier.sent)
+    for path in state_files(world):
+        if path.name not in ("output.log", "result.json"):
+            assert found_in(path.read_text(errors="replace"), unshaped) == [], path
+
+
+# -- file modes ------------------------------------------------------------------------------------------------
+
+
+def test_run_files_are_readable_by_their_owner_only(world_parts: tuple[World, Clock, RecordingNotifier]) -> None:
+    world, _clock, _ = world_parts
+    task = spawn(world, "scenario: env")
+    run_dir = world.layout.run_dir(task.id, 1)
+    wait_for(run_dir / "result.json")
+    tick_until(world, lambda s: s.tasks[task.id].status is Status.ready)  # the CI job ran too
+
+    runs = world.layout.state_dir / "runs"
+    checked = [runs, *runs.rglob("*")]
+    assert {"prompt.md", "run.json", "output.log", "result.json"} <= {p.name for p in checked}
+    assert any(p.parent.parent.name == "checks" or "checks" in p.parts for p in checked), "a CI job dir too"
+    loose = {str(p.relative_to(runs)): oct(p.stat().st_mode & 0o777) for p in checked
+             if p.stat().st_mode & 0o077}
+    assert loose == {}

@@ -13,6 +13,17 @@ Two tmux habits it guards against:
 * A pane whose command exits is normally destroyed along with its exit status. ``remain-on-exit`` is
   switched on globally before the first session is created, so a finished agent's pane stays, marked
   dead, with ``pane_dead_status`` readable by :meth:`Tmux.panes`.
+
+Two isolation rules live here too, because every tmux command goes through :meth:`Tmux._run`:
+
+* Secrets: a tmux server copies the environment of the client that starts it into its global
+  environment, and every pane inherits that. ``hide_env`` names (swarm's own tokens) are removed from the
+  environment of every tmux command, so a server swarm starts never holds them, and each launch also
+  unsets them from the global environment of a server an older swarm started with them.
+* Ownership: several repositories may share one socket (and task ids, so session names). Each session
+  is tagged with the user option ``@swarm_repo`` = the owning repository; a ``Tmux`` made with an
+  ``owner`` sees, kills and reuses only its own sessions (untagged ones from an older swarm count as its
+  own when their start directory lies under one of ``roots``, its worktree root).
 """
 
 from __future__ import annotations
@@ -22,14 +33,18 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitor.world import proc
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PANE_FORMAT = "#{session_name}\t#{pane_dead}\t#{pane_pid}\t#{pane_dead_status}"
+_PANE_FORMAT = "#{session_name}\t#{pane_dead}\t#{pane_pid}\t#{pane_dead_status}\t#{session_path}\t#{@swarm_repo}"
+_SESSION_FORMAT = "#{session_name}\t#{session_path}\t#{@swarm_repo}"
+OWNER_OPTION = "@swarm_repo"
+# Always dropped from tmux's environment: an enclosing tmux client's variables would redirect this one.
+_CLIENT_VARS = ("TMUX", "TMUX_PANE")
 HISTORY_LIMIT = 50000
 # What tmux 3.3a prints when nothing listens on the socket (a missing socket file or a stale one), or
 # when the server went away while answering (for example just after kill-server).
@@ -40,6 +55,10 @@ _NO_TARGET = ("can't find session", "can't find pane", "can't find window", "ses
 
 class TmuxError(Exception):
     """A tmux command failed (for a reason other than a missing server or session)."""
+
+
+class ForeignSession(TmuxError):
+    """The session name is taken on this socket by another repository's session."""
 
 
 class TmuxUnavailable(TmuxError):
@@ -53,6 +72,8 @@ class Pane:
     dead: bool
     pid: int | None
     dead_status: int | None
+    repo: str = field(default="", compare=False)  # the @swarm_repo tag ("" from an older swarm)
+    path: str = field(default="", compare=False)  # the session's start directory
 
 
 def _check_name(name: str) -> str:
@@ -70,13 +91,40 @@ def _int_or_none(text: str) -> int | None:
 
 
 class Tmux:
-    def __init__(self, socket: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        socket: str,
+        timeout: float = 10.0,
+        *,
+        owner: str = "",
+        roots: Sequence[Path] = (),
+        hide_env: Sequence[str] = (),
+    ) -> None:
         """``socket`` is a server name (``tmux -L NAME``) or, if it contains ``/``, a socket path
-        (``tmux -S PATH``)."""
+        (``tmux -S PATH``). ``owner`` (the repository path) tags the sessions this object launches and
+        limits what it sees and kills to them; without it every session counts (doctor, tests).
+        ``hide_env`` names variables no tmux server or pane may get from swarm."""
         if not socket:
             raise ValueError("empty tmux socket name")
+        if owner and (any(c in owner for c in "\t\n\r") or owner.rstrip().endswith(";")):
+            raise ValueError(f"repository path {owner!r} has a tab, a newline or a trailing ';', which tmux "
+                             "cannot keep in a session tag: move the repository to a plainer path")
+        for name in hide_env:
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(f"invalid environment variable name {name!r}")
         self.socket = socket
         self.timeout = timeout
+        self.owner = owner
+        self.roots = tuple(str(Path(root)) for root in roots)
+        self.hide_env = tuple(dict.fromkeys(hide_env))
+
+    def owns(self, repo: str, path: str) -> bool:
+        """Whether a session with this tag and start directory belongs to this object's repository."""
+        if not self.owner:
+            return True
+        if repo:
+            return repo == self.owner
+        return any(path == root or path.startswith(root.rstrip("/") + "/") for root in self.roots)
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -84,8 +132,10 @@ class Tmux:
         return ["tmux", "-S", self.socket] if "/" in self.socket else ["tmux", "-L", self.socket]
 
     def _run(self, *args: str) -> proc.Result:
-        # Drop the variables of an enclosing tmux client so they cannot redirect or confuse this one.
-        env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+        # Drop the variables of an enclosing tmux client so they cannot redirect or confuse this one, and
+        # swarm's secrets, so a server started by this command never holds them.
+        drop = {*_CLIENT_VARS, *self.hide_env}
+        env = {k: v for k, v in os.environ.items() if k not in drop}
         try:
             return proc.run([*self._base(), *args], timeout=self.timeout, env=env)
         except proc.ProcTimeout as exc:
@@ -131,21 +181,49 @@ class Tmux:
             raise TmuxUnavailable(str(self._fail(result)))
         panes: dict[str, Pane] = {}
         for line in result.stdout.splitlines():
-            parts = line.rsplit("\t", 3)
-            if len(parts) != 4:
-                continue
-            session, dead, pid, status = parts
-            if session not in panes:  # list-panes -a goes in window/pane order: the first pane counts
-                panes[session] = Pane(session, dead.strip() == "1", _int_or_none(pid), _int_or_none(status))
+            parts = line.split("\t")
+            if len(parts) != 6:
+                continue  # a foreign session whose name or path holds a tab: never one of ours
+            session, dead, pid, status, path, repo = parts
+            if session not in panes and self.owns(repo, path):  # list-panes -a: the first pane counts
+                panes[session] = Pane(session, dead.strip() == "1", _int_or_none(pid), _int_or_none(status),
+                                      repo, path)
         return panes
 
+    def session_owner(self, name: str) -> tuple[str, str] | None:
+        """(@swarm_repo tag, start directory) of session ``name``, or None if there is no such session."""
+        _check_name(name)
+        result = self._run("list-sessions", "-F", _SESSION_FORMAT)
+        if self._no_server(result) or self._no_target(result):
+            return None
+        if not result.ok:
+            raise self._fail(result)
+        for line in result.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3 and parts[0] == name:
+                return parts[2], parts[1]
+        return None
+
     def has_session(self, name: str) -> bool:
+        """Whether session ``name`` exists and belongs to this object's repository."""
+        if self.owner:
+            found = self.session_owner(name)
+            return found is not None and self.owns(*found)
         result = self._run("has-session", "-t", f"={_check_name(name)}")
         if result.ok:
             return True
         if self._no_server(result) or self._no_target(result):
             return False
         raise self._fail(result)
+
+    def _foreign(self, name: str) -> str | None:
+        """The repository owning session ``name`` when that is not this one (None: ours or absent)."""
+        if not self.owner:
+            return None
+        found = self.session_owner(name)
+        if found is None or self.owns(*found):
+            return None
+        return found[0] or found[1]
 
     def capture(self, name: str, lines: int = 200) -> str:
         """The last ``lines`` lines of scrollback plus the visible screen of the session's pane, wrapped
@@ -190,23 +268,38 @@ class Tmux:
             if not _ENV_NAME.fullmatch(key):
                 raise ValueError(f"invalid environment variable name {key!r}")
             env_args += ["-e", f"{key}={value}"]
+        foreign = self._foreign(name)
+        if foreign is not None:
+            raise ForeignSession(
+                f"tmux session {name} on socket {self.socket} belongs to {foreign}, another repository: give "
+                "this repository its own [monitor] tmux_socket (or remove that line to get the per-repository default)"
+            )
         if self.has_session(name):
             return
+        # An older swarm may have started the server with its secrets: unset them before the pane starts.
+        unset: list[str] = []
+        for key in self.hide_env:
+            unset += ["set-environment", "-g", "-u", key, ";"]
+        tag = [";", "set-option", "-t", f"={name}:", OWNER_OPTION, self.owner] if self.owner else []
         result = self._run(
             "start-server", ";",
             "set-option", "-g", "exit-empty", "off", ";",
             "set-option", "-g", "remain-on-exit", "on", ";",
             "set-option", "-g", "history-limit", str(HISTORY_LIMIT), ";",
+            *unset,
             "new-session", "-d", "-s", name, "-c", str(cwd), "-x", "220", "-y", "50", *env_args,
-            "--", *argv,
+            "--", *argv, *tag,
         )  # fmt: skip
         if result.ok or "duplicate session" in result.stderr.lower():  # lost a race: it exists now
             return
         raise self._fail(result)
 
     def kill(self, name: str) -> bool:
-        """Kill exactly the session ``name``; False if it did not exist."""
-        result = self._run("kill-session", "-t", f"={_check_name(name)}")
+        """Kill exactly the session ``name``; False if it did not exist or belongs to another repository."""
+        _check_name(name)
+        if self._foreign(name) is not None:
+            return False
+        result = self._run("kill-session", "-t", f"={name}")
         if result.ok:
             return True
         if self._no_server(result) or self._no_target(result):

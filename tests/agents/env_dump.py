@@ -9,6 +9,10 @@
   ``CUT_KEEP + 1500`` characters of its output start inside the token (where the monitor cuts the
   agent's last message when it quotes it as evidence), then exits 1.
 * ``sleep``: prints one line and sleeps, so a test can look at the live processes.
+* ``probe``: an agent hunting for secrets. Prints ``probe: SOURCE NAME sha256=HASH`` for every variable of
+  its own environment (``self``), its parent's (``/proc/$PPID/environ``: the wrapper) and the global
+  environment of the agents' tmux server (``tmux -L $SWARM_TEST_SOCKET show-environment -g``, and through
+  ``$TMUX`` when set), plus ``probe: TMUX set|unset``; exits 0.
 """
 
 from __future__ import annotations
@@ -31,6 +35,30 @@ def marker(value: str) -> str:
 
 def leaked_lines() -> list[str]:
     return Path(os.environ["SWARM_TEST_LEAK_FILE"]).read_text().splitlines()
+
+
+def _pairs(lines: list[str]) -> dict[str, str]:
+    return {name: value for name, sep, value in (line.partition("=") for line in lines) if sep}
+
+
+def probe() -> None:
+    sources = {"self": dict(os.environ)}
+    try:
+        raw = Path(f"/proc/{os.getppid()}/environ").read_bytes()
+        sources["parent"] = _pairs([item.decode(errors="replace") for item in raw.split(b"\0") if item])
+    except OSError as exc:
+        print(f"probe: parent unreadable {exc}", flush=True)
+    commands = {"tmux-global": ["tmux", "-L", os.environ.get("SWARM_TEST_SOCKET", "none"), "show-environment", "-g"]}
+    if os.environ.get("TMUX"):
+        commands["tmux-inherited"] = ["tmux", "show-environment", "-g"]
+    for source, argv in commands.items():
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        sources[source] = _pairs(done.stdout.splitlines())
+        print(f"probe: {source} exit {done.returncode}", flush=True)
+    for source, env in sources.items():
+        for name in sorted(env):
+            print(f"probe: {source} {name} sha256={marker(env[name])}", flush=True)
+    print(f"probe: TMUX {'set' if os.environ.get('TMUX') else 'unset'}", flush=True)
 
 
 def main() -> int:
@@ -57,6 +85,9 @@ def main() -> int:
         sys.stdout.write(f"{token}\n{filler}")
         sys.stdout.flush()
         return 1
+    if scenario == "probe":
+        probe()
+        return 0
     if scenario == "sleep":
         print("sleeping", flush=True)
         time.sleep(600)
