@@ -25,7 +25,7 @@ from monitor.actions import (
 from monitor.layout import job_session_for, session_for
 from monitor.messages import ready_message, waiting_message
 from monitor.redact import redact
-from monitor.world.git import GitError
+from monitor.world.git import DirtyWorktree, GitError
 from registry.models import Failure, FailureKind, OutboxMessage, Status, Task
 
 if TYPE_CHECKING:
@@ -169,7 +169,9 @@ class CheckingActions:
             self._event(task.id, "cancelled", by="pull request closed")
 
     def clean_up(self: ActorCore, task: Task) -> None:
-        """Remove a finished task's sessions and worktree (never anything outside the worktree root)."""
+        """Remove a finished task's sessions and worktree (never anything outside the worktree root, and
+        never a worktree holding uncommitted or untracked work: that one stays, with an event saying so,
+        for `swarm cleanup` to save to a ref and remove)."""
         self.tmux.kill(session_for(task.id))
         prefix = job_session_for(task.id, "")
         for session in self.tmux.panes() or {}:
@@ -180,5 +182,9 @@ class CheckingActions:
             try:
                 self.git.remove_worktree(worktree, self.runner.layout.worktree_root)
                 self._event(task.id, "worktree_removed", path=str(worktree))
+            except DirtyWorktree as exc:
+                log.warning("task %s: worktree kept, it holds uncommitted work: %s", task.id, exc)
+                self._event(task.id, "worktree_kept", path=str(worktree), reason=str(exc),
+                            hint="`swarm cleanup` saves the files to a ref, then removes it")
             except GitError as exc:
                 log.warning("task %s: worktree kept: %s", task.id, exc)

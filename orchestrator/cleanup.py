@@ -3,6 +3,10 @@
 Worktrees and sessions of merged or cancelled tasks are removed; orphans (worktrees or sessions that no
 task owns, tasks whose worktree vanished) are reported and removed only with ``--yes``. Nothing outside
 the configured worktree root is ever removed, and only through ``git worktree remove``.
+
+A worktree with uncommitted or untracked files is never removed silently: the dry run lists it as dirty,
+`swarm cleanup` first saves that work to ``refs/swarm/leftovers/<task>`` (and says how to get it back),
+and the monitor's daily chore (``keep_dirty``) leaves it untouched.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 
 from monitor.layout import AGENT_SESSION_PREFIX, JOB_SESSION_PREFIX, job_session_for, session_for
 from monitor.tick import World
-from monitor.world.git import GitError
+from monitor.world.git import GitError, changed_paths, leftovers_ref
 from registry.models import Status
 
 
@@ -32,7 +36,40 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def run_cleanup(world: World, *, dry_run: bool, remove_orphans: bool) -> Iterator[str]:
+def _retire_worktree(world: World, name: str, worktree: Path, why: str, *, dry_run: bool, keep_dirty: bool,
+                     branch: str = "") -> str:
+    """Remove one worktree, saving its uncommitted work first (or keeping it); one line saying what happened."""
+    root = world.layout.worktree_root
+    verb = "would remove" if dry_run else "removed"
+    size = _mb(disk_usage(worktree))
+    try:
+        changes = world.git.is_dirty(worktree) if worktree.resolve() in world.git.worktrees() else []
+    except GitError as exc:
+        return f"kept {worktree}: cannot tell whether it holds uncommitted work ({exc})"
+    ref = leftovers_ref(name)
+    if changes:
+        what = f"{len(changes)} uncommitted/untracked file(s): {changed_paths(changes)}"
+        if keep_dirty:
+            return f"kept dirty worktree {worktree} ({why}, {what}); `swarm cleanup` saves them to {ref} and removes it"
+        if dry_run:
+            return f"would save dirty worktree {worktree} ({why}, {what}) to {ref}, then remove it ({size})"
+        try:
+            world.git.save_leftovers(worktree, ref, f"swarm: uncommitted work left in {worktree.name} ({why})")
+            world.git.remove_worktree(worktree, root, discard_changes=True)
+        except GitError as exc:
+            return f"kept {worktree}: {exc}"
+        where = f"a checkout of {branch}" if branch else "a checkout of its branch"
+        return (f"removed worktree {worktree} ({why}, {size}); its {what} are saved in {ref}: see them with "
+                f"`git show --stat {ref}`, get them back in {where} with `git checkout {ref} -- .`")
+    if not dry_run:
+        try:
+            world.git.remove_worktree(worktree, root)
+        except GitError as exc:
+            return f"kept {worktree}: {exc}"
+    return f"{verb} worktree {worktree} ({why}, {size})"
+
+
+def run_cleanup(world: World, *, dry_run: bool, remove_orphans: bool, keep_dirty: bool = False) -> Iterator[str]:
     state = world.registry.read()
     root = world.layout.worktree_root
     verb = "would remove" if dry_run else "removed"
@@ -52,14 +89,8 @@ def run_cleanup(world: World, *, dry_run: bool, remove_orphans: bool) -> Iterato
                         world.tmux.kill(session)
                     yield f"{verb} session {session} ({task.status.value} task)"
             if worktree.exists():
-                size = disk_usage(worktree)
-                if not dry_run:
-                    try:
-                        world.git.remove_worktree(worktree, root)
-                    except GitError as exc:
-                        yield f"kept {worktree}: {exc}"
-                        continue
-                yield f"{verb} worktree {worktree} ({task.status.value} task, {_mb(size)})"
+                yield _retire_worktree(world, task.id, worktree, f"{task.status.value} task", dry_run=dry_run,
+                                       keep_dirty=keep_dirty, branch=task.branch)
         elif task.status.active and task.attempts and not worktree.exists():
             yield f"attention: task {task.id} is {task.status.value} but its worktree {worktree} is gone"
     known = {Path(t.worktree).resolve() for t in state.tasks.values()}
@@ -71,10 +102,16 @@ def run_cleanup(world: World, *, dry_run: bool, remove_orphans: bool) -> Iterato
                 yield f"orphan: {child} is not a git worktree of this repository; left alone"
                 continue
             if remove_orphans and not dry_run:
-                world.git.remove_worktree(child, root)
-                yield f"removed orphan worktree {child}"
+                line = _retire_worktree(world, child.name, child, "orphan", dry_run=False, keep_dirty=keep_dirty)
+                yield line.replace("removed worktree", "removed orphan worktree", 1)
             else:
-                yield f"orphan worktree {child} ({_mb(disk_usage(child))}); `swarm cleanup --yes` removes it"
+                try:
+                    changes = world.git.is_dirty(child)
+                except GitError:
+                    changes = []
+                dirty = (f", dirty: {len(changes)} uncommitted/untracked file(s), saved to "
+                         f"{leftovers_ref(child.name)} first" if changes else "")
+                yield f"orphan worktree {child} ({_mb(disk_usage(child))}{dirty}); `swarm cleanup --yes` removes it"
     for session in sorted(panes):
         if not session.startswith((AGENT_SESSION_PREFIX, JOB_SESSION_PREFIX)) or session in owned_sessions:
             continue

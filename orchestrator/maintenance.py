@@ -1,7 +1,8 @@
 """The monitor's slow chores, run after a tick when they are due: the daily cleanup and archive, and Sentry
 discovery every ``[sentry] discover_every``. When each last ran is kept in ``.swarm/maintenance.json``, so
 one-shot ticks from a timer and the daemon share one schedule. A chore that fails is logged and retried
-at the next tick; it never fails the tick.
+at the next tick; it never fails the tick. The daily cleanup never touches a worktree holding uncommitted
+or untracked work (only an interactive `swarm cleanup` saves such work to a ref and removes the worktree).
 """
 
 from __future__ import annotations
@@ -44,11 +45,12 @@ def _due(last: dict[str, str], chore: str, every: float, now: datetime) -> bool:
 
 
 def clean_and_archive(world: World, settings: Settings, now: datetime, *, dry_run: bool = False,
-                      remove_orphans: bool = False) -> list[str]:
-    """Remove what finished tasks left, report orphans, archive old finished tasks."""
+                      remove_orphans: bool = False, keep_dirty: bool = False) -> list[str]:
+    """Remove what finished tasks left, report orphans, archive old finished tasks. A dirty worktree's work
+    is saved to ``refs/swarm/leftovers/<task>`` before it goes, or with ``keep_dirty`` the worktree stays."""
     from orchestrator.cleanup import run_cleanup
 
-    lines = list(run_cleanup(world, dry_run=dry_run, remove_orphans=remove_orphans))
+    lines = list(run_cleanup(world, dry_run=dry_run, remove_orphans=remove_orphans, keep_dirty=keep_dirty))
     older = timedelta(seconds=settings.cleanup.archive_after)
     if dry_run:
         from registry.archive import due
@@ -68,7 +70,8 @@ def run_due(world: World, settings: Settings, extra: dict[str, tuple[float, Call
     now = world.clock()
     last = _last(world)
     chores: dict[str, tuple[float, Callable[[], list[str]]]] = {
-        "cleanup": (settings.cleanup.every, lambda: clean_and_archive(world, settings, now)),
+        # unattended: a worktree with uncommitted work is left exactly as it is
+        "cleanup": (settings.cleanup.every, lambda: clean_and_archive(world, settings, now, keep_dirty=True)),
         **(extra or {}),
     }
     done: list[str] = []
