@@ -16,9 +16,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from monitor.agent_run import LOG
 from monitor.durations import parse_duration
+from monitor.heartbeat import monitor_line
 from monitor.redact import RedactingFilter
 from monitor.transcript import readable
 from orchestrator import status as status_view
@@ -29,7 +31,7 @@ from registry.models import Task
 from registry.store import RegistryError
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
     help="Run a fleet of coding agents on one repository.",
 )
 monitor_app = typer.Typer(no_args_is_help=True, help="The token-free supervisor.")
@@ -53,8 +55,23 @@ def setup_logging(verbose: bool) -> None:
     root.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"swarm {version('swarm')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            print("swarm (not installed: `pip install -e .` gives it a version)")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the monitor does.")] = False) -> None:
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the monitor does.")] = False,
+    _version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                           help="Print swarm's version and exit.")] = False,
+) -> None:
     setup_logging(verbose)
     # The values of swarm's secrets (default variable names; a loaded config adds its own in build_world)
     # are masked in every log line, prompt and notification of this process.
@@ -74,7 +91,7 @@ def init(
     from orchestrator.init import init_repo
 
     for line in init_repo(Path.cwd(), forge, repo, force):
-        console.print(line)
+        console.print(line, markup=False, highlight=False)
 
 
 @app.command()
@@ -92,6 +109,7 @@ def spawn(
     as_json: Annotated[bool, typer.Option("--json", help="Print the task as JSON")] = False,
 ) -> None:
     """Start one agent on a task (queued while dependencies or max_parallel hold it)."""
+    title = task_ops.check_title(title)
     if bool(prompt) == bool(prompt_file):
         raise UsageError("give exactly one of --prompt TEXT or --prompt-file FILE")
     if prompt_file is not None:
@@ -99,6 +117,9 @@ def spawn(
             prompt = prompt_file.read_text(encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"--prompt-file {prompt_file}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"--prompt-file {prompt_file}: not UTF-8 text (byte {exc.start}); save it as UTF-8 "
+                             "(e.g. iconv -t UTF-8)") from None
     settings, world = load_world()
     chosen = agent or settings.routing.get(kind, settings.routing["default"])
     task = task_ops.spawn(world, title=title, prompt=prompt, agent=chosen, kind=kind, after=after or [],
@@ -107,7 +128,8 @@ def spawn(
         print(json.dumps(status_view.task_json(task), indent=1))
     else:
         print(task.id)
-        err.print(f"{task.status.value}: {task.reason} (branch {task.branch}, worktree {task.worktree})")
+        err.print(f"{task.status.value}: {task.reason} (branch {task.branch}, worktree {task.worktree})",
+                  markup=False, highlight=False)
 
 
 @app.command("submit")
@@ -151,7 +173,7 @@ def status(
     active: Annotated[bool, typer.Option("--active", help="Only tasks still in flight")] = False,
 ) -> None:
     """The tasks, their state and why."""
-    _settings, world = load_world()
+    settings, world = load_world()
     if task:
         found = task_ops.get_task(world, task)
         if as_json:
@@ -167,11 +189,12 @@ def status(
     if as_json:
         print(json.dumps([status_view.task_json(t) for t in current()], indent=1))
     elif watch:
-        with Live(status_view.table(current(), utc_now()), console=console, refresh_per_second=1) as live:
+        with Live(status_view.table(current(), utc_now(), console.width), console=console,
+                  refresh_per_second=1) as live:
             try:
                 while True:
                     time.sleep(2)
-                    live.update(status_view.table(current(), utc_now()))
+                    live.update(status_view.table(current(), utc_now(), console.width))
             except KeyboardInterrupt:
                 pass
     else:
@@ -179,8 +202,11 @@ def status(
         if not tasks:
             console.print("no tasks yet: `swarm spawn --title ... --prompt ...`")
         else:
-            wide = console if console.is_terminal else Console(soft_wrap=True, width=200)
-            wide.print(status_view.table(tasks, utc_now()))
+            width = status_view.table_width(console)
+            wide = console if console.width == width else Console(soft_wrap=True, width=width)
+            wide.print(status_view.table(tasks, utc_now(), width))
+        healthy, line = monitor_line(world.layout.state_dir, utc_now(), settings.monitor.interval)
+        (console if healthy else err).print(line, markup=False, highlight=False, style=None if healthy else "yellow")
 
 
 @monitor_app.command("run-once")
@@ -320,7 +346,8 @@ def doctor() -> None:
 
     ok = True
     for good, line in run_doctor(Path.cwd()):
-        console.print(("[green]ok  [/] " if good else "[red]FAIL[/] ") + line, highlight=False)
+        mark = Text("ok   ", style="green") if good else Text("FAIL ", style="red")
+        console.print(Text.assemble(mark, line), highlight=False)  # advice like [agents.x] is text, not markup
         ok = ok and good
     if not ok:
         raise typer.Exit(1)

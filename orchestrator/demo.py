@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from monitor.tick import World, run_tick
 from monitor.world.notify import ConsoleNotifier
@@ -122,8 +123,8 @@ class Timeline:
             at = datetime.fromisoformat(event["at"])
             detail = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("at", "task", "event") and v != "")
             self.console.print(
-                f"  [dim]{(at - self.t0).total_seconds():5.1f}s[/] {event['task']:<34} [bold]{event['event']}[/] "
-                f"[dim]{detail[:110]}[/]", highlight=False, soft_wrap=True)
+                f"  [dim]{(at - self.t0).total_seconds():5.1f}s[/] {escape(str(event['task']).ljust(34))} "
+                f"[bold]{escape(event['event'])}[/] [dim]{escape(detail[:110])}[/]", highlight=False, soft_wrap=True)
         self.seen = len(events)
 
 
@@ -133,7 +134,7 @@ def run_demo(console: Console, keep: bool = False, deadline: float = 90.0) -> in
     repo = make_repository(root, socket)
     settings = load(repo / CONFIG_NAME)
     world = build_world(repo, settings, ConsoleNotifier(console.file))
-    console.print(f"[bold]swarm demo[/] — repository {repo}, tmux socket {socket}\n")
+    console.print(f"[bold]swarm demo[/] — repository {escape(str(repo))}, tmux socket {socket}\n")
     started = time.monotonic()
     t0 = world.clock()
     timeline = Timeline(console, world, t0)
@@ -163,7 +164,7 @@ def run_demo(console: Console, keep: bool = False, deadline: float = 90.0) -> in
     finally:
         world.tmux.kill_server()
         if keep:
-            console.print(f"\nkept {root}")
+            console.print(f"\nkept {root}", markup=False)
         else:
             shutil.rmtree(root, ignore_errors=True)
 

@@ -11,6 +11,7 @@ from monitor.world import proc
 from monitor.world.git import Git, GitError
 from monitor.world.tmux import Tmux, TmuxError
 from orchestrator.config import CONFIG_NAME, ConfigError, Settings, load
+from orchestrator.init import NO_COMMITS, unborn_branch
 from orchestrator.notifiers import slack_check
 from orchestrator.wiring import find_repo, profiles_from
 from registry.store import Registry, RegistryError
@@ -56,8 +57,11 @@ def run_doctor(cwd: Path) -> Iterator[Check]:
         head, problem = None, str(exc)
     else:
         problem = f"branch {base!r} does not exist"
-    yield (True, f"base branch: {base} at {head[:10]}") if head else (
-        False, f"base branch: {problem} — set project.base_branch in {CONFIG_NAME}")
+    if head is None and unborn_branch(repo):
+        yield False, f"base branch: {NO_COMMITS}"
+    else:
+        yield (True, f"base branch: {base} at {head[:10]}") if head else (
+            False, f"base branch: {problem} — set project.base_branch in {CONFIG_NAME}")
     profiles = profiles_from(settings)
     routed: dict[str, list[str]] = {}
     for kind, name in sorted(settings.routing.items()):

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from registry.archive import archived
 from registry.models import FailureKind, Status, Task
@@ -336,7 +337,7 @@ def table(report: Report) -> Table:
         first = f"{g.first_pass}/{g.decided} ({rate:.0%})" if rate is not None else "–"
         retries = ", ".join(f"{kind} {n}" for kind, n in sorted(g.retries.items(), key=lambda i: (-i[1], i[0])))
         cost = f"${g.cost_per_ready:.2f}" if g.cost_per_ready is not None else "–"
-        grid.add_row(f"{g.group} {g.key}", str(g.tasks), first, str(g.ready), str(g.failed), retries or "–", cost)
+        grid.add_row(Text(f"{g.group} {g.key}"), str(g.tasks), first, str(g.ready), str(g.failed), retries or "–", cost)
     return grid
 
 

@@ -6,17 +6,21 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
 from monitor.act import Actor
 from monitor.layout import branch_for, job_session_for, session_for
 from monitor.tick import World, start_queued
+from orchestrator.init import NO_COMMITS
 from orchestrator.wiring import UsageError
 from registry.archive import archive_dir, find_archived
 from registry.models import Failure, FailureKind, RegistryState, Status, Task
 
 MAX_PROMPT_BYTES = 200_000
+MAX_TITLE_CHARS = 200
+BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # text that reorders what follows
 
 
 def slugify(title: str, limit: int = 40) -> str:
@@ -43,12 +47,12 @@ def spawn(
     acceptance: Sequence[str] = (),
     links: Sequence[str] = (),
 ) -> Task:
-    title = title.strip()
+    title = clean_title(title)
+    if not title:
+        raise UsageError("--title is empty: give the task a short title")
     acceptance = [a.strip() for a in acceptance if a.strip()]
     if acceptance:
         prompt = prompt.rstrip() + "\n\n## Acceptance criteria\n\n" + "\n".join(f"- {a}" for a in acceptance)
-    if not title:
-        raise UsageError("--title is empty: give the task a short title")
     if not prompt.strip():
         raise UsageError("the prompt is empty: pass --prompt TEXT or --prompt-file FILE with the task")
     if len(prompt.encode()) > MAX_PROMPT_BYTES:
@@ -60,19 +64,22 @@ def spawn(
     if shutil.which(binary) is None:
         raise UsageError(f"agent {agent!r}: command {binary!r} is not installed or not on PATH; install it or "
                          f"set [agents.{agent}] command in swarm.toml (`swarm doctor` checks every profile)")
+    if shutil.which("tmux") is None:
+        raise UsageError("tmux is not installed: every agent runs in a tmux session; install it (apt-get install "
+                         "tmux, brew install tmux) and spawn again (`swarm doctor` checks)")
     if world.git.head(base_branch) is None:
+        if world.git.head("HEAD") is None:
+            raise UsageError(NO_COMMITS)
         raise UsageError(f"base branch {base_branch!r} does not exist; set project.base_branch in swarm.toml")
     now = world.clock()
     created: list[Task] = []
 
     def add(state: RegistryState) -> RegistryState:
-        missing = [dep for dep in after if dep not in state.tasks]
-        if missing:
-            raise UsageError(f"--after {missing[0]}: no such task (see `swarm status`)")
+        deps = resolve_after(state, after)
         task_id = new_task_id(title, list(state.tasks))
         task = Task(
             id=task_id, title=title, prompt=prompt, agent=agent, kind=kind, base_branch=base_branch,
-            branch=branch_for(task_id), worktree=str(world.layout.worktree(task_id)), after=tuple(after),
+            branch=branch_for(task_id), worktree=str(world.layout.worktree(task_id)), after=deps,
             acceptance=tuple(acceptance), links=tuple(x.strip() for x in links if x.strip()),
             created_at=now, updated_at=now, reason="queued",
         )
@@ -83,9 +90,62 @@ def spawn(
 
     world.registry.update(add)
     task = created[0]
-    world.events.append(now, task.id, "spawned", title=title, agent=agent, after=",".join(after))
+    world.events.append(now, task.id, "spawned", title=title, agent=agent, after=",".join(task.after))
     start_queued(world)
     return world.registry.read().tasks[task.id]
+
+
+def check_title(title: str) -> str:
+    """A title typed by the user is one short line of printable text (it names the branch, the PR and the
+    Slack thread); anything else is refused with one line saying what to fix. Returns it cleaned."""
+    title = title.strip()
+    if not title:
+        raise UsageError("--title is empty: give the task a short title")
+    if "\n" in title or "\r" in title:
+        raise UsageError("--title has a line break: give one short line (the details go in the prompt)")
+    bad = next((c for c in title if c != "\t" and _control(c)), None)
+    if bad is not None:
+        raise UsageError(f"--title has a control character (U+{ord(bad):04X}); use plain text")
+    if len(title) > MAX_TITLE_CHARS:
+        raise UsageError(f"--title is {len(title)} characters; keep it to {MAX_TITLE_CHARS} at most (the details go "
+                         "in the prompt)")
+    return " ".join(title.split())
+
+
+def clean_title(title: str) -> str:
+    """What a title from Sentry or the planner becomes: one line, no control characters, at most
+    MAX_TITLE_CHARS (the CLI refuses such titles instead, with `check_title`)."""
+    text = "".join(" " if _control(c) else c for c in title)
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_TITLE_CHARS else text[:MAX_TITLE_CHARS - 1].rstrip() + "…"
+
+
+def _control(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cs") or char in BIDI
+
+
+def resolve_after(state: RegistryState, after: Sequence[str]) -> tuple[str, ...]:
+    """Each --after as a full task id (a unique prefix is enough, as everywhere); a failed or cancelled
+    dependency is refused, because the new task would wait for its merge forever."""
+    deps: list[str] = []
+    for given in after:
+        given = given.strip()
+        if given in state.tasks:
+            dep = given
+        else:
+            matches = [t for t in state.tasks if given and t.startswith(given)]
+            if len(matches) != 1:
+                hint = f"matches {', '.join(sorted(matches)[:5])}; give more of the id" if matches else \
+                    "no such task (see `swarm status`)"
+                raise UsageError(f"--after {given}: {hint}")
+            dep = matches[0]
+        other = state.tasks[dep]
+        if other.status in (Status.failed, Status.cancelled):
+            raise UsageError(f"--after {dep}: that task is {other.status.value} and will never merge; "
+                             f"`swarm retry {dep}` first, or spawn without it")
+        if dep not in deps:
+            deps.append(dep)
+    return tuple(deps)
 
 
 def get_task(world: World, task_id: str) -> Task:
