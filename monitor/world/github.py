@@ -27,8 +27,16 @@ from monitor.redact import redact
 from monitor.world.forge import ForgeUnavailable
 from monitor.world.git import Git, GitError
 from monitor.world.github_api import GitHubApi, askpass_env
-from monitor.world.github_query import OPEN_PULLS, pulls_by_number
-from monitor.world.github_rollup import Check, Rollup, check_from_context, review_from_node, rollup, verdicts
+from monitor.world.github_query import OPEN_PULLS, PAGE_SIZE, pulls_by_number
+from monitor.world.github_rollup import (
+    Check,
+    ReviewNode,
+    Rollup,
+    check_from_context,
+    review_from_node,
+    rollup,
+    verdicts,
+)
 from monitor.world.jobs import LensJobs
 from monitor.world.proc import tail
 from monitor.world.tmux import Pane
@@ -120,10 +128,10 @@ class GitHubForge:
                 if not page.get("hasNextPage"):
                     break
                 variables["cursor"] = page.get("endCursor")
-            gone = [t.pr.number for t in tasks if t.pr is not None and t.branch not in self._open]
-            if gone:
-                data = self.api.graphql(pulls_by_number(gone), {"owner": self.api.config.owner,
-                                                                "name": self.api.config.name})
+            gone = sorted({t.pr.number for t in tasks if t.pr is not None and t.branch not in self._open})
+            for start in range(0, len(gone), PAGE_SIZE):  # the node limit of one query, as for open PRs
+                data = self.api.graphql(pulls_by_number(gone[start:start + PAGE_SIZE]),
+                                        {"owner": self.api.config.owner, "name": self.api.config.name})
                 for node in (data.get("repository") or {}).values():
                     if node:
                         self._closed[int(node["number"])] = node
@@ -186,8 +194,13 @@ class GitHubForge:
                 return "pending", ""  # checks take a few seconds to register after a push
             return "none", ""
         if result.state == "action_required":
-            names = ", ".join(c.name for c in result.named("action_required"))
-            return "action_required", f"waiting for a human on GitHub (action required): {names}"
+            waiting = result.named("action_required")
+            stale = ", ".join(c.name for c in waiting if c.conclusion == "STALE")
+            asked = ", ".join(c.name for c in waiting if c.conclusion != "STALE")
+            if not asked:
+                return "action_required", f"waiting for a human on GitHub (stale checks, re-run them): {stale}"
+            also = f"; stale checks to re-run: {stale}" if stale else ""
+            return "action_required", f"waiting for a human on GitHub (action required): {asked}{also}"
         if result.state != "fail":
             return result.state, ""
         if f"ci_failed:{head}" in task.fired:
@@ -217,8 +230,10 @@ class GitHubForge:
         return redact("\n\n".join(parts))
 
     def _reviews(self, task: Task, head: str, node: Mapping[str, Any], number: int) -> tuple[Review, ...]:
-        nodes = [review_from_node(n) for n in ((node.get("latestReviews") or {}).get("nodes") or []) if n]
-        counted = verdicts(nodes, head, self.wanted)
+        def listed(field: str) -> list[ReviewNode]:
+            return [review_from_node(n) for n in ((node.get(field) or {}).get("nodes") or []) if n]
+
+        counted = verdicts(listed("latestOpinionatedReviews"), listed("latestReviews"), head, self.wanted)
         if f"changes_requested:{head}" in task.fired:
             return tuple(review for review, _ in counted)  # already retried once for this head
         reviews = []

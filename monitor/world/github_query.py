@@ -13,6 +13,18 @@ PAGE_SIZE = 50
 
 CONTEXTS = 100
 REVIEWS = 30
+"""Reviewers read per pull request, in each of the two review lists below.
+
+The verdicts come from ``latestOpinionatedReviews``: each reviewer's latest APPROVED or CHANGES_REQUESTED
+review (a later COMMENTED review does not hide an approval; a dismissed review is no opinion).
+``latestReviews`` (each reviewer's latest review of any kind) is read too, only for bots that review by
+comment (CodeRabbit, Copilot), whose COMMENTED reviews are judged by their words and inline comments.
+
+GitHub's node limit (docs: "Rate limits and node limits for the GraphQL API"): every connection carries
+``first`` or ``last`` in 1..100, even when only ``totalCount`` is read, and one call may ask for at most
+500,000 nodes. The worst case of :data:`OPEN_PULLS` is 50 + 50 x (30 + 30 x 1 + 30 + 30 x 1 + 100) = 11,050
+nodes, and :func:`pulls_by_number` is never sent with more than :data:`PAGE_SIZE` numbers (the same bound);
+``tests/github/test_node_limits.py`` recomputes both from the documents."""
 
 PR_FIELDS = f"""
 fragment SwarmPR on PullRequest {{
@@ -29,17 +41,8 @@ fragment SwarmPR on PullRequest {{
   mergeable
   mergeStateStatus
   reviewDecision
-  latestReviews(first: {REVIEWS}) {{
-    nodes {{
-      fullDatabaseId
-      state
-      body
-      submittedAt
-      comments {{ totalCount }}
-      author {{ __typename login }}
-      commit {{ oid }}
-    }}
-  }}
+  latestOpinionatedReviews(first: {REVIEWS}) {{ nodes {{ ...SwarmReview }} }}
+  latestReviews(first: {REVIEWS}) {{ nodes {{ ...SwarmReview }} }}
   statusCheckRollup {{
     state
     contexts(first: {CONTEXTS}) {{
@@ -67,6 +70,16 @@ fragment SwarmPR on PullRequest {{
     }}
   }}
 }}
+
+fragment SwarmReview on PullRequestReview {{
+  fullDatabaseId
+  state
+  body
+  submittedAt
+  comments(first: 1) {{ totalCount }}
+  author {{ __typename login }}
+  commit {{ oid }}
+}}
 """
 
 OPEN_PULLS = (
@@ -86,8 +99,14 @@ query SwarmOpenPulls($owner: String!, $name: String!, $cursor: String) {
 
 
 def pulls_by_number(numbers: Iterable[int]) -> str:
-    """A query for pull requests that are no longer open (merged or closed since the last tick), by number."""
-    fields = "\n".join(f"    pr{n}: pullRequest(number: {int(n)}) {{ ...SwarmPR }}" for n in sorted(set(numbers)))
+    """A query for pull requests that are no longer open (merged or closed since the last tick), by number:
+    at most :data:`PAGE_SIZE` of them, so that one query stays as far under the node limit as a page of open
+    pull requests."""
+    wanted = sorted({int(n) for n in numbers})
+    if not 0 < len(wanted) <= PAGE_SIZE:
+        raise ValueError(f"pulls_by_number takes 1 to {PAGE_SIZE} pull request numbers, not {len(wanted)}: "
+                         "send more as several queries")
+    fields = "\n".join(f"    pr{n}: pullRequest(number: {n}) {{ ...SwarmPR }}" for n in wanted)
     return (
         "query SwarmPullsByNumber($owner: String!, $name: String!) {\n"
         "  rateLimit { cost remaining resetAt }\n"

@@ -16,8 +16,15 @@ from monitor.observation import Review
 
 PASS = {"SUCCESS"}
 SKIP = {"SKIPPED", "NEUTRAL"}
-FAIL = {"FAILURE", "ERROR", "CANCELLED", "TIMED_OUT", "STARTUP_FAILURE", "STALE"}
-HUMAN = {"ACTION_REQUIRED"}
+FAIL = {"FAILURE", "ERROR", "CANCELLED", "TIMED_OUT", "STARTUP_FAILURE"}
+HUMAN = {"ACTION_REQUIRED", "STALE"}
+"""Conclusions only a person can move on. ACTION_REQUIRED: the check asks for a human (an approval to run a
+workflow, a deployment gate). STALE: only GitHub sets it, on a check run left incomplete for 14 days. It says
+nothing about the code (nothing ran to completion, so there is no evidence to give an agent, and a retry
+would burn an attempt on something code cannot fix), it never completes by itself (as "pending", the way
+``gh pr checks`` buckets it, the task would wait silently forever), and it is not a pass (ignoring it would
+mark ready a PR whose CI never finished). What it needs is a re-run: the human is asked, once per head. A
+failing check beside either still fails (see :func:`rollup`)."""
 
 # Words with which review bots mark findings that must be fixed (CodeRabbit, Copilot, custom bots).
 BLOCKING = re.compile(
@@ -84,9 +91,10 @@ def check_from_context(node: Mapping[str, Any]) -> Check | None:
 
 
 def rollup(checks: Iterable[Check]) -> Rollup:
-    """The rule of ``gh pr checks``: reruns deduplicated by name (newest wins); any failure fails; else
-    anything pending (or waiting for a human) is pending; else at least one pass passes; zero checks is
-    "no CI" so that a repository without CI is not waited on forever."""
+    """The rule of ``gh pr checks``: reruns deduplicated by name (newest wins); any failure fails (a red
+    check is retried even when another one waits for a human); else a check waiting for a human asks one;
+    else anything pending is pending; else at least one pass passes; zero checks is "no CI" so that a
+    repository without CI is not waited on forever."""
     newest: dict[tuple[str, str], Check] = {}
     for check in checks:
         key = (check.kind, check.name)
@@ -138,27 +146,39 @@ def review_from_node(node: Mapping[str, Any]) -> ReviewNode:
     )
 
 
-def verdicts(nodes: Sequence[ReviewNode], head: str, wanted: Sequence[str]) -> tuple[tuple[Review, ReviewNode], ...]:
+OPINIONS = ("APPROVED", "CHANGES_REQUESTED")
+
+
+def verdicts(opinionated: Sequence[ReviewNode], latest: Sequence[ReviewNode], head: str,
+             wanted: Sequence[str]) -> tuple[tuple[Review, ReviewNode], ...]:
     """The reviews that count at ``head``, each with the node it came from.
 
-    Only the latest review per reviewer on the current head counts (a verdict on an older commit is about
-    code that is gone). With ``wanted`` reviewers configured only they count; otherwise everyone does. A
-    bot's COMMENTED review is a verdict: blocking when it has inline comments or says so in words, an
-    approval otherwise. A human's comment is not a verdict.
+    ``opinionated`` is GitHub's ``latestOpinionatedReviews``: each reviewer's latest APPROVED or
+    CHANGES_REQUESTED review, so an approval followed by a plain comment still approves, and a dismissed
+    review is no opinion (a DISMISSED node, should GitHub send one, counts for nothing). ``latest`` is
+    ``latestReviews`` (each reviewer's latest review of any kind): from it only a bot's COMMENTED review
+    newer than the bot's opinion is taken, and it is a verdict: blocking when it has inline comments or says
+    so in words, an approval otherwise. A human's comment is never a verdict.
+
+    Only a verdict on the current head counts (one on an older commit is about code that is gone). With
+    ``wanted`` reviewers configured only they count; otherwise everyone does.
     """
     names = {normal_login(w) for w in wanted}
-    latest: dict[str, ReviewNode] = {}
-    for node in sorted(nodes, key=lambda n: n.at):
+    chosen: dict[str, ReviewNode] = {}
+    for node in sorted(opinionated, key=lambda n: n.at):
+        if node.state in OPINIONS:
+            chosen[normal_login(node.login)] = node
+    for node in latest:
         login = normal_login(node.login)
-        if names and login not in names:
-            continue
-        if node.commit != head or node.state == "PENDING":
-            continue
-        latest[login] = node
+        known = chosen.get(login)
+        if node.bot and node.state == "COMMENTED" and (known is None or node.at >= known.at):
+            chosen[login] = node
     counted: list[tuple[Review, ReviewNode]] = []
-    for login, node in sorted(latest.items(), key=lambda item: item[1].at):
+    for login, node in sorted(chosen.items(), key=lambda item: item[1].at):
+        if (names and login not in names) or node.commit != head:
+            continue
         state = node.state
-        if state == "COMMENTED" and node.bot:
+        if state == "COMMENTED":
             state = "CHANGES_REQUESTED" if node.comments or BLOCKING.search(node.body) else "APPROVED"
         counted.append((Review(login, state, node.body), node))
     return tuple(counted)

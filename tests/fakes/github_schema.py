@@ -14,6 +14,13 @@ is raised: the tests that need the schema fail rather than skip.
 Found about the package (15.26.1): ``schema.json``'s top level is ``{"__schema": ...}`` itself (no ``data``
 wrapper as an HTTP introspection answer has), so it goes straight into :func:`graphql.build_client_schema`.
 Building the schema takes about a third of a second; :func:`github_schema` caches it per process.
+
+GitHub's node limit (docs: "Rate limits and node limits for the GraphQL API") is checked before a query
+runs: every connection needs ``first`` or ``last`` (also when only ``totalCount`` is read), at most 100, and
+one call may ask for at most 500,000 nodes, counted as the sum over the connections of the product of the
+``first``/``last`` of the connection and of every connection above it. :func:`connections` and
+:func:`pagination_errors` compute that from a document, for the fake server and for the tests of the
+monitor's own documents.
 """
 
 from __future__ import annotations
@@ -21,8 +28,10 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import graphql
 
@@ -116,12 +125,130 @@ def validate_document(text: str) -> list[str]:
     return [error.message for error in graphql.validate(github_schema(), document)]
 
 
+NODE_LIMIT = 500_000
+"""The most nodes one GraphQL call may request on GitHub."""
+
+PAGE_LIMIT = 100
+"""The largest ``first``/``last`` GitHub accepts on a connection."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One connection field reached by a document, with the arguments that bound it."""
+
+    path: tuple[str, ...]
+    """Response keys from the operation down to the connection (aliases where given)."""
+    name: str
+    """The connection's field name (``comments``, ``latestReviews``...)."""
+    first: int | None
+    last: int | None
+    nodes: int
+    """Worst-case nodes it adds: its own bound times the bounds of the connections above it (0 unbounded)."""
+    node: graphql.FieldNode
+
+
+def _is_connection(field: graphql.GraphQLField) -> bool:
+    named = graphql.get_named_type(field.type)
+    return named is not None and named.name.endswith("Connection") and ("first" in field.args or "last" in field.args)
+
+
+def connections(document: graphql.DocumentNode, variables: Mapping[str, Any] | None = None,
+                operation: str | None = None) -> list[Connection]:
+    """Every connection field the document's operation(s) reach, fragments expanded in place."""
+    schema = github_schema()
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, graphql.FragmentDefinitionNode)}
+    found: list[Connection] = []
+
+    def walk(selections: graphql.SelectionSetNode | None, parent: Any, path: tuple[str, ...], factor: int,
+             seen: frozenset[str]) -> None:
+        for selection in selections.selections if selections is not None else ():
+            if isinstance(selection, graphql.FieldNode):
+                fields = getattr(parent, "fields", None) or {}
+                field = fields.get(selection.name.value)
+                if field is None:
+                    continue  # __typename, or an error validation reports
+                key = (selection.alias or selection.name).value
+                below = factor
+                if _is_connection(field):
+                    given = {a.name.value: graphql.value_from_ast_untyped(a.value, dict(variables or {}))
+                             for a in selection.arguments}
+                    first, last = given.get("first"), given.get("last")
+                    bound = max(b for b in (first, last, 0) if isinstance(b, int))
+                    found.append(Connection((*path, key), selection.name.value,
+                                            first if isinstance(first, int) else None,
+                                            last if isinstance(last, int) else None, factor * bound, selection))
+                    below = factor * max(bound, 1)
+                walk(selection.selection_set, graphql.get_named_type(field.type), (*path, key), below, seen)
+            elif isinstance(selection, graphql.InlineFragmentNode):
+                condition = selection.type_condition
+                walk(selection.selection_set, schema.get_type(condition.name.value) if condition else parent, path,
+                     factor, seen)
+            elif isinstance(selection, graphql.FragmentSpreadNode):
+                name = selection.name.value
+                fragment = fragments.get(name)
+                if fragment is not None and name not in seen:
+                    walk(fragment.selection_set, schema.get_type(fragment.type_condition.name.value), path, factor,
+                         seen | {name})
+
+    for definition in document.definitions:
+        if not isinstance(definition, graphql.OperationDefinitionNode):
+            continue
+        if operation is not None and (definition.name is None or definition.name.value != operation):
+            continue
+        root = {"query": schema.query_type, "mutation": schema.mutation_type}.get(definition.operation.value)
+        walk(definition.selection_set, root, (), 1, frozenset())
+    return found
+
+
+def node_count(document: graphql.DocumentNode, variables: Mapping[str, Any] | None = None,
+               operation: str | None = None) -> int:
+    """The worst-case nodes the document requests, by GitHub's documented formula."""
+    return sum(c.nodes for c in connections(document, variables, operation))
+
+
+def pagination_errors(document: graphql.DocumentNode, variables: Mapping[str, Any] | None = None,
+                      operation: str | None = None) -> list[dict[str, Any]]:
+    """GitHub's node-limit errors for the document (empty when it passes), each with GitHub's ``type``."""
+    errors: list[dict[str, Any]] = []
+    found = connections(document, variables, operation)
+    for connection in found:
+        where = {"path": list(connection.path), "locations": [_location(connection.node)]}
+        if connection.first is None and connection.last is None:
+            errors.append({"type": "MISSING_PAGINATION_BOUNDARIES", **where, "message":
+                           f"You must provide a `first` or `last` value to properly paginate the "
+                           f"`{connection.name}` connection."})
+        for argument, value in (("first", connection.first), ("last", connection.last)):
+            if value is not None and not 0 <= value <= PAGE_LIMIT:
+                errors.append({"type": "EXCESSIVE_PAGINATION", **where, "message":
+                               f"Requesting {value} records on the `{connection.name}` connection exceeds the "
+                               f"`{argument}` limit of {PAGE_LIMIT} records."})
+    total = sum(c.nodes for c in found)
+    if not errors and total > NODE_LIMIT:
+        errors.append({"type": "MAX_NODE_LIMIT_EXCEEDED", "message":
+                       f"This query requests up to {total:,} possible nodes which exceeds the maximum limit of "
+                       f"{NODE_LIMIT:,}."})
+    return errors
+
+
+def _location(node: graphql.Node) -> dict[str, int]:
+    if node.loc is None:
+        return {"line": 0, "column": 0}
+    where = node.loc.source.get_location(node.loc.start)
+    return {"line": where.line, "column": where.column}
+
+
 __all__ = [
     "DEFAULT_CACHE",
+    "NODE_LIMIT",
     "PACKAGE",
+    "PAGE_LIMIT",
     "VERSION",
+    "Connection",
     "GitHubSchemaError",
+    "connections",
     "github_schema",
+    "node_count",
+    "pagination_errors",
     "schema_json_path",
     "validate_document",
 ]

@@ -53,7 +53,7 @@ from typing import Any, Literal, TypeVar
 
 import graphql
 
-from tests.fakes.github_schema import github_schema
+from tests.fakes.github_schema import github_schema, pagination_errors
 
 DEFAULT_TOKEN = "ghp_" + "fake" * 9
 """The token the fake accepts unless it is given another (shaped like a classic personal access token)."""
@@ -502,8 +502,9 @@ class FakeGitHub:
     """A fake GitHub API server backed by real bare git repositories.
 
     Serves, under ``/repos/{owner}/{name}``: the repository, pull requests (list with ``state``/``head``/
-    ``base`` filters, create, get, edit, update-branch, merge), reviews and review comments, issue comments
-    on pull requests, commits, check runs and their annotations, commit statuses (combined and listed),
+    ``base`` filters, create, get, edit, update-branch, merge), reviews (create, dismiss) and review comments,
+    issue comments on pull requests, commits, check runs and their annotations, commit statuses (combined and
+    listed),
     workflow jobs and their logs (a 302 to an unauthenticated blob URL), comparisons; plus ``/rate_limit``,
     ``/user`` and ``POST /graphql``. Lists paginate with ``per_page``/``page`` and a ``Link`` header.
 
@@ -511,9 +512,15 @@ class FakeGitHub:
     the ``x-ratelimit-*`` headers of its resource, and GET answers an ``ETag`` that ``If-None-Match`` turns
     into a 304 that costs nothing. Faults: :meth:`rate_limit`, :meth:`fail_next`, :meth:`delay_next`.
 
+    GraphQL documents are validated against GitHub's schema and its node limit (every connection bounded by
+    ``first``/``last`` up to 100, totalCount-only ones too; at most 500,000 nodes) before they run.
+    ``latestReviews`` is each reviewer's latest submitted review; ``latestOpinionatedReviews`` each reviewer's
+    latest APPROVED or CHANGES_REQUESTED one, nothing for a reviewer whose latest such review was dismissed.
+
     Not modelled: required status checks and BLOCKED (branch protection is only ``strict`` and
     ``required_approvals``), forks, labels, issues that are not pull requests, rebase merges, stale-review
-    dismissal, diff positions of review comments (``position`` is the line).
+    dismissal, write access (``writersOnly`` keeps every reviewer), diff positions of review comments
+    (``position`` is the line).
     """
 
     def __init__(self, token: str = DEFAULT_TOKEN, *, login: str = "agent") -> None:
@@ -712,6 +719,21 @@ class FakeGitHub:
             review = self._store_review(r, pull, base_login, is_bot, _REVIEW_STATES[state.upper()], body,
                                         commit_id or self._head_sha(r, pull, r.git.branches()), comments)
             return review.id
+
+    def dismiss_review(self, repo: str, number: int, review_id: int) -> None:
+        """Dismiss an APPROVED or CHANGES_REQUESTED review (its state becomes DISMISSED, as on GitHub).
+
+        Raises ValueError where GitHub answers 422 (a commented, pending or already dismissed review)."""
+        with self._lock:
+            r = self._repo(repo)
+            pull = self._pull(r, number)
+            review = r.reviews.get(review_id)
+            if review is None or review.number != number:
+                raise KeyError(f"no review {review_id} on pull request #{number}")
+            try:
+                self._dismiss(r, pull, review)
+            except _HttpError as exc:
+                raise ValueError(json.dumps(exc.body)) from exc
 
     def set_mergeable_unknown(self, repo: str, number: int, reads: int = 1) -> None:
         """The next ``reads`` reads of the pull request report mergeable null / UNKNOWN (GitHub computing)."""
@@ -1151,6 +1173,26 @@ class FakeGitHub:
             if review.number == pull.number and review.state != "PENDING":
                 latest[(review.login, review.bot)] = review
         return sorted(latest.values(), key=lambda v: v.id)
+
+    def _latest_opinionated_reviews(self, repo: _Repo, pull: _Pull) -> list[_Review]:
+        """GitHub's ``latestOpinionatedReviews``: per reviewer, the latest review that is an opinion (APPROVED
+        or CHANGES_REQUESTED); COMMENTED reviews are skipped, and a reviewer whose latest such review was
+        dismissed has no opinion (the dismissal is not undone by an older approval showing through)."""
+        latest: dict[tuple[str, bool], _Review] = {}
+        for review in sorted(repo.reviews.values(), key=lambda v: v.id):
+            if review.number == pull.number and review.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+                latest[(review.login, review.bot)] = review
+        return sorted((v for v in latest.values() if v.state != "DISMISSED"), key=lambda v: v.id)
+
+    def _dismiss(self, repo: _Repo, pull: _Pull, review: _Review) -> _Review:
+        if review.state not in ("APPROVED", "CHANGES_REQUESTED"):
+            word = {"PENDING": "pending", "COMMENTED": "commented", "DISMISSED": "dismissed"}.get(review.state, "")
+            raise _HttpError(422, {"message": f"Can not dismiss a {word} pull request review".replace("  ", " "),
+                                   "documentation_url": f"{_DOCS}/pulls/reviews#dismiss-a-review-for-a-pull-request",
+                                   "status": "422"})
+        review.state = "DISMISSED"
+        self._touch(pull)
+        return review
 
     def _store_review(self, repo: _Repo, pull: _Pull, login: str, bot: bool, state: str, body: str,
                       commit_id: str, comments: Iterable[tuple[str, int, str]]) -> _Review:
@@ -1608,6 +1650,14 @@ class FakeGitHub:
     def _h_get_review(self, req: _Request, repo: _Repo, params: dict[str, str]) -> _Response:
         return _Response(200, self._review_json(repo, self._review(repo, params)))
 
+    def _h_dismiss_review(self, req: _Request, repo: _Repo, params: dict[str, str]) -> _Response:
+        review = self._review(repo, params)
+        message = (req.json() or {}).get("message")
+        if not isinstance(message, str) or not message:
+            raise _validation_failed({"resource": "PullRequestReview", "field": "message", "code": "missing_field"},
+                                     doc="pulls/reviews")
+        return _Response(200, self._review_json(repo, self._dismiss(repo, self._number(repo, params), review)))
+
     def _h_review_comments(self, req: _Request, repo: _Repo, params: dict[str, str]) -> _Response:
         review = self._review(repo, params)
         comments = sorted((c for c in repo.review_comments.values() if c.review_id == review.id), key=lambda c: c.id)
@@ -1866,6 +1916,9 @@ class FakeGitHub:
         variables = payload.get("variables") or {}
         if isinstance(variables, str):
             variables = json.loads(variables or "{}")
+        limits = pagination_errors(document, variables, operation)  # GitHub's node limit, before running
+        if limits:
+            return _Response(200, {"errors": limits})
         with self._lock:
             self._spend("graphql")
             result = graphql.execute_sync(schema, document, root_value=_GqlRoot(self), variable_values=variables,
@@ -1972,8 +2025,8 @@ def _connection(
 ) -> dict[str, Any]:
     """A Relay connection over ``items`` (already in order), paginated as GitHub does, with opaque cursors.
 
-    Without ``first`` or ``last`` only counts may be read (``comments { totalCount }`` is fine on GitHub);
-    asking for nodes, edges or pageInfo then fails with GitHub's error.
+    A document with a connection lacking ``first``/``last`` is refused before it runs (see
+    :func:`tests.fakes.github_schema.pagination_errors`); the check below stays for safety.
     """
     if first is None and last is None:
 
@@ -2297,6 +2350,14 @@ class _GqlPull:
         return _connection(reviews, lambda v: [v.id], self._review_node, name="latestReviews", first=first,
                            after=after, last=last, before=before)
 
+    def latestOpinionatedReviews(self, info: graphql.GraphQLResolveInfo, first: int | None = None,
+                                 after: str | None = None, last: int | None = None, before: str | None = None,
+                                 writersOnly: bool = False, **_: Any) -> dict[str, Any]:
+        # writersOnly: the fake has no collaborators; every reviewer counts as one with write access
+        reviews = self._fake._latest_opinionated_reviews(self._repo, self._pull)
+        return _connection(reviews, lambda v: [v.id], self._review_node, name="latestOpinionatedReviews",
+                           first=first, after=after, last=last, before=before)
+
     def reviews(self, info: graphql.GraphQLResolveInfo, first: int | None = None, after: str | None = None,
                 last: int | None = None, before: str | None = None, states: list[str] | None = None,
                 author: str | None = None, **_: Any) -> dict[str, Any]:
@@ -2355,6 +2416,7 @@ _ROUTE_TABLE: list[tuple[str, str, _RouteHandler]] = [
     ("POST", _P + "/reviews", FakeGitHub._h_create_review),
     ("GET", _P + r"/reviews/(?P<review>\d+)", FakeGitHub._h_get_review),
     ("GET", _P + r"/reviews/(?P<review>\d+)/comments", FakeGitHub._h_review_comments),
+    ("PUT", _P + r"/reviews/(?P<review>\d+)/dismissals", FakeGitHub._h_dismiss_review),
     ("GET", _P + "/comments", FakeGitHub._h_pull_comments),
     ("GET", _R + r"/issues/(?P<number>\d+)/comments", FakeGitHub._h_list_issue_comments),
     ("POST", _R + r"/issues/(?P<number>\d+)/comments", FakeGitHub._h_create_issue_comment),

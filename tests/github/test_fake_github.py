@@ -239,6 +239,39 @@ def test_reviews_review_comments_and_issue_comments(world: World) -> None:
     assert [c.body for c in pull.get_issue_comments()] == ["Fixed in the next push."]
 
 
+def test_latest_opinionated_reviews_skip_comments_and_dismissals(world: World) -> None:
+    sha = world.commit("feature", "a.txt", "a\n")
+    number = world.fake.open_pr(REPO, "feature")
+    add = world.fake.add_review
+    carol = add(REPO, number, "carol", "APPROVED", body="yes")
+    carol_note = add(REPO, number, "carol", "COMMENTED", body="a thought")
+    dave = add(REPO, number, "dave", "CHANGES_REQUESTED", body="no")
+    erin_yes = add(REPO, number, "erin", "APPROVED", body="yes")
+    erin = add(REPO, number, "erin", "CHANGES_REQUESTED", body="on second thought, no")
+    bot = add(REPO, number, "coderabbitai", "COMMENTED", body="LGTM", bot=True)
+    pull = world.github().get_repo(REPO).get_pull(number)
+    pull.get_review(dave).dismiss("outdated")  # PUT .../reviews/{id}/dismissals, as PyGithub sends it
+    with pytest.raises(GithubException) as commented:
+        pull.get_review(carol_note).dismiss("only opinions can be dismissed")
+    assert commented.value.status == 422
+    with pytest.raises(ValueError, match="dismissed"):
+        world.fake.dismiss_review(REPO, number, dave)  # twice
+
+    query = ("query Reviews($n: Int!) { repository(owner: \"acme\", name: \"widgets\") { pullRequest(number: $n) {"
+             " reviewDecision"
+             " latestOpinionatedReviews(first: 10, writersOnly: false) {"
+             " nodes { fullDatabaseId state author { login } } }"
+             " latestReviews(first: 10) { nodes { fullDatabaseId state } } } } }")
+    pr = world.graphql(query, {"n": number}).json()["data"]["repository"]["pullRequest"]
+    assert [(r["fullDatabaseId"], r["state"]) for r in pr["latestOpinionatedReviews"]["nodes"]] == [
+        (str(carol), "APPROVED"), (str(erin), "CHANGES_REQUESTED")]  # no comment, no dismissed one, no bot
+    assert [(r["fullDatabaseId"], r["state"]) for r in pr["latestReviews"]["nodes"]] == [
+        (str(carol_note), "COMMENTED"), (str(dave), "DISMISSED"), (str(erin), "CHANGES_REQUESTED"),
+        (str(bot), "COMMENTED")]
+    assert pr["reviewDecision"] == "CHANGES_REQUESTED" and erin_yes < erin
+    assert [r.state for r in pull.get_reviews()].count("DISMISSED") == 1 and sha
+
+
 def test_compare_counts_commits_both_ways(world: World) -> None:
     world.commit("feature", "a.txt", "a\n")
     world.commit("feature", "c.txt", "c\n")

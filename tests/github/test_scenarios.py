@@ -221,6 +221,38 @@ def test_changes_requested_by_a_bot_respawn_with_inline_comments(git_repo: Path,
     assert stage.task(task_id)["checks"]["reviews"] == "1/1"
 
 
+def test_an_approval_followed_by_a_comment_from_the_same_reviewer_still_approves(
+        git_repo: Path, tmux_socket: str, fake: FakeGitHub) -> None:
+    stage = stage_for(git_repo, tmux_socket, fake, done="reviews = 1")
+    task_id = stage.spawn("Approved then chatted", "scenario: commit")
+    stage.tick_until(task_id, lambda t: "waiting for reviews (0/1" in t["reason"])
+    number = stage.task(task_id)["pr"]["number"]
+    fake.add_review(REPO, number, "carol", "APPROVED", body="ship it")
+    fake.add_review(REPO, number, "carol", "COMMENTED", body="one more thought, not blocking")
+    stage.tick_until(task_id, is_status("ready"), ticks=5)
+    assert stage.task(task_id)["checks"]["reviews"] == "1/1"
+
+
+def test_dismissed_reviews_count_for_nothing_and_bots_still_review_by_comment(
+        git_repo: Path, tmux_socket: str, fake: FakeGitHub) -> None:
+    stage = stage_for(git_repo, tmux_socket, fake, done="reviews = 1")
+    task_id = stage.spawn("Dismissals", "scenario: commit")
+    stage.tick_until(task_id, lambda t: "waiting for reviews (0/1" in t["reason"])
+    number = stage.task(task_id)["pr"]["number"]
+    blocker = fake.add_review(REPO, number, "mallory", "CHANGES_REQUESTED", body="no")
+    fake.dismiss_review(REPO, number, blocker)  # a dismissed change request no longer blocks: no respawn
+    approval = fake.add_review(REPO, number, "carol", "APPROVED", body="ok")
+    fake.dismiss_review(REPO, number, approval)  # nor does a dismissed approval approve
+    fake.add_review(REPO, number, "carol", "COMMENTED", body="hm")
+    stage.tick()
+    task = stage.task(task_id)
+    assert task["status"] == "checking" and len(task["attempts"]) == 1
+    assert "waiting for reviews (0/1" in task["reason"]
+    fake.add_review(REPO, number, "coderabbitai", "COMMENTED", bot=True, body="No actionable comments.")
+    stage.tick_until(task_id, is_status("ready"), ticks=5)
+    assert stage.task(task_id)["checks"]["reviews"] == "1/1" and len(stage.task(task_id)["attempts"]) == 1
+
+
 def test_conflict_with_the_remote_base_respawns_with_rebase_and_files(stage: Stage, tmp_path: Path) -> None:
     task_id = stage.spawn("Shared edit", "scenario: edit-shared\nretry: merge-origin")
     stage.tick_until(task_id, lambda t: t.get("pr") is not None)

@@ -39,6 +39,18 @@ ROLLUP_ROWS = [
     *(pytest.param([run("test", conclusion=c)], "fail", id=f"{c.lower()}-fails")
       for c in ("FAILURE", "CANCELLED", "TIMED_OUT", "STARTUP_FAILURE")),
     pytest.param([run("deploy", conclusion="ACTION_REQUIRED")], "action_required", id="action-required-needs-human"),
+    pytest.param([run("deploy", conclusion="ACTION_REQUIRED"), run("test", conclusion="FAILURE")], "fail",
+                 id="a-failure-wins-over-action-required"),
+    pytest.param([run("deploy", conclusion="ACTION_REQUIRED"), status("ci/jenkins", "ERROR")], "fail",
+                 id="a-failing-status-wins-over-action-required"),
+    pytest.param([run("deploy", conclusion="ACTION_REQUIRED"), run("test", status="QUEUED", conclusion=None)],
+                 "action_required", id="action-required-is-asked-while-others-run"),
+    pytest.param([run("test", conclusion="STALE")], "action_required", id="stale-asks-for-a-rerun"),
+    pytest.param([run("test", conclusion="STALE"), run("lint", conclusion="FAILURE")], "fail",
+                 id="a-failure-wins-over-stale"),
+    pytest.param([run("test", conclusion="STALE", at="2026-01-01T00:00:00Z", id=1),
+                  run("test", conclusion="SUCCESS", at="2026-01-15T00:00:00Z", id=2)], "pass",
+                 id="a-rerun-replaces-the-stale-run"),
     pytest.param([run("test", conclusion="FAILURE", at="2026-01-01T00:00:00Z", id=1),
                   run("test", conclusion="SUCCESS", at="2026-01-01T00:05:00Z", id=2)], "pass",
                  id="rerun-that-passed-replaces-the-failure"),
@@ -74,30 +86,65 @@ def review(login: str, state: str, commit: str = HEAD, at: str = "2026-01-01T00:
     })
 
 
+def as_github_lists(history: list[Any]) -> tuple[list[Any], list[Any]]:
+    """(latestOpinionatedReviews, latestReviews) of a chronological review history, as GitHub lists them:
+    per reviewer the latest APPROVED/CHANGES_REQUESTED one (none when that one was dismissed), and the latest
+    submitted one of any kind."""
+    opinion: dict[str, Any] = {}
+    latest: dict[str, Any] = {}
+    for node in history:
+        if node.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+            opinion[node.login] = node
+        if node.state != "PENDING":
+            latest[node.login] = node
+    return [n for n in opinion.values() if n.state != "DISMISSED"], list(latest.values())
+
+
 REVIEW_ROWS = [
     pytest.param([review("alice", "APPROVED")], (), [("alice", "APPROVED")], id="approval"),
     pytest.param([review("alice", "APPROVED", commit=OLD)], (), [], id="approval-on-an-old-head-is-ignored"),
     pytest.param([review("alice", "CHANGES_REQUESTED", at="1"), review("alice", "APPROVED", at="2")], (),
                  [("alice", "APPROVED")], id="latest-per-reviewer"),
-    pytest.param([review("alice", "COMMENTED")], (), [("alice", "COMMENTED")], id="human-comment-is-no-verdict"),
+    pytest.param([review("alice", "APPROVED", at="1"), review("alice", "COMMENTED", at="2", body="thanks!")], (),
+                 [("alice", "APPROVED")], id="approve-then-comment-still-approves"),
+    pytest.param([review("alice", "CHANGES_REQUESTED", at="1"), review("alice", "COMMENTED", at="2")], (),
+                 [("alice", "CHANGES_REQUESTED")], id="request-changes-then-comment-still-blocks"),
+    pytest.param([review("alice", "COMMENTED")], (), [], id="human-comment-is-no-verdict"),
+    pytest.param([review("alice", "APPROVED", at="1"), review("alice", "DISMISSED", at="2")], (), [],
+                 id="dismissed-approval-is-no-verdict"),
+    pytest.param([review("alice", "CHANGES_REQUESTED", at="1"), review("alice", "DISMISSED", at="2"),
+                  review("alice", "COMMENTED", at="3")], (), [], id="dismissed-change-request-no-longer-blocks"),
+    pytest.param([review("alice", "DISMISSED", at="1"), review("alice", "APPROVED", at="2")], (),
+                 [("alice", "APPROVED")], id="approval-after-a-dismissal-counts"),
     pytest.param([review("coderabbitai", "COMMENTED", bot=True, body="Looks good")], (),
                  [("coderabbitai", "APPROVED")], id="bot-comment-without-findings-approves"),
     pytest.param([review("coderabbitai", "COMMENTED", bot=True, body="Actionable comments posted: 2")], (),
                  [("coderabbitai", "CHANGES_REQUESTED")], id="bot-actionable-comments-block"),
     pytest.param([review("coderabbitai", "COMMENTED", bot=True, body="nits", comments=1)], (),
                  [("coderabbitai", "CHANGES_REQUESTED")], id="bot-inline-comments-block"),
+    pytest.param([review("coderabbitai", "APPROVED", bot=True, at="1"),
+                  review("coderabbitai", "COMMENTED", bot=True, at="2", body="Actionable comments posted: 1")], (),
+                 [("coderabbitai", "CHANGES_REQUESTED")], id="bot-approve-then-blocking-comment-blocks"),
+    pytest.param([review("coderabbitai", "COMMENTED", bot=True, at="1", body="Actionable comments posted: 1"),
+                  review("coderabbitai", "APPROVED", bot=True, at="2")], (),
+                 [("coderabbitai", "APPROVED")], id="bot-comment-then-approval-approves"),
     pytest.param([review("alice", "APPROVED"), review("mallory", "CHANGES_REQUESTED")], ("alice",),
                  [("alice", "APPROVED")], id="only-configured-reviewers-count"),
     pytest.param([review("coderabbitai", "APPROVED", bot=True)], ("CodeRabbitAI[bot]",),
                  [("coderabbitai", "APPROVED")], id="rest-bot-login-matches-graphql-login"),
     pytest.param([review("alice", "PENDING")], (), [], id="pending-review-is-not-submitted"),
-    pytest.param([review("alice", "DISMISSED")], (), [("alice", "DISMISSED")], id="dismissed-is-passed-on"),
 ]
 
 
-@pytest.mark.parametrize(("nodes", "wanted", "expected"), REVIEW_ROWS)
-def test_review_verdicts(nodes: list[Any], wanted: tuple[str, ...], expected: list[tuple[str, str]]) -> None:
-    assert [(r.reviewer, r.state) for r, _ in verdicts(nodes, HEAD, wanted)] == expected
+@pytest.mark.parametrize(("history", "wanted", "expected"), REVIEW_ROWS)
+def test_review_verdicts(history: list[Any], wanted: tuple[str, ...], expected: list[tuple[str, str]]) -> None:
+    opinionated, latest = as_github_lists(history)
+    assert [(r.reviewer, r.state) for r, _ in verdicts(opinionated, latest, HEAD, wanted)] == expected
+
+
+def test_a_dismissed_node_in_the_opinionated_list_is_no_verdict() -> None:
+    dismissed = review("alice", "DISMISSED")  # should GitHub ever list one there
+    assert verdicts([dismissed], [dismissed], HEAD, ()) == ()
 
 
 def test_failing_tail_keeps_the_failing_step() -> None:
