@@ -183,6 +183,21 @@ def test_ci_failure_respawns_with_check_output_annotations_and_job_log(stage: St
     assert len(stage.task(task_id)["attempts"]) == 2
 
 
+def test_a_failure_beside_a_check_waiting_for_a_human_is_retried_and_a_stale_check_asks_for_a_rerun(
+        stage: Stage) -> None:
+    red = stage.spawn("Red and gated", "scenario: commit\nretry: commit")
+    stale = stage.spawn("Stale CI", "scenario: commit")
+    for task_id in (red, stale):
+        stage.tick_until(task_id, lambda t: t.get("pr") is not None)
+    stage.fake.add_check_run(REPO, stage.head(red), "deploy", conclusion="action_required")
+    stage.fake.add_check_run(REPO, stage.head(red), "test", conclusion="failure", summary="1 failed")
+    stage.fake.add_check_run(REPO, stage.head(stale), "test", conclusion="stale")
+    stage.tick_until(red, lambda t: len(t["attempts"]) == 2)  # a retry, not a wait for a human
+    assert "## test: failure" in stage.prompt(red, 2)
+    stage.tick_until(stale, lambda t: "stale checks, re-run them): test" in t["reason"], ticks=5)
+    assert len(stage.task(stale)["attempts"]) == 1 and stage.task(stale)["status"] == "checking"
+
+
 def test_red_ci_on_the_same_head_escalates_instead_of_looping(stage: Stage) -> None:
     task_id = stage.spawn("Stubborn", "scenario: commit\nretry: phantom")
     stage.tick_until(task_id, lambda t: t.get("pr") is not None)
