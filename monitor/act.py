@@ -29,7 +29,7 @@ from monitor.messages import EVENT_TEXT, event_message, needs_help_message, stuc
 from monitor.observation import RunResult
 from monitor.policy import Policy
 from monitor.retry import RetryPrompter, TemplateRetryPrompter, notes_section
-from monitor.runner import LaunchError, Runner
+from monitor.runner import DiskFull, LaunchError, Runner
 from monitor.world.forge import Forge, ForgeUnavailable
 from monitor.world.git import Git, GitError
 from monitor.world.tmux import Tmux, TmuxError, TmuxUnavailable
@@ -130,14 +130,17 @@ class Actor(CheckingActions):
         task = self._current(action.task_id)
         if task is None or task.status is not Status.queued:
             return
+        number = len(task.attempts) + 1  # a task re-queued by the human keeps its history
         try:
             start_head = self.runner.ensure_worktree(task)
+            body = task.prompt + notes_section(task.notes)
+            prompt_path = self.runner.write_attempt(task, number, body)
+        except DiskFull as exc:  # transient: the task stays queued, no attempt is counted
+            self._wait_for_disk(task.id, "start_deferred", exc, attempt=number)
+            return
         except GitError as exc:
             self._fail_now(task, FailureKind.launch_failed, f"could not create the worktree: {exc}")
             return
-        number = len(task.attempts) + 1  # a task re-queued by the human keeps its history
-        body = task.prompt + notes_section(task.notes)
-        prompt_path = self.runner.write_attempt(task, number, body)
         attempt = Attempt(
             number=number, session=session_for(task.id), prompt_path=str(prompt_path), started_at=self.now,
             start_head=start_head, progress_at=self.now,
@@ -153,6 +156,21 @@ class Actor(CheckingActions):
         if self._update(task.id, start) is not None:
             self._event(task.id, "started", attempt=number, agent=task.agent)
             self._launch(task.id, number)
+
+    def _wait_for_disk(self, task_id: str, event: str, exc: DiskFull, *, attempt: int) -> None:
+        """Say (once per cause) that the task waits for disk space; the registry and event log may be on
+        the full disk too, so failing to say it changes nothing: the next tick simply tries again."""
+        reason = f"waiting for disk space: {exc}; retrying on the next tick"
+        log.warning("task %s: %s", task_id, reason)
+
+        def note(current: Task) -> Task | None:
+            return current.model_copy(update={"reason": reason}) if current.reason != reason else None
+
+        try:
+            if self._update(task_id, note) is not None:
+                self._event(task_id, event, attempt=attempt, path=exc.path, error=str(exc))
+        except OSError as write_error:
+            log.warning("task %s: could not record the wait either: %s", task_id, write_error)
 
     def _do_Launch(self, action: Launch) -> None:
         self._launch(action.task_id, action.attempt)
@@ -204,7 +222,7 @@ class Actor(CheckingActions):
         update: dict[str, object] = {"ended_at": attempt.ended_at or self.now, "failure": failure}
         if result is not None:
             update.update(exit_code=result.exit_code, tokens=result.tokens, cost_usd=result.cost_usd,
-                          ended_at=result.ended_at)
+                          cost_known=result.cost_known, ended_at=result.ended_at)
         return attempt.model_copy(update=update)
 
     def _do_ToChecking(self, action: ToChecking) -> None:
@@ -271,7 +289,11 @@ class Actor(CheckingActions):
         except Exception as exc:  # an injected (LLM) prompter must never stop a respawn
             log.warning("task %s: retry prompter failed (%s); using the template", task.id, exc)
             body = TemplateRetryPrompter().retry_prompt(failed_task, failure, number, budget)
-        prompt_path = self.runner.write_attempt(task, number, body)
+        try:
+            prompt_path = self.runner.write_attempt(task, number, body)
+        except DiskFull as exc:  # transient: attempt ``after`` stays the last one; a later tick respawns
+            self._wait_for_disk(task.id, "respawn_deferred", exc, attempt=number)
+            return False
         head = self.git.head(task.branch)
         if not fired and head and failure.kind in HEAD_BOUND:
             fired = f"{failure.kind.value}:{head}"  # this head was rejected: it can never count as the fix

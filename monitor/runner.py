@@ -8,11 +8,16 @@ through a one-shot 0600 file written just before its session starts: the wrapper
 at once (see :mod:`monitor.agent_run`), and :meth:`Runner.launch` removes it if the wrapper has not
 taken it within ``HANDOVER_TIMEOUT``. Not argv or ``new-session -e`` (visible in ``ps``), not run.json
 (kept for weeks), not the tmux server's environment (every pane would inherit it).
+
+A full disk (ENOSPC, or a quota) while creating the worktree or writing prompt.md/run.json raises
+:class:`DiskFull` naming the path: a transient condition the monitor waits out, not a failed task. Those
+files are written atomically (temp file, fsync, rename), so a full disk never leaves an empty prompt.md.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shlex
@@ -26,9 +31,9 @@ from monitor.agent_run import RESULT, SECRET_FILE, SPEC
 from monitor.agents import AgentProfile, render_argv
 from monitor.files import read_json
 from monitor.layout import Layout, job_session_for
-from monitor.private import private_dir, write_private, write_secret_once
+from monitor.private import FILE_MODE, private_dir, write_private, write_secret_once
 from monitor.retry import with_footer
-from monitor.world.git import Git
+from monitor.world.git import Git, GitError
 from monitor.world.jobs import TEMPFAIL
 from monitor.world.tmux import Tmux
 from registry.models import Attempt, Task
@@ -38,6 +43,36 @@ HANDOVER_TIMEOUT = 20.0  # seconds the wrapper has to take the forge token befor
 
 class LaunchError(Exception):
     """The attempt could not be started; the message says why."""
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class DiskFull(LaunchError):
+    """A file could not be written because the disk (or the quota) is full: wait and try again."""
+
+    def __init__(self, path: Path | str, detail: str) -> None:
+        self.path = str(path)
+        super().__init__(f"could not write {path}: {detail}")
+
+
+def _write_atomic_private(path: Path, text: str) -> None:
+    """``text`` at ``path`` (0600) all at once: a temp file beside it, fsync, rename. On any error the
+    temp file is removed and ``path`` is as it was (never created empty or half-written)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 @dataclass(frozen=True)
@@ -72,12 +107,24 @@ class Runner:
         return [self.python, "-m", "monitor.agent_run", str(run_dir)]
 
     def ensure_worktree(self, task: Task) -> str | None:
-        """Create the task's branch and worktree (idempotent); returns the branch head."""
+        """Create the task's branch and worktree (idempotent); returns the branch head. A full disk raises
+        :class:`DiskFull` (git removes the half-made checkout, so the next try starts clean)."""
         worktree = Path(task.worktree)
-        worktree.parent.mkdir(parents=True, exist_ok=True)
-        if not worktree.exists():
-            self.setup_marker(task).unlink(missing_ok=True)  # a new checkout needs its setup again
-        self.git.create_worktree(worktree, task.branch, task.base_branch)
+        try:
+            worktree.parent.mkdir(parents=True, exist_ok=True)
+            if not worktree.exists():
+                self.setup_marker(task).unlink(missing_ok=True)  # a new checkout needs its setup again
+            self.git.create_worktree(worktree, task.branch, task.base_branch)
+        except GitError as exc:
+            if exc.disk_full:  # git's own line naming the file it could not write (the command varies)
+                line = next((part for part in str(exc).split(" | ") if "No space" in part or "quota" in part),
+                            str(exc))
+                raise DiskFull(worktree, f"git: {line.split(': ', 1)[-1] if line.startswith('`') else line}") from exc
+            raise
+        except OSError as exc:
+            if exc.errno in DISK_FULL_ERRNOS:
+                raise DiskFull(exc.filename or worktree, exc.strerror or str(exc)) from exc
+            raise
         return self.git.head(task.branch)
 
     def setup_marker(self, task: Task) -> Path:
@@ -89,10 +136,27 @@ class Runner:
         if profile is None:
             raise LaunchError(f"task {task.id}: unknown agent profile {task.agent!r}")
         run_dir = self.layout.run_dir(task.id, number)
-        private_dir(self.layout.runs_dir)
-        private_dir(run_dir)
         prompt_path = run_dir / "prompt.md"
-        write_private(prompt_path, with_footer(body))
+        current = run_dir
+        try:
+            private_dir(self.layout.runs_dir)
+            private_dir(run_dir)
+            current = prompt_path
+            _write_atomic_private(prompt_path, with_footer(body))
+            current = run_dir / SPEC
+            _write_atomic_private(current, self._spec_json(task, number, profile, prompt_path))
+        except OSError as exc:
+            if current.name == SPEC:  # run.json failed: no prompt without its spec
+                with contextlib.suppress(OSError):
+                    prompt_path.unlink()
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # only if empty: an attempt's directory with nothing in it
+            if exc.errno in DISK_FULL_ERRNOS:
+                raise DiskFull(current, exc.strerror or str(exc)) from exc
+            raise
+        return prompt_path
+
+    def _spec_json(self, task: Task, number: int, profile: AgentProfile, prompt_path: Path) -> str:
         setup = None
         if self.setup and self.setup.command.strip():
             setup = {
@@ -113,8 +177,7 @@ class Runner:
             "cwd": task.worktree,
             "setup": setup,
         }
-        write_private(run_dir / SPEC, json.dumps(spec, indent=1))
-        return prompt_path
+        return json.dumps(spec, indent=1)
 
     def launch(self, task: Task, attempt: Attempt) -> None:
         worktree = Path(task.worktree)
