@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,25 +59,49 @@ def test_a_lens_that_requests_changes_respawns_with_its_findings_then_approves(
     assert KEY not in prompt
 
 
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
 def test_an_api_outage_is_no_verdict_and_the_lens_runs_again(
     git_repo: Path, tmux_socket: str, api: ScriptedMessagesServer
 ) -> None:
+    from monitor.agent_run import RESULT
+    from monitor.world.jobs import TEMPFAIL, job_name
     from tests.fakes.messages_api import api_error
 
     api._script.extend([api_error(529, times=None)])
     world, _, _ = make_world(git_repo, tmux_socket, ci="",
                              extra='[done]\nreviews = 1\nreviewers = ["swarm:security"]\n[llm]\ntimeout = "5s"\n')
     task = spawn(world, "scenario: commit-good")
-    tick_until(world, lambda s: any(e for e in [s.tasks[task.id].reason] if "waiting for reviews" in e), timeout=60)
-    for _ in range(30):
-        run_tick(world)
-        if len([r for r in api.log if r.method == "POST"]) >= 2:
-            break
-        import time
+    tick_until(world, lambda s: "waiting for reviews" in s.tasks[task.id].reason, timeout=60)
+    head = world.git.head(task.branch)
+    assert head is not None
+    job_dir = world.layout.job_dir(task.id, head, job_name("swarm:security"))
 
-        time.sleep(0.5)
-    current = world.registry.read().tasks[task.id]
-    assert current.status is Status.checking and len(current.attempts) == 1  # never a respawn for an outage
+    def posts() -> int:
+        return len([r for r in api.log if r.method == "POST" and r.path.split("?")[0] == "/v1/messages"])
+
+    def run_ended() -> bool:
+        return (job_dir / RESULT).exists() and json.loads((job_dir / RESULT).read_text())["exit_code"] == TEMPFAIL
+
+    for run in (1, 2):
+        if run == 2:
+            run_tick(world)  # the tick that sees "could not judge" starts the lens again
+        wait_for(run_ended, f"review run {run} to end with {TEMPFAIL}")
+        # one run = one request and the SDK's 2 retries, all answered 529; nothing else is sent
+        assert posts() == 3 * run
+        assert not (job_dir / "review.json").exists()  # no verdict was recorded
+        current = world.registry.read().tasks[task.id]
+        assert current.status is Status.checking and len(current.attempts) == 1  # never a respawn for an outage
+        assert current.checks.get("reviews") == "0/1" and current.llm_tokens == 0
+    run_tick(world)
+    wait_for(lambda: posts() == 9, "the third run's requests")
+    assert len(world.registry.read().tasks[task.id].attempts) == 1
 
 
 def test_a_malformed_or_contradictory_answer_never_approves() -> None:
