@@ -37,7 +37,7 @@ from monitor.retry import RetryPrompter
 from monitor.runner import Runner
 from monitor.world.forge import Forge
 from monitor.world.git import Git
-from monitor.world.notify import Notifier, NotifyError
+from monitor.world.notify import DELIVERED_FILE, DeliveredLog, Notifier, NotifyError
 from monitor.world.tmux import Tmux
 from registry.events import EventLog
 from registry.models import RegistryState, Status
@@ -149,16 +149,25 @@ def flush_outbox(world: World) -> int:
     Slack's limits are per app and method, and a service that is down would otherwise cost one timeout per
     queued message. A rate-limited message waits out its ``Retry-After`` (``not_before``) across ticks, and
     the messages queued after it wait with it, so that a task's thread stays in order.
+
+    A key in ``.swarm/delivered.jsonl`` is never sent again (a restored registry is one write behind, and
+    may have lost its "sent" mark): each delivery is recorded there, fsynced, before the registry is marked.
     """
     sent = 0
+    delivered = DeliveredLog(world.layout.state_dir / DELIVERED_FILE)
     for message in world.registry.read().outbox:
         if message.sent_at is not None:
             continue
-        if message.not_before is not None and message.not_before > world.clock():
+        already = message.key in delivered
+        if not already and message.not_before is not None and message.not_before > world.clock():
             break  # a rate limit holds the whole queue (in order): no request at all before Retry-After
         error, wait, stop = "", None, False
         try:
-            world.notifier.send(message)
+            if already:
+                log.info("notification %s was delivered before (registry restored?); not sending it twice",
+                         message.key)
+            else:
+                world.notifier.send(message)
         except NotifyError as exc:
             error = _one_line(exc)
             stop = exc.permanent or exc.retry_after is not None
@@ -173,6 +182,8 @@ def flush_outbox(world: World) -> int:
             log.warning("notification %s not delivered: %s", message.key, error)
         now = world.clock()
         not_before = now + wait if wait is not None else None
+        if not error and not already:
+            delivered.add(message.key, now)  # on disk before the registry says "sent"
 
         def mark(
             state: RegistryState, key: str = message.key, error: str = error, now: datetime = now,
@@ -188,7 +199,7 @@ def flush_outbox(world: World) -> int:
             return state.model_copy(update={"outbox": outbox})
 
         world.registry.update(mark)
-        if not error:
+        if not error and not already:
             sent += 1
             world.events.append(now, message.task_id, "notified", kind=message.kind)
         if stop:
