@@ -88,7 +88,7 @@ def ready_message(
         f"  {where}\n"
         f"  checks: {checks}\n"
         f"  attempts: {len(task.attempts)}, time since spawn: {elapsed}, tokens: {task.tokens}, "
-        f"cost: ${task.cost_usd:.2f}\n"
+        f"cost: {f'${task.cost_usd:.2f}' if task.cost_known else 'unknown'}\n"
         f"  review: {review}   (swarm logs {task.id}; "
         f"swarm retry {task.id} --note \"...\" for changes)"
     )
@@ -97,7 +97,7 @@ def ready_message(
         "dod": [{"item": name, "result": value} for name, value in task.checks.items()],
         "reviews": [{"reviewer": who, "verdict": verdict} for who, verdict in (reviewers or {}).items()],
         "attempts": len(task.attempts), "elapsed_s": round(seconds), "elapsed": elapsed,
-        "tokens": task.tokens, "cost_usd": task.cost_usd, "review_command": review,
+        "tokens": task.tokens, "cost_usd": task.cost_usd, "cost_known": task.cost_known, "review_command": review,
         "commands": [f"swarm logs {task.id}", f"swarm retry {task.id} --note \"...\""],
     }
     return _message(task, f"{task.id}:ready:{head}", "ready", text, data, now)

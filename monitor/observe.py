@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from monitor.agent_run import LOG, RESULT
+from monitor.agent_run import LOG, RESULT, SPEC
 from monitor.files import file_size, read_json, read_tail
 from monitor.layout import BRANCH_PREFIX, Layout
 from monitor.observation import ForgeView, Liveness, Observation, RunResult
+from monitor.pricing import codex_default_model, cost_usd, model_from_launch
 from monitor.transcript import readable
 from monitor.world.forge import Forge, ForgeUnavailable
 from monitor.world.git import Git, GitError
@@ -36,11 +38,26 @@ def read_panes(tmux: Tmux) -> tuple[dict[str, Pane] | None, Liveness | None]:
     return (panes, None) if panes is not None else (None, Liveness.no_server)
 
 
+def _cost(report: dict[str, Any], spec: dict[str, Any]) -> tuple[float, bool]:
+    """(cost in USD, whether it is known): the CLI's own figure, else its tokens at the model's price."""
+    reported = float(report.get("cost_usd", 0.0))
+    input_tokens, output_tokens = int(report.get("input_tokens", 0)), int(report.get("output_tokens", 0))
+    if reported > 0 or input_tokens + output_tokens == 0:
+        return reported, True
+    argv, env = list(spec.get("argv") or []), dict(spec.get("env") or {})
+    model = str(report.get("model") or "") or model_from_launch(argv, env)
+    if not model and report.get("parser") == "codex":
+        model = codex_default_model(env)
+    priced = cost_usd(model, input_tokens, int(report.get("cached_input_tokens", 0)), output_tokens)
+    return (priced, True) if priced is not None else (0.0, False)
+
+
 def load_result(path: Path) -> RunResult | None:
     data = read_json(path)
     if data is None:
         return None
     report = data.get("report") or {}
+    cost, cost_known = _cost(report, read_json(path.parent / SPEC) or {}) if report else (0.0, True)
     return RunResult(
         phase=str(data.get("phase", "agent")),
         exit_code=int(data.get("exit_code", -1)),
@@ -55,7 +72,8 @@ def load_result(path: Path) -> RunResult | None:
         error=str(data.get("error", "")),
         final_text=str(report.get("final_text", "")),
         tokens=int(report.get("input_tokens", 0)) + int(report.get("output_tokens", 0)),
-        cost_usd=float(report.get("cost_usd", 0.0)),
+        cost_usd=cost,
+        cost_known=cost_known,
         failed_commands=int(report.get("failed_commands", 0)),
         failed_command=str(report.get("failed_command", "")),
         context_exhausted=bool(report.get("context_exhausted", False)),

@@ -169,6 +169,14 @@ BUILTIN_LENSES = {
 }
 
 
+class ModelPrice(Section):
+    """``[pricing."gpt-5.5"]``: USD per million tokens (cached input defaults to the input price)."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(None, ge=0)
+
+
 class ReviewSettings(Section):
     """AI reviewers: `done.reviewers = ["swarm:logic", "swarm:security"]` runs these lenses once per head."""
 
@@ -192,6 +200,7 @@ class ContextSettings(Section):
 class Settings(Section):
     project: ProjectSettings = ProjectSettings()
     agents: dict[str, dict[str, Any]] = {}
+    pricing: dict[str, ModelPrice] = {}  # extends and overrides monitor/pricing.py's table, by model name
     routing: dict[str, str] = {"default": "claude"}
     monitor: MonitorSettings = MonitorSettings()
     done: DoneSettings = DoneSettings()
@@ -262,6 +271,10 @@ def parse(raw: dict[str, Any], path: Path) -> Settings:
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
     from monitor.agents import resolve_profiles  # validated here so a bad profile fails at load time
+    from monitor.pricing import Price, use_table
+
+    use_table({model: Price(p.input, p.output, p.input if p.cached_input is None else p.cached_input)
+               for model, p in settings.pricing.items()})
 
     try:
         profiles = resolve_profiles(settings.agents)

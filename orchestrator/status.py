@@ -39,6 +39,7 @@ def task_json(task: Task) -> dict[str, Any]:
         "after": list(task.after),
         "tokens": task.tokens,
         "cost_usd": task.cost_usd,
+        "cost_known": task.cost_known,  # false: some tokens were spent on a model with no price (cost_usd is a floor)
         "llm_tokens": task.llm_tokens,  # the orchestrator's share of the above (planning, retry prompts, reviews)
         "llm_cost_usd": task.llm_cost_usd,
         "created_at": task.created_at.isoformat(),
@@ -62,7 +63,8 @@ def _cells(task: Task, now: datetime) -> dict[str, str]:
     return {
         "task": task.id, "status": task.status.value, "att": str(len(task.attempts)), "agent": task.agent,
         "age": age, "tokens": f"{task.tokens:,}" if task.tokens else "",
-        "cost": money(task.cost_usd) if task.cost_usd else "", "reason": " ".join(task.reason.split())[:90],
+        "cost": task_cost(task) if task.cost_usd or not task.cost_known else "",
+        "reason": " ".join(task.reason.split())[:90],
     }
 
 
@@ -128,11 +130,20 @@ def money(dollars: float) -> str:
     return f"${dollars:.2f}" if dollars >= 0.01 or dollars == 0 else f"${dollars:.4f}"
 
 
+def task_cost(task: Task) -> str:
+    """The task's cost, or "unknown" when an agent's model has no price (never a made-up $0.00)."""
+    return money(task.cost_usd) if task.cost_known else "unknown"
+
+
 def cost_footer(tasks: list[Task]) -> str:
     """What a ready pull request costs: every task's spend (failed and cancelled ones are part of the price)
     over the tasks that reached ready or merged."""
     total = round(sum(t.cost_usd for t in tasks), 6)
     done = sum(1 for t in tasks if t.status in (Status.ready, Status.merged))
+    unpriced = sum(1 for t in tasks if not t.cost_known)
+    if unpriced:
+        return (f"cost per ready PR: unknown ({done} ready/merged; {unpriced} task(s) used a model with no price: "
+                "add it under [pricing] in swarm.toml)")
     each = money(total / done) if done else "n/a"
     return f"cost per ready PR: {each} ({done} ready/merged, {money(total)} total)"
 
@@ -153,7 +164,7 @@ def detail(console: Console, task: Task) -> None:
         say(f"after     {', '.join(task.after)}")
     if task.checks:
         say("checks    " + ", ".join(f"{k}: {v}" for k, v in task.checks.items()))
-    say(f"tokens    {task.tokens:,}    cost ${task.cost_usd:.4f}"
+    say(f"tokens    {task.tokens:,}    cost {f'${task.cost_usd:.4f}' if task.cost_known else 'unknown'}"
         + (f"    (orchestrator: {task.llm_tokens:,} tokens, ${task.llm_cost_usd:.4f})"
            if task.llm_tokens or task.llm_cost_usd else ""))
     for attempt in task.attempts:

@@ -81,6 +81,7 @@ class Attempt(Frozen):
     failure: Failure | None = None
     tokens: int = 0
     cost_usd: float = 0.0
+    cost_known: bool = True  # False: its agent spent tokens on a model with no known price
 
 
 class PullRequest(Frozen):
@@ -145,6 +146,11 @@ class Task(Frozen):
     @property
     def cost_usd(self) -> float:
         return round(sum(a.cost_usd for a in self.attempts) + self.llm_cost_usd, 6)
+
+    @property
+    def cost_known(self) -> bool:
+        """False when an attempt's tokens had no price: its cost is then shown as unknown, not as $0."""
+        return all(a.cost_known for a in self.attempts)
 
     def with_attempt(self, attempt: Attempt) -> Task:
         """Replace the current attempt (the last one) with an updated copy."""

@@ -86,7 +86,8 @@ def _ready(data: dict[str, Any]) -> list[dict[str, Any]]:
         blocks.append(_section("*Reviews*\n" + "\n".join(reviews)))
     blocks.append(_context(
         f"{data.get('attempts', 0)} attempt(s) · {escape(str(data.get('elapsed', '')))} since spawn · "
-        f"{int(data.get('tokens', 0)):,} tokens · ${float(data.get('cost_usd', 0.0)):.2f}"))
+        f"{int(data.get('tokens', 0)):,} tokens · "
+        + (f"${float(data.get('cost_usd', 0.0)):.2f}" if data.get("cost_known", True) else "cost unknown")))
     blocks.append(_section(f"*Review*\n`{escape(str(data.get('review_command', '')))}`\n{_commands(data)}"))
     return blocks
 

@@ -114,7 +114,9 @@ def test_codex_task_with_the_builtin_profile_reaches_ready(
             assert task["status"] == "ready", task
             assert task["attempts"] == 1 and task["failures"] == []
             assert task["checks"].get("ci") == "pass", task["checks"]
-            assert task["tokens"] > 0
+            assert task["tokens"] == 4200  # two model turns of 2000 input + 100 output tokens
+            # priced from the model in ~/.codex/config.toml (gpt-5: $1.25 input, $10 output per million)
+            assert task["cost_known"] is True and task["cost_usd"] == pytest.approx(0.007)
 
             branch = f"swarm/{run.task_id}"
             assert git(git_repo, "log", "--format=%s", f"main..{branch}").splitlines() == ["Add greet"]

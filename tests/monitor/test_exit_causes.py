@@ -25,8 +25,10 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def _task() -> Task:
+    # retry_at passed: an api_error respawns now instead of starting its backoff
     attempt = Attempt(number=1, session="swarm-t1", prompt_path="/p.md", started_at=NOW - timedelta(minutes=30),
-                      launched_at=NOW - timedelta(minutes=30), start_head="a" * 40)
+                      launched_at=NOW - timedelta(minutes=30), start_head="a" * 40,
+                      retry_at=NOW - timedelta(minutes=1))
     return Task(id="t1", title="Add greet", prompt="Add greet()", agent="codex", status=Status.running,
                 base_branch="main", branch="swarm/t1", worktree="/w", attempts=(attempt,),
                 created_at=NOW - timedelta(hours=1), updated_at=NOW)
