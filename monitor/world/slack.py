@@ -490,7 +490,22 @@ def _check_bot(token: str, channel: str, api_url: str, timeout: float, token_env
     if found.get("is_member") is False:
         return True, (f"{where}, {name}: the bot is not a member — invite it (/invite @your-app) unless the app has "
                       "chat:write.public")
-    return True, f"{where}, posting to {name}"
+    return True, f"{where}, posting to {name}{_read_back(notifier, channel)}"
+
+
+def _read_back(notifier: SlackNotifier, channel: str) -> str:
+    """Whether the token can read the channel back (what exactly-once needs); empty when it can."""
+    client = notifier.client
+    try:
+        notifier._call("conversations.history", lambda kw: client.conversations_history(**kw),
+                       {"channel": channel, "limit": 1})
+    except SlackError as exc:
+        if exc.code == "missing_scope":
+            return (" (at least once: a tick killed mid-send may post twice — add the channels:history scope, "
+                    "groups:history for a private channel, for exactly-once)")
+    except NotifyError:
+        pass
+    return ""
 
 
 __all__ = [  # the layouts lived here before slack_layouts.py: their names stay importable from this module

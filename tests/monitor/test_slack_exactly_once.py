@@ -227,3 +227,14 @@ def test_the_fake_returns_metadata_only_when_asked(slack: FakeSlack) -> None:
         client.conversations_history(channel="#swarm")  # a name is not an id
     with pytest.raises(SlackApiError, match="invalid_metadata_format"):
         client.chat_postMessage(channel=CHANNEL_ID, text="x", metadata={"event_type": "t"})
+
+
+def test_doctor_says_when_sends_are_only_at_least_once(slack: FakeSlack) -> None:
+    from monitor.world.slack import check
+
+    assert check(slack.token, CHANNEL_ID, api_url=slack.api_url, timeout=2) == \
+        (True, "slack: bot swarm-bot in Fake Team, posting to #swarm")
+    slack.fail_next("missing_scope", methods=("conversations.history",))
+    ok, line = check(slack.token, CHANNEL_ID, api_url=slack.api_url, timeout=2)
+    assert ok and line.endswith("add the channels:history scope, groups:history for a private channel, "
+                                "for exactly-once)")
