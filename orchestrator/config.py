@@ -48,13 +48,6 @@ class MonitorSettings(Section):
     outage_tasks: int = Field(3, ge=1)  # this many tasks hit within the window: one fleet-wide notification
     tmux_socket: str = "swarm"  # unset in swarm.toml: one socket per repository (monitor/sockets.py)
 
-    @field_validator("interval")
-    @classmethod
-    def _interval(cls, value: float) -> float:
-        if value < 1:
-            raise ValueError(f"{value:g}s is too short: the monitor would never rest (e.g. \"5m\")")
-        return value
-
     @field_validator("stuck_after", "attempt_timeout")
     @classmethod
     def _patience(cls, value: float) -> float:
