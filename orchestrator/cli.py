@@ -205,6 +205,8 @@ def status(
             width = status_view.table_width(console)
             wide = console if console.width == width else Console(soft_wrap=True, width=width)
             wide.print(status_view.table(tasks, utc_now(), width))
+        for warning in status_view.blocked(sorted(world.registry.read().tasks.values(), key=lambda t: t.created_at)):
+            err.print(warning, markup=False, highlight=False, style="yellow")
         healthy, line = monitor_line(world.layout.state_dir, utc_now(), settings.monitor.interval)
         (console if healthy else err).print(line, markup=False, highlight=False, style=None if healthy else "yellow")
 

@@ -125,6 +125,21 @@ def table_width(console: Console, environ: Mapping[str, str] | None = None) -> i
     return PIPED_WIDTH
 
 
+def blocked(tasks: list[Task]) -> list[str]:
+    """Queued tasks waiting on a dependency that failed or was cancelled: without a word they wait forever."""
+    by_id = {t.id: t for t in tasks}
+    lines = []
+    for task in tasks:
+        if task.status is not Status.queued:
+            continue
+        for dep in task.after:
+            other = by_id.get(dep)
+            if other is not None and other.status in (Status.failed, Status.cancelled):
+                lines.append(f"WARNING: {task.id} waits for {dep}, which is {other.status.value} and will never "
+                             f"merge: `swarm retry {dep}`, or `swarm cancel {task.id}`")
+    return lines
+
+
 def money(dollars: float) -> str:
     """Cents for real sums; four decimals for the small ones (one retry prompt costs a fraction of a cent)."""
     return f"${dollars:.2f}" if dollars >= 0.01 or dollars == 0 else f"${dollars:.4f}"

@@ -250,3 +250,11 @@ def test_cleanup_and_submit_dry_run_show_hostile_titles_as_text(repo: Path) -> N
     swarm(repo, "cleanup")
     plan = swarm(repo, "submit", f"{HOSTILE}\n\nAnd [bold]more[/bold].", "--dry-run").stdout
     assert HOSTILE in plan and "[bold]more[/bold]" in plan
+
+
+def test_status_flags_a_task_waiting_on_a_dependency_that_failed_later(repo: Path) -> None:
+    put(repo, task("first-0001", Status.failed),
+        task("second-0002", Status.queued).model_copy(update={"after": ("first-0001",)}))
+    warning = swarm(repo, "status").stderr
+    assert ("WARNING: second-0002 waits for first-0001, which is failed and will never merge: "
+            "`swarm retry first-0001`, or `swarm cancel second-0002`") in warning
