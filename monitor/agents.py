@@ -158,6 +158,51 @@ def git_dirs(worktree: Path) -> tuple[Path, Path]:
     return dot_git, dot_git
 
 
+_CODEX_GIT_DIRS = (GIT_DIR_PLACEHOLDER, f"{GIT_COMMON_PLACEHOLDER}/objects", f"{GIT_COMMON_PLACEHOLDER}/refs",
+                   f"{GIT_COMMON_PLACEHOLDER}/logs")
+
+
+def _codex_sandbox(command: list[str]) -> tuple[str, list[str]]:
+    """(sandbox mode, writable directories) a ``codex exec`` command line asks for (read-only by default)."""
+    mode, writable = "read-only", []
+    for index, part in enumerate(command):
+        value = command[index + 1] if index + 1 < len(command) else ""
+        if part in ("--sandbox", "-s"):
+            mode = value
+        elif part.startswith("--sandbox="):
+            mode = part.split("=", 1)[1]
+        elif part == "--full-auto":
+            mode = "workspace-write"
+        elif part == "--dangerously-bypass-approvals-and-sandbox":
+            mode = "danger-full-access"
+        elif part == "--add-dir":
+            writable.append(value)
+        elif part in ("-c", "--config") and value.replace(" ", "").startswith("sandbox_mode="):
+            mode = value.split("=", 1)[1].strip().strip("\"'")
+        elif part in ("-c", "--config") and "writable_roots" in value:
+            writable += re.findall(r"[\"']([^\"']+)[\"']", value.split("=", 1)[-1])
+    return mode, writable
+
+
+def commit_problem(profile: AgentProfile) -> str:
+    """Why this profile's agent could not ``git commit`` in its worktree ("" when it can, as far as its
+    command line tells): Codex's sandbox keeps every git directory read-only unless they are made writable."""
+    if profile.parser != "codex" and Path(profile.command[0]).name != "codex":
+        return ""
+    mode, writable = _codex_sandbox(profile.command)
+    fix = ("use the built-in command (drop `command` from the profile), which adds "
+           + " ".join(f"--add-dir {d}" for d in _CODEX_GIT_DIRS) + ", or run with --sandbox danger-full-access")
+    if mode == "danger-full-access":
+        return ""
+    if mode != "workspace-write":
+        return f"codex sandbox {mode!r} cannot write files or commit — {fix}"
+    missing = [d for d in _CODEX_GIT_DIRS if d not in writable]
+    if missing:
+        return ("codex --sandbox workspace-write keeps the worktree's git directory read-only, so every "
+                f"`git commit` fails (missing writable {', '.join(missing)}) — {fix}")
+    return ""
+
+
 def render_argv(profile: AgentProfile, prompt_file: Path, worktree: Path | None = None) -> list[str]:
     """The argv to execute (no shell involved), with ``{prompt_file}``, ``{git_dir}`` and ``{git_common_dir}``
     (the git directories of ``worktree``, where the agent runs) replaced inside every element."""

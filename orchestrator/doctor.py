@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from monitor.agents import commit_problem
 from monitor.world import proc
 from monitor.world.git import Git, GitError
 from monitor.world.tmux import Tmux, TmuxError
@@ -73,6 +74,9 @@ def run_doctor(cwd: Path) -> Iterator[Check]:
         yield (found is not None or name not in routed,
                f"agent {name} ({used}): {found}" if found else
                f"agent {name} ({used}): `{binary}` not on PATH — install it or change [agents.{name}]")
+        problem = commit_problem(profiles[name])
+        if problem:  # the agent would run, do the work and lose it: every attempt a phantom
+            yield name not in routed, f"agent {name} ({used}): {problem}"
     registry = Registry(repo / ".swarm")
     try:
         registry.check_writable()

@@ -12,6 +12,7 @@ from monitor.agents import (
     BUILTIN_PROFILES,
     AgentProfile,
     AgentReport,
+    commit_problem,
     parse_output,
     render_argv,
     resolve_profiles,
@@ -441,3 +442,26 @@ def test_render_argv_git_dirs_of_a_linked_worktree(git_repo: Path, tmp_path: Pat
     assert git(worktree, "rev-parse", "--absolute-git-dir") == dirs[0]
     plain = render_argv(AgentProfile(command=["x", "{git_dir}", "{git_common_dir}"]), Path("/p.md"), git_repo)
     assert plain == ["x", str(git_repo / ".git"), str(git_repo / ".git")]
+
+
+# ------------------------------------------------------------------------------- profiles that can commit
+
+
+@pytest.mark.parametrize(("command", "flagged"), [
+    (BUILTIN_PROFILES["codex"].command, ""),
+    (["codex", "exec", "--json", "--sandbox", "workspace-write", "-"], "keeps the worktree's git directory read-only"),
+    (["codex", "exec", "--json", "-"], "sandbox 'read-only' cannot write"),
+    (["codex", "exec", "--json", "--full-auto", "-"], "keeps the worktree's git directory read-only"),
+    (["codex", "exec", "--json", "--sandbox", "danger-full-access", "-"], ""),
+    (["codex", "exec", "--dangerously-bypass-approvals-and-sandbox", "-"], ""),
+    (["codex", "exec", "-s", "workspace-write", "-c", 'sandbox_workspace_write.writable_roots=["{git_dir}", '
+      '"{git_common_dir}/objects", "{git_common_dir}/refs", "{git_common_dir}/logs"]', "-"], ""),
+    (["claude", "-p"], ""),
+])
+def test_commit_problem(command: list[str], flagged: str) -> None:
+    problem = commit_problem(AgentProfile(command=command, parser="codex" if command[0] == "codex" else "claude"))
+    if flagged:
+        assert flagged in problem
+        assert "drop `command` from the profile" in problem and "--add-dir {git_dir}" in problem
+    else:
+        assert problem == ""
