@@ -43,7 +43,9 @@ def _retire_worktree(world: World, name: str, worktree: Path, why: str, *, dry_r
     verb = "would remove" if dry_run else "removed"
     size = _mb(disk_usage(worktree))
     try:
-        changes = world.git.is_dirty(worktree) if worktree.resolve() in world.git.worktrees() else []
+        if worktree.resolve() not in world.git.worktrees():
+            return f"left {worktree} alone ({why}): it is not a git worktree of this repository"
+        changes = world.git.is_dirty(worktree)
     except GitError as exc:
         return f"kept {worktree}: cannot tell whether it holds uncommitted work ({exc})"
     ref = leftovers_ref(name)

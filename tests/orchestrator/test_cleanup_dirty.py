@@ -131,3 +131,19 @@ def test_a_merged_task_with_uncommitted_work_keeps_its_worktree(parts: tuple[Wor
     assert (worktree / "scratch.txt").read_text() == "notes the agent never committed\n"
     assert "worktree_kept" in events(world, task.id)
     assert "worktree_removed" not in events(world, task.id)
+
+
+def test_a_plain_directory_where_the_worktree_was_is_left_alone_and_not_reported_removed(
+    parts: tuple[World, Clock, Settings]
+) -> None:
+    world, _clock, settings = parts
+    _task, worktree = cancelled_with_leftovers(world)
+    git(world.layout.repo, "worktree", "remove", "--force", str(worktree))
+    worktree.mkdir()
+    (worktree / "mine.txt").write_text("the user's own file\n")
+
+    lines = clean_and_archive(world, settings, world.clock())
+
+    [line] = [line for line in lines if str(worktree) in line and "in use" not in line]
+    assert line.startswith(f"left {worktree} alone") and "not a git worktree" in line
+    assert (worktree / "mine.txt").read_text() == "the user's own file\n"
