@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+KILL_GRACE = 2.0  # seconds to collect a killed command's output before giving up on its pipes
+
 
 def tail(text: str, lines: int = 40, chars: int = 4000) -> str:
     kept = "\n".join(text.splitlines()[-lines:])
@@ -79,7 +81,16 @@ def run(
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
+        try:
+            out, err = proc.communicate(timeout=KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            # Something outside the process group still holds the pipes: a wedged tmux server keeps the
+            # stdout its client handed it. Waiting for EOF would hang the caller for good.
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+            proc.wait()
+            out, err = "", ""
         raise ProcTimeout(argv, timeout, (out or "") + (err or "")) from None
     result = Result(tuple(argv), proc.returncode, out or "", err or "", time.monotonic() - started)
     if check and not result.ok:
