@@ -147,3 +147,24 @@ def test_a_plain_directory_where_the_worktree_was_is_left_alone_and_not_reported
     [line] = [line for line in lines if str(worktree) in line and "in use" not in line]
     assert line.startswith(f"left {worktree} alone") and "not a git worktree" in line
     assert (worktree / "mine.txt").read_text() == "the user's own file\n"
+
+
+def test_swarm_cleanup_on_the_command_line_warns_then_saves(git_repo: Path, tmux_socket: str) -> None:
+    import json
+
+    from tests.orchestrator.test_cli import swarm
+    from tests.worlds import write_config
+
+    write_config(git_repo, tmux_socket)
+    task_id = swarm(git_repo, "spawn", "--title", "Draft", "--prompt", "scenario: sleep").stdout.strip()
+    worktree = Path(json.loads(swarm(git_repo, "status", task_id, "--json").stdout)["worktree"])
+    swarm(git_repo, "cancel", task_id)
+    (worktree / "draft.md").write_text("unsaved thoughts\n")
+
+    dry = swarm(git_repo, "cleanup", "--dry-run").stdout
+    assert f"would save dirty worktree {worktree}" in dry and "draft.md" in dry
+    assert (worktree / "draft.md").exists()
+
+    done = swarm(git_repo, "cleanup").stdout
+    assert f"refs/swarm/leftovers/{task_id}" in done and not worktree.exists()
+    assert git(git_repo, "show", f"refs/swarm/leftovers/{task_id}:draft.md") == "unsaved thoughts"
