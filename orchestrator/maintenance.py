@@ -85,7 +85,12 @@ def run_due(world: World, settings: Settings, extra: dict[str, tuple[float, Call
             done.append(f"{chore}: failed: {exc}")
             continue
         last[chore] = now.isoformat()
-        write_json_atomic(_state_path(world), dict(last))
+        try:
+            write_json_atomic(_state_path(world), dict(last))
+        except OSError as exc:  # a full disk: the chore is simply due again next time
+            log.warning("could not record when %s ran (%s): %s", chore, _state_path(world), exc)
+            for stray in _state_path(world).parent.glob(f".{_state_path(world).name}.tmp-*"):
+                stray.unlink(missing_ok=True)
     return done
 
 

@@ -114,3 +114,21 @@ def test_cleanup_dry_run_says_what_it_would_archive_and_changes_nothing(world: t
     lines = clean_and_archive(w, settings, w.clock(), dry_run=True)
     assert "would archive 1 finished task(s) older than 14 day(s)" in lines
     assert "old" in w.registry.read().tasks and not (w.layout.state_dir / "archive").exists()
+
+
+def test_a_full_disk_never_fails_the_tick_through_the_chores(git_repo: Path, tmux_socket: str) -> None:
+    from tests.tinydisk import fill, tiny_disk
+
+    with tiny_disk(git_repo / ".swarm", "256k") as state_dir:
+        w, _clock, _ = make_world(git_repo, tmux_socket)
+        settings = load(w.layout.repo / CONFIG_NAME)
+        filler = fill(state_dir)
+
+        done = run_due(w, settings)  # nothing to archive, then maintenance.json cannot be written
+
+        assert any(line.startswith("cleanup: ") for line in done)
+        assert not (state_dir / "maintenance.json").exists()
+        assert [p.name for p in state_dir.iterdir() if p.name.startswith(".maintenance")] == []
+        filler.unlink()
+        assert run_due(w, settings)  # still due: it runs again once there is room
+        assert (state_dir / "maintenance.json").exists()
