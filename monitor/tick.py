@@ -10,10 +10,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from monitor import decide as rules
 from monitor.act import Actor
 from monitor.actions import Fail, Progress, Respawn, ToChecking
 from monitor.clockjump import boot_id, measure_jump
@@ -30,21 +31,22 @@ from monitor.heartbeat import record_tick
 from monitor.layout import Layout
 from monitor.messages import outage_message
 from monitor.observation import Observation
-from monitor.observe import Observer
+from monitor.observe import Observer, read_panes
 from monitor.policy import Policy
 from monitor.redact import redact
 from monitor.retry import RetryPrompter
 from monitor.runner import Runner
-from monitor.world.forge import Forge
-from monitor.world.git import Git
+from monitor.world.forge import Forge, ForgeUnavailable
+from monitor.world.git import Git, GitError
 from monitor.world.notify import DELIVERED_FILE, DeliveredLog, Notifier, NotifyError
 from monitor.world.tmux import Tmux
 from registry.events import EventLog
-from registry.models import RegistryState, Status
+from registry.models import RegistryState, Status, Task
 from registry.store import Registry
 
 log = logging.getLogger(__name__)
 OUTBOX_KEEP = timedelta(days=7)
+CHAIN_ROUNDS = 3  # how many times a tick re-judges the tasks whose state it just changed
 
 
 @dataclass
@@ -232,26 +234,66 @@ def _tick(world: World, report: TickReport, stop: threading.Event) -> None:
     observations = observer.observe_all(state, now)
     decisions = [decide(state.tasks[tid], obs, world.policy, now) for tid, obs in observations.items()]
     decisions = cap_respawns(decisions, world.policy)
-    leaving = {d.task_id for d in decisions if any(isinstance(a, ToChecking | Fail) for a in d.actions)}
-    busy = sum(1 for t in state.tasks.values() if t.status.holds_slot and t.id not in leaving)
-    starts, waiting = plan_starts(state, world.policy, busy)
     report.tasks = len([t for t in state.tasks.values() if t.status.active])
     actor = Actor(world.registry, world.events, world.runner, world.forge, world.tmux, world.git, world.policy,
                   world.prompter, now, thread_events=getattr(world.notifier, "wants_events", False))
-    world.registry.update(_soft_updates(decisions, waiting, now, observations))
-    for decision in decisions:
-        if stop.is_set():
-            report.stopped_early = True
+    respawns = 0
+    for chained in range(CHAIN_ROUNDS + 1):
+        # Transitions chain within the tick: a task that changed state is observed and judged again at once
+        # (agent exited → checking → CI started; ready → merged → its dependents start), nothing else is.
+        respawns += sum(isinstance(a, Respawn) for d in decisions for a in d.actions)
+        world.registry.update(_soft_updates(decisions, {}, now, observations))
+        for decision in decisions:
+            if stop.is_set():
+                report.stopped_early = True
+                return _finish(world, report, actor, now)
+            actor.apply(decision)
+        after = world.registry.read()
+        changed = [after.tasks[d.task_id] for d in decisions if d.task_id in after.tasks
+                   and after.tasks[d.task_id].status is not state.tasks[d.task_id].status
+                   and after.tasks[d.task_id].status in (Status.checking, Status.ready)]
+        state = after
+        if not changed or chained == CHAIN_ROUNDS:
             break
-        actor.apply(decision)
+        observations = _observe_again(world, observer, changed, now)
+        rest = replace(world.policy, max_respawns_per_tick=max(0, world.policy.max_respawns_per_tick - respawns))
+        decisions = rules.cap_respawns([decide(state.tasks[tid], obs, world.policy, now)
+                                        for tid, obs in observations.items()], rest)
+    # Starts are planned from the state the tick leaves behind: a dependency merged in this tick counts.
+    busy = sum(1 for t in state.tasks.values() if t.status.holds_slot)
+    starts, _ = plan_starts(state, world.policy, busy)
     for start in starts:
         if stop.is_set():
             report.stopped_early = True
             break
         actor.run(start)
+    # ... and the wait reasons from the state after those starts (a dependency that just started says so).
+    state = world.registry.read() if starts else state
+    _, waiting = plan_starts(state, world.policy, sum(1 for t in state.tasks.values() if t.status.holds_slot))
+    world.registry.update(_soft_updates([], waiting, now))
+    _finish(world, report, actor, now)
+
+
+def _finish(world: World, report: TickReport, actor: Actor, now: datetime) -> None:
     report.actions = actor.done
     world.registry.update(lambda state: _outage(state, world.policy, now))
     report.notified = flush_outbox(world)
+
+
+def _observe_again(world: World, observer: Observer, tasks: list[Task], now: datetime) -> dict[str, Observation]:
+    """Observations of the tasks that changed state in this tick (only them: one forge read for them)."""
+    panes, blind = read_panes(world.tmux)
+    try:
+        world.forge.prefetch(tasks)  # their PR may have been opened, or CI started, a moment ago
+    except ForgeUnavailable as exc:
+        log.warning("forge unavailable this tick: %s", exc)
+    observations = {}
+    for task in tasks:
+        try:
+            observations[task.id] = observer.observe(task, panes, now, world.git.head(task.branch), blind)
+        except GitError as exc:
+            log.warning("task %s: git failed while observing: %s", task.id, exc)
+    return observations
 
 
 def _outage(state: RegistryState, policy: Policy, now: datetime) -> RegistryState:
