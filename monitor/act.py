@@ -121,6 +121,9 @@ class Actor(CheckingActions):
                 self._event(decision.task_id, "action_error", action=type(action).__name__, error=str(exc))
 
     def run(self, action: Action) -> None:
+        current = self._current(action.task_id)
+        if current is None or not current.status.active:
+            return  # it ended since decide (the human cancelled it, say): nothing more is done for it
         handler = getattr(self, f"_do_{type(action).__name__}")
         handler(action)
 
@@ -140,6 +143,9 @@ class Actor(CheckingActions):
             return
         except GitError as exc:
             self._fail_now(task, FailureKind.launch_failed, f"could not create the worktree: {exc}")
+            return
+        except LaunchError as exc:  # e.g. its agent profile was renamed in swarm.toml since it was queued
+            self._fail_now(task, FailureKind.launch_failed, f"could not start the agent: {exc}")
             return
         attempt = Attempt(
             number=number, session=session_for(task.id), prompt_path=str(prompt_path), started_at=self.now,

@@ -47,4 +47,5 @@ def wait_for_output(layout: Layout, task_id: str, text: str, attempt: int = 1, t
 def wait_for_result(layout: Layout, task_id: str, attempt: int = 1, timeout: float = 30.0) -> Path:
     """Until the attempt's wrapper has written ``result.json`` (the agent exited)."""
     path = layout.run_dir(task_id, attempt) / RESULT
-    return wait_for(lambda: path if path.exists() else None, f"task {task_id} attempt {attempt} to finish", timeout)
+    wait_for(path.exists, f"task {task_id} attempt {attempt} to finish", timeout)
+    return path
