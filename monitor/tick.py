@@ -251,7 +251,7 @@ def _tick(world: World, report: TickReport, stop: threading.Event) -> None:
         after = world.registry.read()
         changed = [after.tasks[d.task_id] for d in decisions if d.task_id in after.tasks
                    and after.tasks[d.task_id].status is not state.tasks[d.task_id].status
-                   and after.tasks[d.task_id].status in (Status.checking, Status.ready)]
+                   and after.tasks[d.task_id].status is Status.checking]  # just made ready: nothing more to do
         state = after
         if not changed or chained == CHAIN_ROUNDS:
             break

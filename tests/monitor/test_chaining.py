@@ -43,8 +43,12 @@ def test_an_exited_agent_is_ready_two_ticks_later(git_repo: Path, tmux_socket: s
     assert f"{task.id}: agent_finished" in report.actions and f"{task.id}: checks_started" in report.actions
 
     wait_for(lambda: jobs_done(world, task.id))  # CI runs between ticks
+    prefetches: list[int] = []
+    real_prefetch = world.forge.prefetch
+    world.forge.prefetch = lambda tasks: prefetches.append(len(tasks)) or real_prefetch(tasks)  # type: ignore
     run_tick(world)
     assert world.registry.read().tasks[task.id].status is Status.ready
+    assert prefetches == [1], "a task just made ready is not read again in the same tick"
     assert [m.kind for m in notifier.sent] == ["ready"]
 
 
