@@ -51,6 +51,11 @@ Wire format: ``stream: true`` is answered with Server-Sent Events framed as the 
 ``message_delta`` with ``stop_reason`` and ``usage``, ``message_stop``) over chunked transfer encoding;
 ``stream: false`` with one JSON message.
 
+Requests the real API refuses are refused here too, before the script is touched, with its status and error
+body (``400``, ``invalid_request_error``): a ``/v1/messages`` request without ``max_tokens`` ("max_tokens:
+Field required"), and a ``tool_choice`` of type ``tool`` naming a tool the request does not send ("Tool 'X'
+not found in provided tools"). See :func:`invalid_request`.
+
 Every request is recorded in :attr:`ScriptedMessagesServer.log` (method, path, parsed body). Set
 ``SWARM_FAKE_API_DEBUG=1`` to also print each one to stderr while developing.
 """
@@ -173,6 +178,24 @@ def is_agent_turn(path: str, body: Any) -> bool:
     return path.split("?", 1)[0].rstrip("/") == "/v1/messages" and isinstance(body, dict) and bool(body.get("tools"))
 
 
+def invalid_request(body: Any) -> str | None:
+    """The real API's error message for a ``/v1/messages`` body it refuses with 400, or None when it is fine.
+
+    Only what a test may trip by mistake is checked: the required ``max_tokens``, and a forced
+    ``tool_choice`` naming a tool that is not among ``tools``.
+    """
+    if not isinstance(body, dict):
+        return None
+    if "max_tokens" not in body:
+        return "max_tokens: Field required"
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "tool":
+        names = {t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)}
+        if choice.get("name") not in names:
+            return f"Tool '{choice.get('name')}' not found in provided tools"
+    return None
+
+
 class ScriptedMessagesServer:
     """A Messages API answering agent turns from ``script``; a context manager that serves in a thread."""
 
@@ -250,6 +273,9 @@ class ScriptedMessagesServer:
                 return None
             if request.path.split("?", 1)[0].rstrip("/") == "/v1/messages":
                 self.requests.append(request.body)
+                problem = invalid_request(request.body)
+                if problem is not None:  # refused like the real API, before any turn is used up
+                    return ApiError(400, problem, error_type="invalid_request_error")
             if not is_agent_turn(request.path, request.body):
                 return None
             self.agent_requests.append(request.body)
@@ -480,6 +506,7 @@ __all__ = [
     "Turn",
     "answer",
     "api_error",
+    "invalid_request",
     "is_agent_turn",
     "text",
     "tool_use",
