@@ -90,3 +90,11 @@ def test_a_one_minute_outage_backs_off_spends_no_attempts_and_is_told_once(
     run_tick(world)
     assert world.registry.read().outage_since is None
     assert json.loads(json.dumps(notifier.sent[0].data))["tasks"] == sorted(t.id for t in tasks)
+
+
+def test_the_outage_keys_are_read_from_the_monitor_section(git_repo: Path, tmux_socket: str) -> None:
+    world, _clock, _ = make_world(git_repo, tmux_socket, monitor='api_backoff = "2m"\napi_backoff_max = "1h"\n'
+                                  "api_error_attempts = 2\noutage_tasks = 4")
+    policy = world.policy
+    assert (policy.api_backoff, policy.api_backoff_max, policy.api_error_attempts, policy.outage_tasks) == (
+        120.0, 3600.0, 2, 4)

@@ -35,6 +35,7 @@ from monitor.decide import (
     free_api_errors,
     outage_tasks,
     plan_starts,
+    rebaseline,
 )
 from monitor.observation import ForgeView, Liveness, Observation, Review, RunResult
 from monitor.policy import DonePolicy, Policy
@@ -1008,3 +1009,21 @@ def test_outage_tasks_counts_tasks_waiting_or_recently_retried_after_api_errors(
         waiting(task(task_id="a"), NOW + MIN), recent, old, task(task_id="d"),
         waiting(task(Status.failed, task_id="e"), NOW + MIN))})
     assert outage_tasks(state, POLICY, NOW) == ["a", "b"]
+
+
+# -- clock jumps: the running attempts' marks move with the jump (the tick measures it) --------------------
+
+
+def test_rebaseline_shifts_only_running_attempts_and_only_beyond_the_slack() -> None:
+    running = waiting(task(task_id="a", progress=QUIET), NOW + MIN)
+    checking = task(Status.checking, task_id="b")
+    state = RegistryState(tasks={"a": running, "b": checking})
+    assert rebaseline(state, timedelta(seconds=59)) is state, "drift within the slack changes nothing"
+    shifted = rebaseline(state, timedelta(hours=3))
+    before, after = running.attempts[-1], shifted.tasks["a"].attempts[-1]
+    for name in ("started_at", "launched_at", "progress_at", "retry_at"):
+        assert getattr(after, name) == getattr(before, name) + timedelta(hours=3), name
+    assert shifted.tasks["b"] == checking
+    assert summary(decide(shifted.tasks["a"], running_obs(), POLICY, NOW + timedelta(hours=3))) == []
+    back = rebaseline(state, -timedelta(hours=3)).tasks["a"]
+    assert back.attempts[-1].progress_at == before.progress_at - timedelta(hours=3)  # type: ignore[operator]
