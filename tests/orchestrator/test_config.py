@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.sockets import per_repo_socket
 from orchestrator.config import ConfigError, Settings, load
 
 # The `swarm.toml` block of ARCHITECTURE.md, verbatim.
@@ -99,14 +100,14 @@ def test_empty_file_gives_the_contract_defaults(tmp_path: Path) -> None:
     assert settings.monitor.stuck_after == 1200.0
     assert settings.monitor.attempt_timeout == 7200.0
     assert settings.monitor.max_parallel == 4
-    assert settings.monitor.tmux_socket == "swarm"
+    assert settings.monitor.tmux_socket == per_repo_socket(tmp_path.resolve())  # one server per repository
     assert settings.project.base_branch == "main"
     assert settings.project.forge == "local"
     assert settings.routing == {"default": "claude"}
     assert settings.agents == {}
     assert settings.done.reviews == 0
     assert settings.done.commits and settings.done.pr and settings.done.ci and settings.done.no_conflict
-    assert settings == Settings()
+    assert settings.model_copy(update={"monitor": Settings().monitor}) == Settings()
 
 
 def test_routing_without_default_gets_the_default_route(tmp_path: Path) -> None:
