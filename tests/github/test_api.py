@@ -81,3 +81,32 @@ def test_job_logs_follow_the_redirect_without_the_token(fake: FakeGitHub, git_re
     api_calls = [r for r in fake.requests if r.kind != "redirect_target"]
     blobs = [r for r in fake.requests if r.kind == "redirect_target"]
     assert [r.authorized for r in api_calls] == [True] and [r.authorized for r in blobs] == [False]
+
+
+def test_pull_requests_no_longer_open_are_read_fifty_per_query(fake: FakeGitHub, git_repo: Path,
+                                                               tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from monitor.world.git import Git
+    from monitor.world.github import GitHubForge
+    from registry.models import PullRequest, Task
+
+    git(git_repo, "checkout", "-q", "-b", "feature")
+    (git_repo / "f.txt").write_text("f\n")
+    git(git_repo, "add", "f.txt")
+    git(git_repo, "commit", "-q", "-m", "feature")
+    bare = git_repo.parent / "remote.git"
+    git(git_repo, "push", "-q", str(bare), *[f"feature:refs/heads/swarm/t-{i:03d}" for i in range(120)])
+    now = datetime.now(UTC)
+    tasks = []
+    for i in range(120):
+        number = fake.open_pr("acme/shop", f"swarm/t-{i:03d}")
+        fake.close_pr("acme/shop", number)
+        tasks.append(Task(id=f"t-{i:03d}", title="t", prompt="p", agent="claude", base_branch="main",
+                          branch=f"swarm/t-{i:03d}", worktree=str(tmp_path / f"t-{i}"), created_at=now,
+                          updated_at=now, pr=PullRequest(number=number, url=f"{fake.url}/acme/shop/pull/{number}")))
+    forge = GitHubForge(api_for(fake, tmp_path), Git(git_repo), tmp_path)
+    fake.reset_log()
+    forge.prefetch(tasks)
+    assert [r.operation for r in fake.requests] == ["SwarmOpenPulls"] + ["SwarmPullsByNumber"] * 3
+    assert all(forge.view(t, "0" * 40, None).closed for t in tasks)
