@@ -300,6 +300,14 @@ class Actor(CheckingActions):
         except DiskFull as exc:  # transient: attempt ``after`` stays the last one; a later tick respawns
             self._wait_for_disk(task.id, "respawn_deferred", exc, attempt=number)
             return False
+        except LaunchError as exc:  # e.g. its agent profile is gone from swarm.toml: no retry can start
+            if by_human:
+                raise
+            self._do_Fail(Fail(task.id, after, failure.model_copy(update={
+                "kind": FailureKind.launch_failed, "summary": f"could not start attempt {number}: {exc}",
+                "evidence": f"attempt {after} ended with {failure.kind.value}: {failure.summary}",
+            }), result=result))
+            return False
         head = self.git.head(task.branch)
         if not fired and head and failure.kind in HEAD_BOUND:
             fired = f"{failure.kind.value}:{head}"  # this head was rejected: it can never count as the fix

@@ -237,6 +237,28 @@ def test_an_unknown_agent_profile_fails_the_queued_task_instead_of_the_tick(git_
     assert not world.tmux.has_session(session_for(queued.id))
 
 
+def test_an_unknown_agent_profile_at_respawn_fails_the_task_instead_of_erring_every_tick(
+    world_parts: tuple[World, Clock, RecordingNotifier],
+) -> None:
+    world, _clock, notifier = world_parts
+    task = spawn(world, "scenario: fail\nretry: commit-good")
+    wait_for_result(world.layout, task.id)
+    world.runner.profiles = {f"{name}-renamed": p for name, p in world.runner.profiles.items()}
+
+    run_tick(world)
+    run_tick(world)
+
+    current = world.registry.read().tasks[task.id]
+    assert current.status is Status.failed, "before the fix: running for good, an action_error every tick"
+    [attempt] = current.attempts
+    assert attempt.failure is not None and attempt.failure.kind is FailureKind.launch_failed
+    assert "unknown agent profile 'scripted'" in attempt.failure.summary
+    assert "agent_error" in attempt.failure.evidence, "the failure that led to the retry is kept"
+    assert attempt.exit_code == 3
+    assert "action_error" not in events(world, task.id)
+    assert [m.kind for m in notifier.sent] == ["needs_help"]
+
+
 def test_a_worktree_gone_at_launch_time_is_a_launch_failure(
     world_parts: tuple[World, Clock, RecordingNotifier], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
