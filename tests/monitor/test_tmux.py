@@ -95,7 +95,8 @@ def test_exited_pane_stays_dead_with_its_status(tmux: Tmux, tmp_path: Path) -> N
 def test_panes_reports_the_first_pane_of_a_session(tmux: Tmux, tmp_path: Path, tmux_socket: str) -> None:
     tmux.launch("multi", ["sleep", "30"], cwd=tmp_path)
     raw(tmux_socket, "split-window", "-t", "=multi:", "sh", "-c", "exit 3")
-    time.sleep(0.3)
+    # the second pane has exited (kept dead by remain-on-exit): a report that picked it would now say so
+    wait_for(lambda: raw(tmux_socket, "list-panes", "-t", "=multi:", "-F", "#{pane_dead}").stdout.split() == ["0", "1"])
     panes = tmux.panes()
     assert panes is not None
     assert list(panes) == ["multi"]
