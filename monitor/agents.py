@@ -276,8 +276,26 @@ def _stray_lines(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.strip().startswith(("{", "[")))
 
 
+def _claude_call(block: dict[str, Any]) -> str:
+    """A tool call as one line: ``$ command`` for Bash, else the tool's name and input."""
+    arguments = _dict(block.get("input"))
+    if block.get("name") == "Bash" and isinstance(arguments.get("command"), str):
+        return f"$ {_one_line(arguments['command'])}"
+    return _one_line(f"{block.get('name')} {json.dumps(arguments)}")
+
+
+def _claude_result_text(block: dict[str, Any]) -> str:
+    content = block.get("content")
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return str(content or "")
+
+
 def _parse_claude(text: str, exit_code: int) -> AgentReport:
     tool_calls = 0
+    calls: dict[str, str] = {}  # tool_use id -> the call, to name a failed one
+    failed = 0
+    last_failed = ""
     last_text = ""
     result: dict[str, Any] | None = None
     last_retry: dict[str, Any] | None = None
@@ -290,8 +308,15 @@ def _parse_claude(text: str, exit_code: int) -> AgentReport:
             for block in _list(_dict(event.get("message")).get("content")):
                 if isinstance(block, dict) and block.get("type") == "tool_use":
                     tool_calls += 1
+                    calls[str(block.get("id"))] = _claude_call(block)
                 elif isinstance(block, dict) and block.get("type") == "text" and block.get("text"):
                     last_text = str(block["text"])
+        elif kind == "user":
+            for block in _list(_dict(event.get("message")).get("content")):
+                if isinstance(block, dict) and block.get("type") == "tool_result" and block.get("is_error") is True:
+                    failed += 1
+                    output = _claude_result_text(block).rstrip()[-FAILED_OUTPUT_LIMIT:]
+                    last_failed = f"{calls.get(str(block.get('tool_use_id')), '(a tool call)')}\n{output}".rstrip()
         elif kind == "system" and event.get("subtype") == "api_retry":
             last_retry = event
         elif kind == "result":
@@ -308,6 +333,8 @@ def _parse_claude(text: str, exit_code: int) -> AgentReport:
             parser="claude",
             model=model,
             tool_calls=tool_calls,
+            failed_commands=failed,
+            failed_command=last_failed,
             is_error=exit_code != 0,
             api_error=last_retry is not None,
             final_text=_tail(last_text),
@@ -333,6 +360,8 @@ def _parse_claude(text: str, exit_code: int) -> AgentReport:
         parser="claude",
         model=model,
         tool_calls=tool_calls,
+        failed_commands=failed,
+        failed_command=last_failed,
         is_error=is_error,
         subtype=subtype,
         num_turns=turns if isinstance(turns, int) and not isinstance(turns, bool) else None,

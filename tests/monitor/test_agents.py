@@ -465,3 +465,13 @@ def test_commit_problem(command: list[str], flagged: str) -> None:
         assert "drop `command` from the profile" in problem and "--add-dir {git_dir}" in problem
     else:
         assert problem == ""
+
+
+def test_claude_failed_tool_call_is_counted_with_its_output(fixtures_dir: Path) -> None:
+    report = _claude(fixtures_dir, "failing-cmd-stream-json.jsonl", 0)
+    assert not report.is_error  # exit 0, subtype success: only the tool result says it failed
+    assert report.failed_commands == 1
+    assert report.failed_command == (
+        "$ echo 'ModuleNotFoundError: No module named greet_helpers' >&2; exit 3\n"
+        "Exit code 3\nModuleNotFoundError: No module named greet_helpers")
+    assert _claude(fixtures_dir, "success-stream-json.jsonl", 0).failed_commands == 0

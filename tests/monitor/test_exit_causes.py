@@ -39,8 +39,9 @@ def _judge(tmp_path: Path, parser: str, fixture: Path, exit_code: int, ahead: in
     text = fixture.read_text()
     report = parse_output(parser, text, exit_code)
     write_json_atomic(tmp_path / "result.json", {
-        "phase": "agent", "exit_code": exit_code, "killed_by": "", "started_at": (NOW - timedelta(minutes=5)).isoformat(),
-        "ended_at": NOW.isoformat(), "error": report.error, "report": report.model_dump(),
+        "phase": "agent", "exit_code": exit_code, "killed_by": "",
+        "started_at": (NOW - timedelta(minutes=5)).isoformat(), "ended_at": NOW.isoformat(),
+        "error": report.error, "report": report.model_dump(),
     })
     result = load_result(tmp_path / "result.json")
     assert result is not None
@@ -61,6 +62,13 @@ def test_a_failed_command_is_an_agent_error_with_its_output(tmp_path: Path, fixt
     assert failure.summary == ("1 command(s) failed and nothing new was committed; last: "
                                "$ /bin/bash -lc \"python3 -c 'import sys; sys.exit(3)'\" (exit 3)")
     assert "(exit 3)" in failure.evidence and "The command failed; I could not finish." in failure.evidence
+
+
+def test_a_failed_claude_tool_call_is_an_agent_error(tmp_path: Path, fixtures_dir: Path) -> None:
+    failure = _judge(tmp_path, "claude", fixtures_dir / "claude-code" / "failing-cmd-stream-json.jsonl", 0).failure
+    assert failure.kind is FailureKind.agent_error
+    assert "last: $ echo 'ModuleNotFoundError" in failure.summary
+    assert "ModuleNotFoundError: No module named greet_helpers" in failure.evidence
 
 
 def test_a_failed_commands_output_reaches_the_retry_prompt(tmp_path: Path) -> None:
