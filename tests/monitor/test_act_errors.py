@@ -113,6 +113,45 @@ def test_a_forge_outage_defers_the_action_and_changes_nothing(
     assert len(state.tasks[task.id].attempts) == 1
 
 
+def test_a_github_rate_limit_defers_opening_the_pr_and_opens_it_once_later(
+    git_repo: Path, tmux_socket: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from orchestrator.config import CONFIG_NAME, load
+    from orchestrator.wiring import build_world
+    from tests.fakes.github_server import FakeGitHub
+    from tests.github.test_scenarios import REPO, TOKEN, stage_for
+
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    with FakeGitHub(token=TOKEN) as fake:
+        stage_for(git_repo, tmux_socket, fake)
+        world = build_world(git_repo, load(git_repo / CONFIG_NAME), RecordingNotifier())
+        task = spawn(world, "scenario: commit")
+        wait_for_result(world.layout, task.id)
+        limited: list[str] = []
+
+        def limit_before_the_pr_is_opened(decisions: list[Decision]) -> None:
+            if not limited and any(type(a).__name__ == "OpenPR" for d in decisions for a in d.actions):
+                fake.rate_limit(1, status=429, retry_after=1, resource="all")  # GitHub's secondary limit
+                limited.append("yes")
+
+        between_decide_and_act(monkeypatch, limit_before_the_pr_is_opened)
+
+        run_tick(world)
+
+        assert limited, "the tick decided to open the pull request"
+        deferred = event_records(world, task.id, "action_deferred")
+        assert deferred and all(d["action"] == "OpenPR" and "rate limit" in d["error"] for d in deferred)
+        current = world.registry.read().tasks[task.id]
+        assert current.pr is None and current.status is Status.checking and len(current.attempts) == 1
+        assert "pr_opened" not in events(world, task.id)
+
+        state = tick_until(world, lambda s: s.tasks[task.id].pr is not None)  # the window passes
+        assert state.tasks[task.id].status in (Status.checking, Status.ready)
+        opened = [r for r in fake.requests if r.method == "POST" and r.path.endswith("/pulls")]
+        assert len(opened) == 1, "one pull request, opened after the limit"
+        assert fake.pr(REPO, state.tasks[task.id].pr.number)["title"] == "Task"  # type: ignore[union-attr]
+
+
 # -- git or tmux fails inside an action -------------------------------------------------------------------
 
 
