@@ -41,6 +41,11 @@ def _claude_blocks(event: dict[str, Any]) -> list[str]:
             lines.append(f"agent: {_short(block.get('text', ''))}")
         elif kind == "tool_use":
             lines.append(f"tool {block.get('name')}: {_short(json.dumps(block.get('input', {})), 200)}")
+        elif kind == "tool_result" and block.get("is_error") is True:  # the real error: keep its lines
+            content = block.get("content", "")
+            if isinstance(content, list):
+                content = "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+            lines += ["  → failed:", *_output(content, failed=True)]
         elif kind == "tool_result":
             lines.append(f"  → {_short(block.get('content', ''), 200)}")
     return lines

@@ -50,3 +50,10 @@ def test_a_failed_commands_output_is_kept() -> None:
     assert "  … 22 line(s) before" in lines  # 42 lines, the last 20 kept
     ok = readable(json.dumps({"type": "item.completed", "item": {**item, "exit_code": 0, "status": "completed"}}))
     assert len(ok.splitlines()) == 1 + 1 + 3  # a passing command keeps only a short tail
+
+
+def test_a_failed_claude_tool_result_keeps_its_lines(fixtures_dir: Path) -> None:
+    text = readable((fixtures_dir / "claude-code" / "failing-cmd-stream-json.jsonl").read_text())
+    lines = text.splitlines()
+    at = lines.index("  → failed:")
+    assert lines[at + 1:at + 3] == ["  Exit code 3", "  ModuleNotFoundError: No module named greet_helpers"]
