@@ -7,6 +7,9 @@ the profile's argv (``-m``/``--model``/``-c model=...``) or environment, else fr
 
 Sources (checked 2026-12): Anthropic's pricing page (platform.claude.com/docs/en/about-claude/pricing) and
 OpenAI's model and pricing pages (developers.openai.com/api/docs/pricing); cached input is the cache-read rate.
+Left out on purpose: models priced by prompt length (Haiku 5.5: one rate up to 100k tokens, another above), since
+one rate would misprice an agent's long prompts. ``orchestrator/llm.py`` keeps its own table for its budget,
+which prices an unknown model as the most expensive one instead.
 """
 
 from __future__ import annotations
@@ -47,7 +50,6 @@ BUILTIN: dict[str, Price] = {
     "claude-sonnet-4-6": Price(3.0, 15.0, 0.30),
     "claude-sonnet-4-5": Price(3.0, 15.0, 0.30),
     "claude-sonnet-4": Price(3.0, 15.0, 0.30),
-    "claude-haiku-5-5": Price(0.10, 0.50, 0.01),
     "claude-haiku-4-5": Price(1.0, 5.0, 0.10),
     # OpenAI
     "gpt-5.5": Price(5.0, 30.0, 0.50),
@@ -62,7 +64,7 @@ BUILTIN: dict[str, Price] = {
 }
 
 # A dated snapshot or alias of a priced model: "claude-sonnet-4-5-20250929", "gpt-5-2025-08-07", "...-latest".
-_SNAPSHOT = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
+_SNAPSHOT = re.compile(r"(-(\d{8}|\d{4}-\d{2}-\d{2}|latest)|\[[^\]]*\])$")  # also a "[1m]"-style tag
 
 _user: dict[str, Price] = {}
 

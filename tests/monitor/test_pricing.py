@@ -35,7 +35,9 @@ def test_known_models_and_their_snapshots() -> None:
     assert price_of("GPT-5-2025-08-07") == BUILTIN["gpt-5"]
     assert price_of("claude-sonnet-4-5-20250929") == BUILTIN["claude-sonnet-4-5"]
     assert price_of("openai/gpt-5.4-mini") == BUILTIN["gpt-5.4-mini"]
+    assert price_of("claude-opus-5-5[1m]") == BUILTIN["claude-opus-5-5"]
     assert price_of("gpt-5.6-sol") is None  # no guessing from a family name
+    assert price_of("claude-haiku-5-5") is None  # priced by prompt length: one rate would be wrong
     assert price_of("my-local-llama") is None
 
 
