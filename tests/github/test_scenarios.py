@@ -140,17 +140,26 @@ def test_monitor_pushes_and_opens_the_pr_then_reports_ready(stage: Stage) -> Non
 
 
 def test_a_pr_the_agent_opened_is_adopted_not_duplicated(stage: Stage) -> None:
+    # The agent pushes its branch and opens its own PR before it exits: a post-receive hook of the remote opens
+    # it (over the API, as the agent would) while the agent's push is still running, so that it exists before
+    # the monitor sees the agent finish, however many steps one tick chains.
+    hook = stage.bare / "hooks" / "post-receive"
+    hook.write_text(f"""#!{sys.executable}
+import json, sys, urllib.request
+for line in sys.stdin:
+    old, new, ref = line.split()
+    if ref.startswith("refs/heads/swarm/") and set(old) == {{"0"}}:
+        body = json.dumps({{"head": ref[len("refs/heads/"):], "base": "main", "title": "agent's own PR"}})
+        request = urllib.request.Request("{stage.fake.url}/repos/{REPO}/pulls", data=body.encode(), method="POST",
+                                         headers={{"Authorization": "token {TOKEN}"}})
+        urllib.request.urlopen(request).read()
+""")
+    hook.chmod(0o755)
     task_id = stage.spawn("Agent opens PR", "scenario: commit-push")
-    branch = f"swarm/{task_id}"
-    stage.tick()  # launches the agent, which commits and pushes
-    for _ in range(100):
-        if stage.fake.branch_sha(REPO, branch):
-            break
-        time.sleep(0.1)
-    number = stage.fake.open_pr(REPO, branch, title="agent's own PR")
     stage.tick_until(task_id, is_status("ready"))
-    assert stage.task(task_id)["pr"]["number"] == number
-    assert not [r for r in stage.fake.requests if r.method == "POST" and r.path.endswith("/pulls")]
+    (pull,) = stage.fake.pulls(REPO)
+    assert pull["title"] == "agent's own PR" and stage.task(task_id)["pr"]["number"] == pull["number"]
+    assert len([r for r in stage.fake.requests if r.method == "POST" and r.path.endswith("/pulls")]) == 1
 
 
 def test_ci_failure_respawns_with_check_output_annotations_and_job_log(stage: Stage) -> None:
@@ -361,11 +370,13 @@ def test_rate_limit_stops_all_github_calls_until_reset_and_tasks_show_unknown(st
 def test_retry_after_429_is_honoured(stage: Stage) -> None:
     task_id = stage.spawn("Secondary limit", "scenario: commit")
     stage.tick_until(task_id, lambda t: t.get("pr") is not None)
-    stage.fake.rate_limit(2, status=429, retry_after=2, resource="all")
+    stage.fake.rate_limit(8, status=429, retry_after=8, resource="all")  # long enough for a loaded machine
     stage.tick()
     assert stage.task(task_id)["checks"].get("ci") == "unknown"
-    time.sleep(2.2)
-    stage.tick_until(task_id, is_status("ready"))
+    seen = len(stage.fake.requests)
+    stage.tick()  # within the Retry-After: no call at all
+    assert len(stage.fake.requests) == seen and stage.task(task_id)["checks"].get("ci") == "unknown"
+    stage.tick_until(task_id, is_status("ready"), ticks=60)  # polls until the block ends
 
 
 def test_5xx_reads_are_retried_and_a_lost_create_is_not_repeated(stage: Stage) -> None:
