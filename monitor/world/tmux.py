@@ -29,6 +29,7 @@ Two isolation rules live here too, because every tmux command goes through :meth
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import time
@@ -37,6 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitor.world import proc
+
+log = logging.getLogger(__name__)
+_warned_servers: set[str] = set()  # sockets already warned about in this process
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -291,8 +295,36 @@ class Tmux:
             "--", *argv, *tag,
         )  # fmt: skip
         if result.ok or "duplicate session" in result.stderr.lower():  # lost a race: it exists now
+            self._warn_if_server_holds_secrets(name)
             return
         raise self._fail(result)
+
+    def server_held_secrets(self, name: str) -> list[str]:
+        """``hide_env`` names in the tmux server's own process environment (Linux ``/proc``): a server an
+        older swarm started keeps them there, out of its panes but readable by any process of this user."""
+        if not self.hide_env:
+            return []
+        result = self._run("display-message", "-p", "-t", f"={_check_name(name)}:", "#{pid}")
+        pid = _int_or_none(result.stdout) if result.ok else None
+        if pid is None:
+            return []
+        try:
+            raw = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            return []
+        held = {item.partition(b"=")[0].decode(errors="replace") for item in raw.split(b"\0") if item}
+        return [key for key in self.hide_env if key in held]
+
+    def _warn_if_server_holds_secrets(self, name: str) -> None:
+        try:
+            held = self.server_held_secrets(name)
+        except TmuxError:
+            return
+        if held and self.socket not in _warned_servers:
+            _warned_servers.add(self.socket)
+            log.warning("the tmux server on socket %s was started (by an older swarm) with %s in its environment: "
+                        "its panes no longer get them, but its process still holds them; restart it when no agent "
+                        "runs (`%s kill-server`)", self.socket, ", ".join(held), " ".join(self._base()))
 
     def kill(self, name: str) -> bool:
         """Kill exactly the session ``name``; False if it did not exist or belongs to another repository."""

@@ -58,7 +58,7 @@ def test_an_untagged_session_of_an_older_swarm_belongs_to_the_repository_whose_w
 
 
 def test_swarms_secrets_never_reach_a_server_it_starts_and_are_removed_from_an_older_one(
-    tmux_socket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmux_socket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("SWARM_TEST_SECRET", "s3cr3t-value-for-the-test")
     monkeypatch.setenv("SWARM_TEST_HARMLESS", "visible")
@@ -72,6 +72,7 @@ def test_swarms_secrets_never_reach_a_server_it_starts_and_are_removed_from_an_o
     assert "SWARM_TEST_SECRET" not in raw(tmux_socket, "show-environment", "-g")
     server_pid = int(raw(tmux_socket, "display-message", "-p", "-t", "=fresh:", "#{pid}").strip())
     assert b"SWARM_TEST_SECRET" not in Path(f"/proc/{server_pid}/environ").read_bytes()
+    assert tmux.server_held_secrets("fresh") == [] and "still holds them" not in caplog.text
 
     tmux.kill_server()
     # An older swarm started the server with the secret in its environment:
@@ -83,6 +84,9 @@ def test_swarms_secrets_never_reach_a_server_it_starts_and_are_removed_from_an_o
     wait_for(out.exists, "the pane's environment dump")
     assert "SWARM_TEST_SECRET" not in out.read_text()
     assert "SWARM_TEST_SECRET" not in raw(tmux_socket, "show-environment", "-g")
+    # What cannot be cleaned without ending its agents, the older server's own process, is said once.
+    assert tmux.server_held_secrets("next") == ["SWARM_TEST_SECRET"]
+    assert "still holds them" in caplog.text and "kill-server" in caplog.text
 
 
 def test_a_repository_path_tmux_cannot_tag_is_a_clear_error(tmux_socket: str) -> None:
