@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -88,7 +88,7 @@ def test_the_record_is_written_before_the_registry_is_marked(git_repo: Path, tmu
     seen: list[bool] = []
     real = world.registry.update
 
-    def update(fn):  # type: ignore[no-untyped-def]
+    def update(fn: Callable[[RegistryState], RegistryState]) -> RegistryState:
         seen.append(message.key in DeliveredLog(world.layout.state_dir / DELIVERED_FILE))
         return real(fn)
 
