@@ -285,7 +285,8 @@ class Actor(CheckingActions):
             return False
         if notes is not None:
             task = task.model_copy(update={"notes": notes})
-        self.tmux.kill(session_for(task.id))  # the old attempt's session, alive or a dead pane
+        if not by_human:  # the human's retry stops the running agent only once its prompt is written
+            self.tmux.kill(session_for(task.id))  # the old attempt's session, alive or a dead pane
         number = after + 1
         failed_task = task.with_attempt(self._closed_attempt(task.attempts[-1], result, failure))
         # attempts lost to a provider outage are not counted: the budget grows by them
@@ -298,6 +299,8 @@ class Actor(CheckingActions):
         try:
             prompt_path = self.runner.write_attempt(task, number, body)
         except DiskFull as exc:  # transient: attempt ``after`` stays the last one; a later tick respawns
+            if by_human:
+                raise  # the human is told at once, in one line; nothing was recorded
             self._wait_for_disk(task.id, "respawn_deferred", exc, attempt=number)
             return False
         except LaunchError as exc:  # e.g. its agent profile is gone from swarm.toml: no retry can start
@@ -308,6 +311,8 @@ class Actor(CheckingActions):
                 "evidence": f"attempt {after} ended with {failure.kind.value}: {failure.summary}",
             }), result=result))
             return False
+        if by_human:
+            self.tmux.kill(session_for(task.id))
         head = self.git.head(task.branch)
         if not fired and head and failure.kind in HEAD_BOUND:
             fired = f"{failure.kind.value}:{head}"  # this head was rejected: it can never count as the fix

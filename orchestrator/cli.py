@@ -22,7 +22,9 @@ from monitor.agent_run import LOG
 from monitor.durations import parse_duration
 from monitor.heartbeat import monitor_line
 from monitor.redact import RedactingFilter
+from monitor.runner import LaunchError
 from monitor.transcript import readable
+from monitor.world.git import GitError
 from orchestrator import status as status_view
 from orchestrator import tasks as task_ops
 from orchestrator.config import CONFIG_NAME, ConfigError, load
@@ -308,7 +310,10 @@ def retry(
 ) -> None:
     """Start a new attempt now, with your note in its prompt."""
     _settings, world = load_world()
-    found = task_ops.retry(world, task, note)
+    try:
+        found = task_ops.retry(world, task, note)
+    except (GitError, LaunchError) as exc:  # a full disk, a broken worktree: nothing was recorded
+        raise OperationalError(f"could not retry {task}: {' '.join(str(exc).split())}") from None
     console.print(f"{found.id}: {found.status.value} (attempt {len(found.attempts)})")
 
 

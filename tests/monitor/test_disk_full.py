@@ -124,3 +124,24 @@ def test_a_full_disk_at_respawn_defers_it_without_counting_an_attempt(git_repo: 
         attempts = state.tasks[task.id].attempts
         assert len(attempts) == 2
         assert attempts[0].failure is not None and attempts[0].failure.kind is FailureKind.died
+
+
+def test_a_human_retry_on_a_full_disk_is_one_line_and_records_nothing(git_repo: Path, tmux_socket: str) -> None:
+    from orchestrator import tasks as task_ops
+
+    world = world_with(git_repo, tmux_socket)
+    with tiny_disk(world.layout.runs_dir, "1m") as runs:
+        task = spawn(world, "scenario: sleep")
+        run_tick(world)
+        filler = fill(runs)
+        before = world.registry.read().tasks[task.id]
+
+        with pytest.raises(DiskFull) as raised:
+            task_ops.retry(world, task.id, "try again")
+
+        assert str(world.layout.run_dir(task.id, 2) / "prompt.md") in str(raised.value)
+        after = world.registry.read().tasks[task.id]
+        assert len(after.attempts) == len(before.attempts) == 1, "a retry that wrote no prompt counted an attempt"
+        assert not world.layout.run_dir(task.id, 2).exists()
+        assert world.tmux.has_session(session_for(task.id)), "the running agent was stopped for nothing"
+        filler.unlink()
