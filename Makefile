@@ -25,6 +25,7 @@ test: lint
 bench: $(STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/llm_bench.py
+	$(PY) bench/chain_bench.py
 
 clean:
 	rm -rf $(VENV)
