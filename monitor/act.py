@@ -206,8 +206,11 @@ class Actor(CheckingActions):
                 return None
             now_attempt = current.attempt
             assert now_attempt is not None
-            return current.with_attempt(now_attempt.model_copy(update={"launched_at": self.now,
-                                                                        "progress_at": self.now}))
+            launched = current.with_attempt(now_attempt.model_copy(update={"launched_at": self.now,
+                                                                            "progress_at": self.now}))
+            # the reason the tick's decide gives a healthy agent, at once (not "launching" until the next tick)
+            return launched.model_copy(update={"reason": "agent running"}) if current.reason == "launching the agent" \
+                else launched
 
         self._update(task_id, confirm)
         self._event(task_id, "launched", attempt=number, session=attempt.session)

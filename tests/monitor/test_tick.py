@@ -530,3 +530,13 @@ def test_a_task_waiting_for_review_costs_no_git_work_until_a_head_moves(
     assert sorted(set(calls)) == ["changed_files", "conflicts", "divergence", "is_merged"]
     facts = world.registry.read().tasks[task.id].branch_facts
     assert facts is not None and facts.behind == 1 and facts.key.startswith(world.git.head("main") or "?")
+
+
+def test_a_launched_agent_reads_running_at_once_not_launching(
+    world_parts: tuple[World, Clock, RecordingNotifier],
+) -> None:
+    world, _clock, _notifier = world_parts
+    task = spawn(world, "scenario: sleep")
+    current = world.registry.read().tasks[task.id]
+    assert current.attempt is not None and current.attempt.launched_at is not None
+    assert current.reason == "agent running", "the reason said 'launching' until the next tick"
