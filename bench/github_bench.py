@@ -229,7 +229,7 @@ def stage(prs: int) -> Iterator[Stage]:
 
 
 def _quiet_notifier() -> Any:
-    from bench.run import QuietNotifier
+    from bench.common import QuietNotifier
 
     return QuietNotifier()
 
@@ -253,7 +253,7 @@ def _not_ready(world: World, actions: Sequence[str], when: str) -> None:
 
 def tick_figures(st: Stage, ticks: int) -> dict[str, Any]:
     """One warm-up tick, then ``ticks`` measured ticks: GitHub requests by kind, seconds, git calls."""
-    from bench.run import CallCounter, _stats
+    from bench.common import CallCounter, _stats
 
     world, fake = st.world, st.fake
     prs = len(st.numbers)
@@ -347,7 +347,7 @@ def rest_poll(fake: FakeGitHub, numbers: Sequence[int]) -> tuple[int, int, Count
 
 
 def rest_figures(st: Stage, rounds: int) -> dict[str, Any]:
-    from bench.run import _stats
+    from bench.common import _stats
 
     numbers = sorted(st.numbers.values())
     samples: list[float] = []

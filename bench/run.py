@@ -38,16 +38,13 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
-from unittest import mock
 
-import git as gitpython
-
+from bench.common import CallCounter, QuietNotifier, _stats
 from monitor.tick import World, run_tick
-from monitor.world import proc
 from orchestrator import tasks as task_ops
 from orchestrator.config import CONFIG_NAME, load
 from orchestrator.wiring import build_world
-from registry.models import OutboxMessage, Status
+from registry.models import Status
 
 T = TypeVar("T")
 TARGET_REGISTRY_MS = 20.0
@@ -67,13 +64,6 @@ COMMITTER = [sys.executable, "-c", (
 
 
 # -- helpers ------------------------------------------------------------------------------------------
-
-
-def _stats(samples: Sequence[float]) -> tuple[float, float]:
-    """(median, p95) of the samples, in their own unit."""
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return statistics.median(ordered), p95
 
 
 def _cpu() -> float:
@@ -99,13 +89,6 @@ def _timed_cpu(action: Callable[[], object]) -> tuple[float, float]:
     """(wall seconds, CPU seconds)."""
     _, wall, cpu = _measured(action)
     return wall, cpu
-
-
-class QuietNotifier:
-    """Nothing is announced during a benchmark (a sleeping agent never becomes ready anyway)."""
-
-    def send(self, message: OutboxMessage) -> None:
-        return None
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -200,49 +183,6 @@ def sandbox(max_parallel: int = 100, files: int = 6) -> Iterator[World]:
 def _spawn(world: World, n: int) -> None:
     task_ops.spawn(world, title=f"Bench task {n}", prompt=PROMPT, agent=AGENT, kind="default", after=[],
                    base_branch="main")
-
-
-class CallCounter:
-    """Counts subprocesses by command (``tmux list-panes``, ``git for-each-ref``) while installed.
-
-    Wraps ``monitor.world.proc.run`` (every tmux call) and GitPython's ``Git.execute`` (every git call)
-    in this process only; the library code is unchanged."""
-
-    def __init__(self) -> None:
-        self.calls: Counter[str] = Counter()
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[CallCounter]:
-        real_run = proc.run
-        real_execute = gitpython.cmd.Git.execute
-
-        def counting_run(argv: Sequence[str], **kwargs: Any) -> proc.Result:
-            self.calls[self._name(argv)] += 1
-            return real_run(argv, **kwargs)
-
-        def counting_execute(runner: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
-            self.calls[self._name(command if isinstance(command, list | tuple) else str(command).split())] += 1
-            return real_execute(runner, command, *args, **kwargs)
-
-        with mock.patch.object(proc, "run", counting_run), \
-                mock.patch.object(gitpython.cmd.Git, "execute", counting_execute):
-            yield self
-
-    @staticmethod
-    def _name(argv: Sequence[str]) -> str:
-        program = Path(argv[0]).name if argv else "?"
-        rest = list(argv[1:])
-        if program == "tmux" and len(rest) >= 2 and rest[0] in ("-L", "-S"):
-            rest = rest[2:]
-        while program == "git" and len(rest) >= 2 and rest[0] == "-c":
-            rest = rest[2:]
-        return f"{program} {rest[0]}" if rest else program
-
-    def total(self, program: str) -> int:
-        return sum(n for name, n in self.calls.items() if name.split()[0] == program)
-
-    def describe(self, per: int = 1) -> str:
-        return ", ".join(f"{name} ×{n / per:g}" for name, n in self.calls.most_common())
 
 
 def _events(world: World) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from monitor.world import proc
 from orchestrator.config import Settings
+from orchestrator.systemd_names import unit_names, user_unit_dir
 
 SystemctlRunner = Callable[[Sequence[str]], proc.Result]
 
@@ -58,7 +59,6 @@ def timer_status(
 ) -> tuple[bool, str]:
     """One doctor line: is the timer (or the daemon) installed, active, enabled, lingering, and did its
     last tick succeed; with the fix when not."""
-    from orchestrator.systemd import unit_names, user_unit_dir  # at call time: systemd re-exports this module
 
     run = systemctl or _run_systemctl
     unit_dir = unit_dir or user_unit_dir()

@@ -22,13 +22,10 @@ from monitor.world.local import LocalForge
 from monitor.world.notify import Notifier
 from monitor.world.tmux import Tmux
 from orchestrator.config import CONFIG_NAME, ConfigError, Settings, load
+from orchestrator.errors import UsageError
 from orchestrator.notifiers import notifier_from
 from registry.events import EventLog
 from registry.store import Registry
-
-
-class UsageError(Exception):
-    """The user asked for something that cannot be done as asked; exit 2 with the message."""
 
 
 def find_repo(start: Path | None = None) -> Path:
@@ -71,7 +68,7 @@ def profiles_from(settings: Settings) -> dict[str, AgentProfile]:
 
 def lens_commands(layout: Layout, settings: Settings) -> dict[str, str]:
     """The job command of each `swarm:<lens>` reviewer: `swarm review-run` in the worktree, per head."""
-    from orchestrator.systemd import default_swarm_argv
+    from orchestrator.systemd_names import default_swarm_argv
 
     argv = shlex.join(default_swarm_argv())
     return {

@@ -11,13 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from monitor.fence import Fence
 from monitor.redact import redact
-
-if TYPE_CHECKING:
-    from orchestrator.discovery.sentry import TaskRef
 
 FRAMES = 5  # in-app frames per exception given to the agent, innermost last
 TITLE_LIMIT = 72
@@ -147,7 +144,19 @@ def task_title(issue: Issue) -> str:
     return title if len(title) <= TITLE_LIMIT else title[:TITLE_LIMIT - 1].rstrip() + "…"
 
 
-def build_prompt(issue: Issue, event: dict[str, Any], previous: TaskRef | None = None) -> str:
+class PreviousTask(Protocol):
+    """What the prompt says of the task made before for a regressed issue (``sentry.TaskRef`` is one):
+    a protocol, so this module never imports the discovery that imports it."""
+
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def task_status(self) -> str | None: ...
+    @property
+    def pr_url(self) -> str | None: ...
+
+
+def build_prompt(issue: Issue, event: dict[str, Any], previous: PreviousTask | None = None) -> str:
     fence = Fence()
     parts = [f"Fix the production error that Sentry reports as issue {issue.short_id} (link below)."]
     if previous is not None:
