@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orchestrator.brain.context import select_context
+from orchestrator.brain.llm import Llm
+from orchestrator.brain.planner import PLAN_TOOL, make_plan
+from orchestrator.brain.retry_llm import LlmRetryPrompter
 from orchestrator.config import CONFIG_NAME, load
-from orchestrator.context import select_context
-from orchestrator.llm import Llm
-from orchestrator.planner import PLAN_TOOL, make_plan
-from orchestrator.retry_llm import LlmRetryPrompter
 from registry.models import Attempt, Failure, FailureKind, Status, Task
 
 KEY = "sk-ant-api03-bench000000000000000000"

@@ -142,8 +142,8 @@ def submit_request(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
 ) -> None:
     """Plan a request into tasks (with a model key) and spawn them all, dependencies first."""
-    from orchestrator.llm import LlmError, llm_from
-    from orchestrator.planner import PlanError
+    from orchestrator.brain.llm import LlmError, llm_from
+    from orchestrator.brain.planner import PlanError
     from orchestrator.submit import SubmitError
     from orchestrator.submit import submit as submit_tasks
 
@@ -380,8 +380,8 @@ def review_run(
     """One AI review lens as a check job (started by the monitor): exit 0 approves, 1 requests changes,
     75 could not judge (the model API failed; the monitor runs it again next tick)."""
     from monitor.world.jobs import TEMPFAIL, job_name
-    from orchestrator import review as reviewing
-    from orchestrator.llm import LlmError, llm_from
+    from orchestrator.brain import review as reviewing
+    from orchestrator.brain.llm import LlmError, llm_from
 
     settings, world = load_world(repo)
     found = task_ops.get_task(world, task)
@@ -408,8 +408,8 @@ def review(
                                                        "reviewers of done.reviewers, else logic)")] = None,
 ) -> None:
     """Run AI reviewers on the task's current head now; their verdicts count like the monitor's own run."""
-    from orchestrator.llm import LlmError, llm_from
-    from orchestrator.review import review_now
+    from orchestrator.brain.llm import LlmError, llm_from
+    from orchestrator.brain.review import review_now
 
     settings, world = load_world()
     found = task_ops.get_task(world, task)
@@ -429,7 +429,7 @@ def learn(
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics and rules as JSON")] = False,
 ) -> None:
     """Outcome statistics per task kind, agent and prompt feature; rules for the next prompts (context.learnings)."""
-    from orchestrator import learn as learning
+    from orchestrator.brain import learn as learning
 
     settings, world = load_world()
     learnings = world.layout.repo / settings.context.learnings if settings.context.learnings else None

@@ -35,11 +35,11 @@ from monitor.agents import AgentProfile
 from monitor.retry import with_footer
 from monitor.tick import World
 from orchestrator import tasks as task_ops
+from orchestrator.brain.context import SelectedContext, select_context
+from orchestrator.brain.llm import Llm
+from orchestrator.brain.plan import Plan, PlannedTask, Usage
+from orchestrator.brain.prompts import single_prompt, task_prompt
 from orchestrator.config import Settings
-from orchestrator.context import SelectedContext, select_context
-from orchestrator.llm import Llm
-from orchestrator.plan import Plan, PlannedTask, Usage
-from orchestrator.prompts import single_prompt, task_prompt
 from orchestrator.wiring import UsageError
 from registry.models import RegistryState
 
@@ -251,7 +251,7 @@ def prepare(
         only = plan.tasks[0]
         agent = settings.routing["default"]
         return plan, Usage(), context, [SubmittedTask(only, agent, single_prompt(request, context, settings))], []
-    from orchestrator.planner import make_plan
+    from orchestrator.brain.planner import make_plan
 
     plan, usage = make_plan(llm, request, context.text, settings, sorted(configured),
                             dead_letter_dir=world.layout.state_dir / DEAD_LETTER)

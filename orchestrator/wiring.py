@@ -114,8 +114,8 @@ def retry_prompter_from(
     env = os.environ if environ is None else environ
     if not settings.llm.retry_prompts or not env.get(settings.llm.api_key_env, "").strip():
         return TemplateRetryPrompter()
-    from orchestrator.llm import llm_from
-    from orchestrator.retry_llm import LlmRetryPrompter, registry_recorder
+    from orchestrator.brain.llm import llm_from
+    from orchestrator.brain.retry_llm import LlmRetryPrompter, registry_recorder
 
     return LlmRetryPrompter(lambda: llm_from(settings, env), record_usage=registry_recorder(registry))
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.learn import GroupStats, Report, Thresholds, learn
+from orchestrator.brain.learn import GroupStats, Report, Thresholds, learn
 from registry.events import EventLog
 from registry.models import Attempt, Failure, FailureKind, Status, Task
 from registry.store import Registry

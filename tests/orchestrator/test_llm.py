@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from orchestrator.brain.llm import DEFAULT_PRICE_PER_MTOK, Llm, LlmError, llm_from, model_family, price
 from orchestrator.config import LlmSettings, Settings
-from orchestrator.llm import DEFAULT_PRICE_PER_MTOK, Llm, LlmError, llm_from, model_family, price
 from tests.conftest import REPO_ROOT
 from tests.fakes.messages_api import ScriptedMessagesServer, Turn, answer, api_error, text, tool_use
 
@@ -164,5 +164,5 @@ def test_price_per_model_family_with_a_conservative_default() -> None:
 
 
 def test_importing_the_module_does_not_load_the_sdk() -> None:
-    code = "import sys, orchestrator.llm, orchestrator.planner; sys.exit('anthropic' in sys.modules)"
+    code = "import sys, orchestrator.brain.llm, orchestrator.brain.planner; sys.exit('anthropic' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT).returncode == 0

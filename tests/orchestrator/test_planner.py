@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from orchestrator.brain.llm import Llm, LlmError, price
+from orchestrator.brain.plan import Plan, PlannedTask
+from orchestrator.brain.plan_repair import normalize
+from orchestrator.brain.plan_shape import find_cycle, paths_overlap, shape
+from orchestrator.brain.planner import PLAN_TOOL, PlanError, make_plan
 from orchestrator.config import LlmSettings, Settings
-from orchestrator.llm import Llm, LlmError, price
-from orchestrator.plan import Plan, PlannedTask
-from orchestrator.plan_repair import normalize
-from orchestrator.plan_shape import find_cycle, paths_overlap, shape
-from orchestrator.planner import PLAN_TOOL, PlanError, make_plan
 from tests.fakes.messages_api import ScriptedMessagesServer, Turn, answer, api_error, text, tool_use
 
 KEY = "sk-ant-api03-test-key-never-shown"

@@ -25,10 +25,10 @@ import pytest
 
 from monitor.retry import FOOTER, TemplateRetryPrompter, with_footer
 from orchestrator import tasks as task_ops
+from orchestrator.brain.llm import Llm, LlmError, price
+from orchestrator.brain.plan import Usage
+from orchestrator.brain.retry_llm import GUIDANCE_HEADING, LlmRetryPrompter, insert_guidance, scrub
 from orchestrator.config import Settings
-from orchestrator.llm import Llm, LlmError, price
-from orchestrator.plan import Usage
-from orchestrator.retry_llm import GUIDANCE_HEADING, LlmRetryPrompter, insert_guidance, scrub
 from orchestrator.wiring import policy_from, retry_prompter_from
 from registry.models import Attempt, Failure, FailureKind, Status, Task
 from registry.store import Registry
@@ -223,7 +223,7 @@ def test_model_failures_give_the_template_prompt_and_one_log_line(
     recorded: list[Usage] = []
     task = make_task()
     prompter = LlmRetryPrompter(llm(url, timeout=0.5), record_usage=lambda _tid, usage: recorded.append(usage))
-    with caplog.at_level(logging.INFO, logger="orchestrator.retry_llm"):
+    with caplog.at_level(logging.INFO, logger="orchestrator.brain.retry_llm"):
         prompt = prompter.retry_prompt(task, failure_of(task), 2, 3)
 
     template = TemplateRetryPrompter().retry_prompt(task, failure_of(task), 2, 3)
@@ -318,7 +318,7 @@ QUIET_TICK = textwrap.dedent("""
     from monitor.layout import session_for
     from monitor.tick import run_tick
     from orchestrator import tasks as task_ops
-    from orchestrator.retry_llm import LlmRetryPrompter
+    from orchestrator.brain.retry_llm import LlmRetryPrompter
     from tests.worlds import make_world
 
     world, clock, _ = make_world(Path(sys.argv[1]), sys.argv[2])

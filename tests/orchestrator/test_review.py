@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from monitor.tick import run_tick
-from orchestrator.plan import Usage
-from orchestrator.review import parse_review
+from orchestrator.brain.plan import Usage
+from orchestrator.brain.review import parse_review
 from registry.models import Status
 from tests.fakes.messages_api import ScriptedMessagesServer, tool_use
 from tests.monitor.test_tick import spawn, status_of, tick_until

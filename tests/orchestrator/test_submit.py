@@ -21,12 +21,12 @@ import pytest
 from monitor.retry import FOOTER
 from monitor.tick import World, run_tick
 from orchestrator import tasks as task_ops
+from orchestrator.brain.context import estimate_tokens, select, select_context
+from orchestrator.brain.llm import Llm, price
+from orchestrator.brain.plan import Contract, Plan, PlannedTask
+from orchestrator.brain.planner import PLAN_TOOL
+from orchestrator.brain.prompts import GUARDRAILS, task_prompt
 from orchestrator.config import CONFIG_NAME, Settings, load, parse
-from orchestrator.context import estimate_tokens, select, select_context
-from orchestrator.llm import Llm, price
-from orchestrator.plan import Contract, Plan, PlannedTask
-from orchestrator.planner import PLAN_TOOL
-from orchestrator.prompts import GUARDRAILS, task_prompt
 from orchestrator.submit import NO_KEY_NOTE, SubmitError, route, split_usage, submit
 from orchestrator.wiring import UsageError, build_world
 from registry.models import RegistryState, Status
@@ -249,7 +249,7 @@ def test_route_takes_the_planners_agent_only_when_configured() -> None:
 
 
 def test_split_usage_sums_to_the_whole() -> None:
-    from orchestrator.plan import Usage
+    from orchestrator.brain.plan import Usage
 
     shares = split_usage(Usage(input_tokens=1001, output_tokens=500, cost_usd=0.010003), 3)
     assert [t for t, _ in shares] == [501, 500, 500]

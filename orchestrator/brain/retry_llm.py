@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from monitor.fence import Fence, cap
 from monitor.redact import redact
 from monitor.retry import FOOTER, RetryPrompter, TemplateRetryPrompter
-from orchestrator.llm import LlmError  # no SDK import: orchestrator.llm loads anthropic only in Llm()
-from orchestrator.plan import Usage
+from orchestrator.brain.llm import LlmError  # no SDK import: orchestrator.brain.llm loads anthropic only in Llm()
+from orchestrator.brain.plan import Usage
 from registry.models import Failure, FailureKind, RegistryState, Task
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ credentials.
 
 @runtime_checkable
 class TextModel(Protocol):
-    """What this module needs of ``orchestrator.llm.Llm``: one plain-text answer and its usage."""
+    """What this module needs of ``orchestrator.brain.llm.Llm``: one plain-text answer and its usage."""
 
     def text(self, system: str, user: str, *, max_tokens: int | None = None) -> tuple[str, Usage]: ...
 

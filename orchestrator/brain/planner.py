@@ -2,14 +2,14 @@
 
 Why one call: the plan is a single tool call (``submit_plan``, forced where the model allows forcing) whose
 input schema is the plan's shape, so the answer is data, not prose to parse, and its cost is one request.
-What the model gets wrong despite the schema is repaired by :mod:`orchestrator.plan_repair`, the result is
-validated by the strict pydantic :class:`~orchestrator.plan.Plan`, checked for dependency cycles, and
-shaped for parallel work by :mod:`orchestrator.plan_shape`.
+What the model gets wrong despite the schema is repaired by :mod:`orchestrator.brain.plan_repair`, the result is
+validated by the strict pydantic :class:`~orchestrator.brain.plan.Plan`, checked for dependency cycles, and
+shaped for parallel work by :mod:`orchestrator.brain.plan_shape`.
 
 An answer that cannot be used is **never half-applied**: the raw answer and the reason go to one
 dead-letter file, ``<dead_letter_dir>/<UTC timestamp>-plan.json``, and :class:`PlanError` names it. That is
 the only file this module writes, and only on refusal (reliability case 15). A call that got no answer at
-all (rate limited, key rejected, network) raises the :class:`~orchestrator.llm.LlmError` as it is: there is
+all (rate limited, key rejected, network) raises the :class:`~orchestrator.brain.llm.LlmError` as it is: there is
 nothing to keep.
 """
 
@@ -24,11 +24,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from orchestrator.brain.llm import Llm, LlmError
+from orchestrator.brain.plan import Plan, Usage
+from orchestrator.brain.plan_repair import PlanRejected, normalize
+from orchestrator.brain.plan_shape import MAX_TASKS_TO_SHAPE, find_cycle, shape
 from orchestrator.config import Settings
-from orchestrator.llm import Llm, LlmError
-from orchestrator.plan import Plan, Usage
-from orchestrator.plan_repair import PlanRejected, normalize
-from orchestrator.plan_shape import MAX_TASKS_TO_SHAPE, find_cycle, shape
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def make_plan(
     """Plan ``request`` with one model call; the validated, shaped plan and what the call cost.
 
     Raises :class:`PlanError` (with a dead-letter) when the model answered unusably, and
-    :class:`~orchestrator.llm.LlmError` when it did not answer at all.
+    :class:`~orchestrator.brain.llm.LlmError` when it did not answer at all.
     """
     names = sorted(profiles)
     schema = plan_schema(names, settings.llm.max_tasks)

@@ -18,9 +18,9 @@ from typing import Any
 from monitor.fence import Fence
 from monitor.redact import redact
 from monitor.world.git import Git
+from orchestrator.brain.llm import Llm, LlmError
+from orchestrator.brain.plan import Usage
 from orchestrator.config import Settings
-from orchestrator.llm import Llm, LlmError
-from orchestrator.plan import Usage
 from registry.models import Task
 from registry.store import Registry
 
@@ -115,7 +115,7 @@ def review_lens(llm: Llm, settings: Settings, git: Git, task: Task, lens: str, h
     model = spec.model or settings.llm.model
     reviewer = llm
     if model != llm.model:
-        from orchestrator.llm import llm_from
+        from orchestrator.brain.llm import llm_from
 
         other = llm_from(settings.model_copy(update={"llm": settings.llm.model_copy(update={"model": model})}))
         reviewer = other or llm
@@ -146,7 +146,7 @@ def parse_review(answer: Any, lens: str, head: str, usage: Usage) -> LensReview:
 
 def record_usage(registry: Registry, task_id: str, usage: Usage) -> None:
     """The orchestrator's spend on a task, added in one registry update (the retry prompter's recorder)."""
-    from orchestrator.retry_llm import registry_recorder
+    from orchestrator.brain.retry_llm import registry_recorder
 
     registry_recorder(registry)(task_id, usage)
 

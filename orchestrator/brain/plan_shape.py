@@ -8,7 +8,7 @@ dependency edge and run in sequence. And the plan is held to ``llm.max_tasks``.
 
 The cap's rule: up to twice ``max_tasks``, the smallest tasks are merged into a neighbour until the plan
 fits (work is kept, only regrouped); beyond that the plan was cut too fine to regroup blindly and is refused
-(:class:`~orchestrator.plan_repair.PlanRejected`), so the user raises the cap or narrows the request
+(:class:`~orchestrator.brain.plan_repair.PlanRejected`), so the user raises the cap or narrows the request
 instead of getting a muddle. A merge never creates a dependency cycle and never makes a description longer
 than the model allows; contract owners and dependencies follow a merged task. Every change is a plan note.
 """
@@ -20,8 +20,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from orchestrator.plan import Plan, PlannedTask
-from orchestrator.plan_repair import PlanRejected
+from orchestrator.brain.plan import Plan, PlannedTask
+from orchestrator.brain.plan_repair import PlanRejected
 
 MAX_TASKS_TO_SHAPE = 200  # bounds the work of shaping; more tasks than this is refused outright
 MAX_DESCRIPTION = 20000  # PlannedTask.description's max_length

@@ -6,7 +6,7 @@ turned into dollars, and failures turned into one actionable line (``LlmError``)
 exception classes. The SDK still does what it does well: bounded retries with backoff on 429/5xx/529 and
 connection errors (``max_retries``), and a per-request ``timeout``.
 
-``anthropic`` is imported inside :class:`Llm` only, so ``import orchestrator.llm`` (and so every command
+``anthropic`` is imported inside :class:`Llm` only, so ``import orchestrator.brain.llm`` (and so every command
 that never talks to a model, and the monitor) does not pay for loading it.
 
 The key never appears in an error message: every message is written here from the status and the API's
@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.plan import Usage
+from orchestrator.brain.plan import Usage
 
 if TYPE_CHECKING:
     from orchestrator.config import Settings

@@ -24,9 +24,9 @@ the instructions. The runner appends the common footer (``monitor.retry.FOOTER``
 from __future__ import annotations
 
 from monitor.layout import SCREENSHOT_DIR
+from orchestrator.brain.context import SelectedContext, reselect
+from orchestrator.brain.plan import Contract, Plan, PlannedTask
 from orchestrator.config import Settings
-from orchestrator.context import SelectedContext, reselect
-from orchestrator.plan import Contract, Plan, PlannedTask
 
 TASK_CONTEXT_SHARE = 0.5  # each task's context gets this share of context.budget_tokens
 

@@ -6,7 +6,7 @@ sees it and fixes integer ids, ids that are not slugs, an object keyed by id whe
 single string where a list was asked, fields nobody asked for, agent names that are not configured
 profiles, and dependencies on ids that do not exist. Each fix is recorded as a plan note, so the user sees
 what swarm changed. What it cannot fix (missing titles, wrong types) is left for pydantic to refuse: a
-plan is repaired or refused whole, never guessed at. Shaping a valid plan is :mod:`orchestrator.plan_shape`.
+plan is repaired or refused whole, never guessed at. Shaping a valid plan is :mod:`orchestrator.brain.plan_shape`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Collection, Mapping
 from typing import Any, get_args
 
-from orchestrator.plan import Contract, PlannedTask
+from orchestrator.brain.plan import Contract, PlannedTask
 
 _ID_LEN = 40
 
