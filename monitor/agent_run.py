@@ -181,7 +181,17 @@ class Wrapper:
         if phase == "setup" and code != 0 and not error:
             error = f"setup command `{setup['command'] if setup else ''}` exited {code}"
         self._write_result(phase, code, error, log_path)
+        self._wake()
         return code
+
+    def _wake(self) -> None:
+        """A running `swarm serve` reacts to this exit now instead of at its next reconcile."""
+        from monitor.wake import state_dir_for_run, wake
+
+        state_dir = state_dir_for_run(self.run_dir)
+        task = str(self.spec.get("task", ""))
+        if state_dir is not None and task:
+            wake(state_dir, [task])
 
     def _write_result(self, phase: str, code: int, error: str, log_path: Path) -> None:
         from monitor.agents import parse_output

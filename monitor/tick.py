@@ -214,24 +214,28 @@ def _one_line(exc: Exception) -> str:
     return " ".join(redact(f"{type(exc).__name__}: {exc}").split())[:500]
 
 
-def run_tick(world: World, stop: threading.Event | None = None) -> TickReport:
+def run_tick(world: World, stop: threading.Event | None = None, only: set[str] | None = None) -> TickReport:
+    """One tick. ``only`` (from `swarm serve`, woken by events) limits observing and judging to those tasks;
+    starts, the outage check and the outbox are fleet-wide as always (they read no outside system)."""
     report = TickReport()
     with tick_lock(world.layout) as acquired:
         if not acquired:
             report.skipped = True
             return report
-        _tick(world, report, stop or threading.Event())
+        _tick(world, report, stop or threading.Event(), only)
         record_tick(world.layout.state_dir, world.clock())  # `swarm status` shows it; warns when ticks stop
     return report
 
 
-def _tick(world: World, report: TickReport, stop: threading.Event) -> None:
+def _tick(world: World, report: TickReport, stop: threading.Event, only: set[str] | None = None) -> None:
     world.registry.check_writable()
     now = world.clock()
     _rebaseline(world, now)
     state = world.registry.read()
     observer = Observer(world.layout, world.tmux, world.git, world.forge)
-    observations = observer.observe_all(state, now)
+    concerned = state if only is None else state.model_copy(
+        update={"tasks": {tid: t for tid, t in state.tasks.items() if tid in only}})
+    observations = observer.observe_all(concerned, now)
     decisions = [decide(state.tasks[tid], obs, world.policy, now) for tid, obs in observations.items()]
     decisions = cap_respawns(decisions, world.policy)
     report.tasks = len([t for t in state.tasks.values() if t.status.active])

@@ -85,6 +85,7 @@ class GithubSettings(Section):
     repo: str = ""  # "owner/name"
     api_url: str = "https://api.github.com"  # GitHub Enterprise: "https://HOST/api/v3"
     token_env: str = "GITHUB_TOKEN"
+    webhook_secret_env: str = "SWARM_GITHUB_WEBHOOK_SECRET"  # `swarm serve` checks X-Hub-Signature-256 with it
     remote: str = "origin"  # the git remote the monitor fetches the base from and pushes branches to
     ci_grace: Duration = 120.0  # a head with no checks yet is "waiting for CI" this long, then "no CI"
     timeout: Duration = 15.0  # per request
@@ -215,6 +216,7 @@ class Settings(Section):
         """Environment variables holding swarm's own secrets: never handed to an agent."""
         return [
             self.github.token_env,
+            self.github.webhook_secret_env,
             self.slack.token_env,
             self.slack.webhook_url_env,
             self.sentry.token_env,

@@ -1,0 +1,1 @@
+"""`swarm serve`: the reconcile timer, the local event socket and GitHub webhooks, in one process."""
