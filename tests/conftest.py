@@ -3,6 +3,7 @@ test fail loudly when it would touch the network or the real home directory."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import subprocess
@@ -58,6 +59,20 @@ def tmux_socket() -> Iterator[str]:
     name = f"swarm-test-{secrets.token_hex(4)}"
     yield name
     Tmux(name).kill_server()  # and its socket file
+
+
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A private podman serving the Docker Engine API (``.url``) with the offline base image (``.image``),
+    one per test worker. Skipped only outside CI when podman is missing; in CI that fails the test."""
+    from tests.fakes import podman as fake
+
+    if not fake.available():
+        if not os.environ.get("CI"):
+            pytest.skip("podman/debootstrap not installed (scripts/ensure-system-deps installs them)")
+        pytest.fail("podman/debootstrap not installed: scripts/ensure-system-deps must install them in CI")
+    with fake.podman_service(tmp_path_factory.mktemp("podman")) as engine:
+        yield engine
 
 
 @pytest.fixture

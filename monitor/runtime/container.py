@@ -1,0 +1,407 @@
+"""Agents in containers through the Docker Engine API (Docker or Podman; the ``docker`` SDK, imported lazily).
+
+Each attempt runs in its own container, named like its tmux session and labelled with the repository and
+the task, so one engine can serve several repositories. The container gets the worktree and the main
+repository's ``.git`` bind-mounted at their host paths (``.git/hooks`` and ``.git/config`` read-only: a
+hook or an alias planted there would run on the host), the task's run directory (prompt, output log), the
+user's uid:gid with ``HOME=/tmp``, the limits of ``[runtime.container]``, no capabilities, and the
+profile's environment only: the container's environment is built from scratch, so none of swarm's
+secrets can reach it.
+
+Why the agent's argv runs directly (under ``/bin/sh``) instead of the ``swarm agent-run`` wrapper: a
+user's image (node for Claude Code, say) has no Python with swarm's dependencies, and mounting the host's
+would tie it to the host's Python. A small POSIX sh entry runs the setup once per worktree, feeds the
+prompt, appends the output to the run's ``output.log`` (so progress, ``swarm logs`` and the evidence read
+the same file as with tmux), and after the agent exits writes the cgroup's memory figures. The exit code,
+times and OOM flag come from the engine; :func:`exit_record` turns them into what ``result.json`` holds.
+
+An out-of-memory kill is its own evidence: exit 137 alone also means "killed from outside" (that is a
+death, retried as one), so it counts as OOM only with the memory figures near the limit or the engine's
+OOM flag (which reads false on cgroup v1 hosts, hence the figures).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from monitor.runtime.base import RuntimeFailure, RuntimeUnavailable
+from monitor.world.tmux import Pane
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.41"  # Docker 20.10+, Podman 4's compat API: no version probe on connect
+REPO_LABEL = "swarm.repo"
+TASK_LABEL = "swarm.task"
+PHASE_FILE = "phase"
+MEMORY_FILE = "memory"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.I)
+_RUNNING = ("running", "paused", "restarting", "created", "configured")
+OOM_SHARE = 0.9  # a SIGKILLed agent whose peak memory reached this share of the limit ran out of memory
+
+# $1 run dir, $2 prompt mode ("stdin" | "file" | "none"), then the agent's argv.
+ENTRY = r"""set -u
+run=$1; mode=$2; shift 2
+log="$run/output.log"
+setup=${SWARM_SETUP:-}; marker=${SWARM_SETUP_MARKER:-}
+unset SWARM_SETUP SWARM_SETUP_MARKER
+if [ -n "$setup" ] && [ ! -e "$marker" ]; then
+  echo setup > "$run/phase"
+  printf '$ %s\n' "$setup" >> "$log"
+  sh -c "$setup" </dev/null >>"$log" 2>&1
+  code=$?
+  [ "$code" -eq 0 ] || exit "$code"
+  touch "$marker"
+fi
+echo agent > "$run/phase"
+if [ "$mode" = stdin ]; then "$@" <"$run/prompt.md" >>"$log" 2>&1; else "$@" </dev/null >>"$log" 2>&1; fi
+code=$?
+cg=$(sed -n 's/^[0-9]*:[^:]*memory[^:]*:\(.*\)$/\1/p' /proc/self/cgroup 2>/dev/null | head -n 1)
+for d in "/sys/fs/cgroup/memory$cg" /sys/fs/cgroup/memory; do
+  if [ -r "$d/memory.max_usage_in_bytes" ]; then
+    { echo "peak $(cat "$d/memory.max_usage_in_bytes")"; echo "limit $(cat "$d/memory.limit_in_bytes")"
+      echo "failcnt $(cat "$d/memory.failcnt")"; sed -n 's/^oom_kill /oom_kill /p' "$d/memory.oom_control"
+    } > "$run/memory" 2>/dev/null
+    break
+  fi
+done
+if [ ! -s "$run/memory" ] && [ -r /sys/fs/cgroup/memory.max ]; then
+  { echo "peak $(cat /sys/fs/cgroup/memory.peak 2>/dev/null || echo 0)"; echo "limit $(cat /sys/fs/cgroup/memory.max)"
+    sed -n 's/^oom_kill /oom_kill /p' /sys/fs/cgroup/memory.events; } > "$run/memory" 2>/dev/null
+fi
+exit "$code"
+"""
+
+
+def parse_size(text: str) -> int:
+    """"4g", "512m", "1.5G", "1048576" -> bytes (binary units, as Docker reads them)."""
+    found = _SIZE.fullmatch(text)
+    if not found:
+        raise ValueError(f"invalid memory size {text!r}: write a number with k, m or g, e.g. \"4g\"")
+    number, unit = float(found.group(1)), found.group(2).lower()
+    return int(number * 1024 ** " kmgt".index(unit or " "))
+
+
+@dataclass(frozen=True)
+class ContainerPane(Pane):
+    """A container as the monitor sees it: a pane, plus what the engine says about how it ended."""
+
+    oom_killed: bool = field(default=False, compare=False)
+    started_at: str = field(default="", compare=False)
+    finished_at: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory: str = "4g"
+    cpus: float = 2.0
+    pids: int = 1024
+
+
+def _default_engine() -> str:
+    """DOCKER_HOST, else the local Docker socket, else the local Podman one (rootful, then rootless)."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    candidates = [Path("/var/run/docker.sock"), Path("/run/podman/podman.sock")]
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        candidates.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "podman" / "podman.sock")
+    for path in candidates:
+        if path.exists():
+            return f"unix://{path}"
+    return "unix:///var/run/docker.sock"
+
+
+def _time(text: str) -> str:
+    """An engine timestamp (nanoseconds, sometimes a zero date) as an ISO time Python reads; "" if none."""
+    if not text or text.startswith("0001-"):
+        return ""
+    found = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", text)
+    if not found:
+        return ""
+    fraction = (found.group(2) or "")[:7]
+    zone = found.group(3) or "Z"
+    return f"{found.group(1)}{fraction}{'+00:00' if zone == 'Z' else zone}"
+
+
+class ContainerRuntime:
+    """One engine (one host). ``engine`` is its Docker Engine API URL ("" = DOCKER_HOST or the local
+    socket); ``owner`` (the repository path) labels the containers this object starts, and it sees and
+    kills only those."""
+
+    def __init__(
+        self,
+        engine: str = "",
+        *,
+        image: str,
+        owner: str,
+        network: str = "none",
+        limits: Limits | None = None,
+        user: str | None = None,
+        timeout: int = 30,
+    ) -> None:
+        if not image.strip():
+            raise ValueError("[runtime.container] image is empty: name the image with the agent's CLI and git")
+        self.engine = engine or _default_engine()
+        self.image = image
+        self.owner = owner
+        self.network = network or "none"
+        self.limits = limits or Limits()
+        parse_size(self.limits.memory)
+        self.user = user or f"{os.getuid()}:{os.getgid()}"
+        self.timeout = timeout
+        self._client: Any = None
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def client(self) -> Any:
+        if self._client is None:
+            try:
+                import docker  # lazily: only users of containers pay for it
+            except ImportError as exc:
+                raise RuntimeUnavailable("the docker package is missing: pip install docker") from exc
+            try:
+                self._client = docker.DockerClient(base_url=self.engine, version=API_VERSION,
+                                                   timeout=int(self.timeout))
+            except Exception as exc:  # docker wraps every way a URL can be wrong
+                raise RuntimeUnavailable(f"container engine {self.engine}: {exc}") from exc
+        return self._client
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one engine call, turning the SDK's and requests' errors into the runtime's."""
+        import docker.errors
+        import requests
+
+        try:
+            return fn(*args, **kwargs)
+        except docker.errors.NotFound:
+            raise
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise RuntimeUnavailable(f"container engine {self.engine} unreachable ({what}): {exc}") from exc
+        except docker.errors.APIError as exc:
+            if exc.status_code is not None and exc.status_code >= 500 and "no such" not in str(exc).lower():
+                raise RuntimeUnavailable(f"container engine {self.engine} failed ({what}): {exc}") from exc
+            raise RuntimeFailure(f"container engine {self.engine} refused {what}: {exc.explanation or exc}") from exc
+        except docker.errors.DockerException as exc:
+            raise RuntimeUnavailable(f"container engine {self.engine} ({what}): {exc}") from exc
+
+    def _mine(self) -> list[Any]:
+        client = self.client()
+        return list(self._call("list containers", client.containers.list, all=True,
+                               filters={"label": f"{REPO_LABEL}={self.owner}"}))
+
+    def _get(self, name: str) -> Any | None:
+        import docker.errors
+
+        _check_name(name)
+        try:
+            container = self._call("inspect", self.client().containers.get, name)
+        except docker.errors.NotFound:
+            return None
+        labels = container.attrs.get("Config", {}).get("Labels") or {}
+        return container if labels.get(REPO_LABEL) == self.owner else None
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def panes(self) -> dict[str, Pane] | None:
+        """Every container of this repository, in one list call (plus one inspect per exited one, for its
+        exit code and OOM flag). Raises :class:`RuntimeUnavailable` when the engine cannot be asked."""
+        import docker.errors
+
+        panes: dict[str, Pane] = {}
+        for container in self._mine():
+            name = str(container.name).lstrip("/")
+            state = str(container.attrs.get("State") if isinstance(container.attrs.get("State"), str)
+                        else (container.attrs.get("State") or {}).get("Status", "")).lower()
+            if state in _RUNNING:
+                panes[name] = ContainerPane(name, False, None, None, self.owner, "")
+                continue
+            try:
+                self._call("inspect", container.reload)
+            except docker.errors.NotFound:
+                continue  # removed since the list
+            info = container.attrs.get("State") or {}
+            panes[name] = ContainerPane(
+                name, True, None, int(info.get("ExitCode", -1)), self.owner,
+                str(container.attrs.get("Config", {}).get("WorkingDir", "")),
+                oom_killed=bool(info.get("OOMKilled")), started_at=_time(str(info.get("StartedAt", ""))),
+                finished_at=_time(str(info.get("FinishedAt", ""))),
+            )
+        return panes
+
+    def capture(self, name: str, lines: int = 200) -> str:
+        """The end of the engine's log of the container ("" if none; the agent's output is in output.log)."""
+        container = self._get(name)
+        if container is None:
+            return ""
+        raw = self._call("logs", container.logs, tail=max(lines, 0))
+        return bytes(raw).decode("utf-8", errors="replace")
+
+    def attach_argv(self, name: str) -> list[str]:
+        """A shell inside the running container, through the docker CLI (or podman's)."""
+        _check_name(name)
+        if shutil.which("docker"):
+            return ["docker", "-H", self.engine, "exec", "-it", name, "/bin/sh"]
+        return ["podman", "--url", self.engine, "exec", "-it", name, "/bin/sh"]
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def launch(self, name: str, argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> None:
+        """Run ``argv`` in a new container ``name`` with ``cwd`` bind-mounted (no run directory)."""
+        self.launch_attempt(name, argv, cwd, env or {}, mounts=(), task="")
+
+    def launch_attempt(
+        self,
+        name: str,
+        argv: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        *,
+        mounts: Sequence[tuple[Path, bool]],
+        task: str,
+    ) -> None:
+        """Create and start container ``name`` running ``argv`` in ``cwd``; a no-op when it exists (running
+        or exited: an exited one is judged by the next tick, never run twice). ``mounts`` are extra host
+        paths as (path, read_only), mounted at the same path; ``cwd`` is mounted read-write."""
+        import docker.errors
+        from docker.types import Mount
+
+        _check_name(name)
+        argv = list(argv)
+        if not argv or not all(isinstance(arg, str) for arg in argv):
+            raise ValueError("argv must be a non-empty list of strings")
+        for key in env:
+            if not _ENV_NAME.fullmatch(key):
+                raise ValueError(f"invalid environment variable name {key!r}")
+        client = self.client()
+        try:
+            existing = self._call("inspect", client.containers.get, name)
+        except docker.errors.NotFound:
+            existing = None
+        if existing is not None:
+            labels = existing.attrs.get("Config", {}).get("Labels") or {}
+            if labels.get(REPO_LABEL) != self.owner:
+                other = labels.get(REPO_LABEL) or "someone else"
+                raise RuntimeFailure(f"container {name} on {self.engine} belongs to {other}: remove it or use another "
+                                     "engine")
+            if str((existing.attrs.get("State") or {}).get("Status", "")).lower() == "created":
+                self._call("start", existing.start)
+            return
+        binds = [Mount(target=str(cwd), source=str(cwd), type="bind", read_only=False)]
+        binds += [Mount(target=str(path), source=str(path), type="bind", read_only=ro) for path, ro in mounts]
+        environment = {**env, "HOME": "/tmp"}  # noqa: S108 - the container's own /tmp
+        try:
+            container = self._call(
+                "create", client.containers.create, self.image, argv, name=name, detach=True,
+                labels={REPO_LABEL: self.owner, TASK_LABEL: task}, user=self.user, working_dir=str(cwd),
+                environment=environment, mounts=binds, network_mode=self.network,
+                mem_limit=parse_size(self.limits.memory), memswap_limit=parse_size(self.limits.memory),
+                nano_cpus=int(self.limits.cpus * 1e9), pids_limit=self.limits.pids,
+                cap_drop=["ALL"], security_opt=["no-new-privileges"],
+            )
+        except docker.errors.ImageNotFound as exc:
+            raise RuntimeFailure(f"image {self.image} is not on the container engine {self.engine}: pull or build "
+                                 "it there ([runtime.container] image)") from exc
+        except docker.errors.NotFound as exc:
+            raise RuntimeFailure(f"container engine {self.engine} could not create {name}: {exc}") from exc
+        try:
+            self._call("start", container.start)
+        except (RuntimeFailure, docker.errors.NotFound) as exc:
+            self.kill(name)  # never leave a created container that a later launch would take as started
+            raise RuntimeFailure(f"container {name} did not start: {exc}") from exc
+
+    def kill(self, name: str) -> bool:
+        """Remove this repository's container ``name`` at once (SIGKILL); False if there was none."""
+        import docker.errors
+
+        container = self._get(name)
+        if container is None:
+            return False
+        try:
+            self._call("remove", container.remove, force=True)
+        except docker.errors.NotFound:
+            return False
+        return True
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"invalid container name {name!r}: must match {_NAME.pattern}")
+    return name
+
+
+def entry_argv(run_dir: Path, prompt_mode: str, argv: Sequence[str]) -> list[str]:
+    """The container's command: the sh entry above, then the agent's argv (never through a shell)."""
+    return ["/bin/sh", "-c", ENTRY, "swarm-entry", str(run_dir), prompt_mode, *argv]
+
+
+def memory_facts(run_dir: Path) -> dict[str, int]:
+    """What the entry wrote about the container's memory after the agent exited ({} if nothing)."""
+    try:
+        text = (run_dir / MEMORY_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    facts: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            facts[key] = int(value.strip())
+    return facts
+
+
+def oom_evidence(run_dir: Path, exit_code: int, oom_flag: bool) -> str:
+    """One line saying the agent was killed for lack of memory, or "" when nothing says so."""
+    if exit_code not in (137, -9):
+        return ""
+    facts = memory_facts(run_dir)
+    peak, limit = facts.get("peak", 0), facts.get("limit", 0)
+    counted = facts.get("oom_kill", 0) > 0 or (limit > 0 and peak >= OOM_SHARE * limit)
+    if not counted and not oom_flag:
+        return ""
+    mib = 1024 * 1024
+    figures = f"peak {peak // mib} MiB of its {limit // mib} MiB limit" if limit else "the engine's OOM flag"
+    return (f"out of memory: the container's memory limit was reached ({figures}) and the kernel killed the agent "
+            "(exit 137); use less memory (smaller test runs, fewer parallel jobs) or raise [runtime.container] memory")
+
+
+def exit_record(run_dir: Path, pane: ContainerPane, parser: str, started_at: datetime) -> dict[str, Any]:
+    """What ``result.json`` would hold for an exited container: phase, exit code, times, error and the
+    profile parser's report of the output log."""
+    from monitor.agents import parse_output
+    from monitor.redact import redact
+
+    code = pane.dead_status if pane.dead_status is not None else -1
+    try:
+        phase = (run_dir / PHASE_FILE).read_text(encoding="utf-8").strip() or "launch"
+    except OSError:
+        phase = "launch"  # the entry never ran (no /bin/sh in the image, a mount refused)
+    error, killed_by = oom_evidence(run_dir, code, pane.oom_killed), ""
+    if code in (137, -9) and not error:
+        killed_by = "SIGKILL"  # killed from outside (podman kill, a reboot): a death, retried as one
+    if phase == "agent" and code == 127 and not error:
+        phase, error = "launch", "the agent's command was not found in the container image ([runtime.container] image)"
+    if phase == "launch" and not error:
+        error = f"the container exited {code} before its entry ran (does the image have /bin/sh?)"
+    try:
+        text = redact((run_dir / "output.log").read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        text = ""
+    report = parse_output(parser, text, code) if phase == "agent" else None
+    ended = pane.finished_at or datetime.now(UTC).isoformat()
+    return {
+        "phase": phase,
+        "exit_code": code,
+        "killed_by": killed_by,
+        "started_at": pane.started_at or started_at.isoformat(),
+        "ended_at": ended,
+        "error": error or (report.error if report else ""),
+        "report": report.model_dump() if report else None,
+    }
