@@ -190,6 +190,7 @@ def render_units(
     *,
     tmux: str | None = None,
     environ: Mapping[str, str] | None = None,
+    serve: bool = False,
 ) -> Units:
     """The four units for ``repo`` (absolute) run by ``swarm_argv`` (absolute, e.g. `default_swarm_argv`).
 
@@ -220,6 +221,7 @@ def render_units(
         "daemon": _exec_line([*swarm_argv, "monitor", "daemon"]),
         "tick_timeout": _span(tick_timeout(interval)), "schedule": timer_lines, "schedule_comment": schedule_comment,
         "interval_text": format_duration(interval),
+        "serve": _exec_line([*swarm_argv, "serve"]), "serve_interval": "10 minutes", "daemon_unit": names.daemon,
     }
     header = Template(_HEADER).substitute(header_for=_check_text(str(repo)))
     files = {
@@ -229,6 +231,8 @@ def render_units(
         names.timer: header + _template("swarm-monitor.timer").substitute(fields),
         names.daemon: header + _template("swarm-monitor-daemon.service").substitute(fields),
     }
+    if serve:  # `swarm systemd install --serve`: the service, instead of the timer or the daemon
+        files[serve_unit(names)] = header + _template("swarm-serve.service").substitute(fields)
     own = [*settings.secret_env_names(), settings.llm.api_key_env]  # the LLM key: swarm's planning and reviews
     secrets = "\n".join(f"#{name}=" for name in dict.fromkeys(own))
     env_files = {
@@ -243,6 +247,11 @@ def render_units(
             "# which ends every running agent.\n" + "".join(f"#{name}=\n" for name in _AGENT_KEYS)),
     }
     return Units(names=names, files=files, env_files=env_files)
+
+
+def serve_unit(names: UnitNames) -> str:
+    """``swarm-serve-<repo>.service``: `swarm serve` (conflicts with the timer and the daemon)."""
+    return f"swarm-serve-{names.slug}.service"
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -310,16 +319,29 @@ def install(units: Units, unit_dir: Path | None = None, print_only: bool = False
             lines.append(f"# {env_path}: {state}")
         else:
             lines.append(_ensure_env_file(env_path, text))
-    lines += [
-        f"secrets: swarm's own (GITHUB_TOKEN, Slack, Sentry) in {names.monitor_env}, "
-        f"the agents' model keys in {names.agents_env}",
-        "next:",
-        "  systemctl --user daemon-reload",
-        f"  systemctl --user enable --now {names.tmux} {names.timer}",
-        "  loginctl enable-linger        # start them at boot and keep them running after you log out",
-        f"or, instead of the timer, the long-running daemon: systemctl --user enable --now {names.daemon}",
-        f"check: systemctl --user list-timers {names.timer}; journalctl --user -u {names.service}",
-    ]
+    serve = serve_unit(names)
+    if serve in units.files:
+        lines += [
+            f"secrets: swarm's own (GITHUB_TOKEN, Slack, Sentry, the webhook secret SWARM_GITHUB_WEBHOOK_SECRET) in "
+            f"{names.monitor_env}, the agents' model keys in {names.agents_env}",
+            "next:",
+            "  systemctl --user daemon-reload",
+            f"  systemctl --user disable --now {names.timer} {names.daemon}   # serve replaces them",
+            f"  systemctl --user enable --now {names.tmux} {serve}",
+            "  loginctl enable-linger        # start them at boot and keep them running after you log out",
+            f"check: swarm status; journalctl --user -u {serve}",
+        ]
+    else:
+        lines += [
+            f"secrets: swarm's own (GITHUB_TOKEN, Slack, Sentry) in {names.monitor_env}, "
+            f"the agents' model keys in {names.agents_env}",
+            "next:",
+            "  systemctl --user daemon-reload",
+            f"  systemctl --user enable --now {names.tmux} {names.timer}",
+            "  loginctl enable-linger        # start them at boot and keep them running after you log out",
+            f"or, instead of the timer, the long-running daemon: systemctl --user enable --now {names.daemon}",
+            f"check: systemctl --user list-timers {names.timer}; journalctl --user -u {names.service}",
+        ]
     if print_only:
         lines.append("(--print: nothing was written)")
     return lines
@@ -327,5 +349,5 @@ def install(units: Units, unit_dir: Path | None = None, print_only: bool = False
 
 __all__ = [  # timer_status lived here before systemd_status.py: it stays importable from this module
     "TEMPLATES", "SystemctlRunner", "UnitNames", "Units", "default_swarm_argv", "install", "preflight",
-    "render_units", "schedule", "tick_timeout", "timer_status", "unit_names", "user_unit_dir",
+    "render_units", "schedule", "serve_unit", "tick_timeout", "timer_status", "unit_names", "user_unit_dir",
 ]
