@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -27,12 +28,13 @@ from monitor.redact import redact
 from monitor.world.forge import ForgeUnavailable
 from monitor.world.git import Git, GitError
 from monitor.world.github_api import GitHubApi, askpass_env
-from monitor.world.github_query import OPEN_PULLS, PAGE_SIZE, pulls_by_number
+from monitor.world.github_query import OPEN_PULLS, PAGE_SIZE, REVIEW_COMMENTS, REVIEW_IDS, pulls_by_number
 from monitor.world.github_rollup import (
     Check,
     ReviewNode,
     Rollup,
     check_from_context,
+    normal_login,
     review_from_node,
     rollup,
     verdicts,
@@ -49,6 +51,9 @@ SHOTS_END = "<!-- /swarm-screenshots -->"
 _SHOTS_RE = re.compile(r"<!-- swarm-screenshots ([0-9a-f]{7,40}) -->.*?<!-- /swarm-screenshots -->", re.DOTALL)
 _IMAGE_RE = re.compile(r"!\[[^\]]*\]\([^)]+\)|<img\s", re.IGNORECASE)
 EVIDENCE_CHECKS = 3  # failing checks whose details are fetched
+READERS = 4
+"""GraphQL reads of one tick in flight at once. GitHub's secondary limits allow 100 concurrent requests
+per user but advise against bursts; four cut a tick of 20 pages to about 5 round trips."""
 LOG_LINES = 60
 
 
@@ -105,8 +110,9 @@ class GitHubForge:
         return askpass_env(self.state_dir, self.api.config.token)
 
     def prefetch(self, tasks: Sequence[Task]) -> None:
-        """Fetch the bases, then one GraphQL query (by pages of 50) for every open PR of the repository,
-        and one more only for PRs recorded on tasks that are no longer open (merged or closed)."""
+        """Fetch the bases, then every open PR of the repository (GraphQL pages of 50, read concurrently),
+        the PRs recorded on tasks that are no longer open (merged or closed), and the inline-comment counts
+        of reviews not seen before."""
         self._open, self._closed, self._problem, self._fetched = {}, {}, "", True
         if not tasks:
             return
@@ -117,27 +123,83 @@ class GitHubForge:
         except GitError as exc:
             log.warning("could not fetch %s from %s: %s", ", ".join(bases), self.remote, exc)
         try:
-            variables: dict[str, Any] = {"owner": self.api.config.owner, "name": self.api.config.name, "cursor": None}
-            while True:
-                data = self.api.graphql(OPEN_PULLS, variables)
-                pulls = ((data.get("repository") or {}).get("pullRequests")) or {}
-                for node in pulls.get("nodes") or []:
-                    if node and str(node.get("headRefName", "")).startswith(BRANCH_PREFIX):
-                        self._open[node["headRefName"]] = node
-                page = pulls.get("pageInfo") or {}
-                if not page.get("hasNextPage"):
-                    break
-                variables["cursor"] = page.get("endCursor")
+            for node in self._open_pulls():
+                if str(node.get("headRefName", "")).startswith(BRANCH_PREFIX):
+                    self._open[node["headRefName"]] = node
             gone = sorted({t.pr.number for t in tasks if t.pr is not None and t.branch not in self._open})
-            for start in range(0, len(gone), PAGE_SIZE):  # the node limit of one query, as for open PRs
-                data = self.api.graphql(pulls_by_number(gone[start:start + PAGE_SIZE]),
-                                        {"owner": self.api.config.owner, "name": self.api.config.name})
+            repo = {"owner": self.api.config.owner, "name": self.api.config.name}
+            chunks = [gone[start:start + PAGE_SIZE] for start in range(0, len(gone), PAGE_SIZE)]  # node limit
+            for data in _concurrently([partial(self.api.graphql, pulls_by_number(chunk), repo) for chunk in chunks]):
                 for node in (data.get("repository") or {}).values():
                     if node:
                         self._closed[int(node["number"])] = node
+            self._review_details([*self._open.values(), *self._closed.values()])
         except ForgeUnavailable as exc:
             self._problem = str(exc)
             raise
+
+    def _open_pulls(self) -> list[dict[str, Any]]:
+        """Every open pull request, in creation order. Pages are chained by opaque cursors (GitHub's
+        ``pullRequests`` has no offset and no number filter), so the cursors at which the last tick's pages
+        began are kept in the state file and all pages are asked for at once; the last page is followed
+        while it says there is more. Newer PRs sort last and a cursor names a position, so pages read this
+        way may overlap (PRs closed since) but leave no gap; should the pages hold fewer PRs than GitHub's
+        ``totalCount``, they are read again one after another."""
+        variables: dict[str, Any] = {"owner": self.api.config.owner, "name": self.api.config.name}
+        starts: list[str | None] = [None, *self.api.state.page_cursors]
+        pages = list(_concurrently([partial(self.api.graphql, OPEN_PULLS, {**variables, "cursor": c})
+                                    for c in starts]))
+        while True:
+            last = _pulls(pages[-1])
+            if not (last.get("pageInfo") or {}).get("hasNextPage"):
+                break
+            pages.append(self.api.graphql(OPEN_PULLS, {**variables, "cursor": last["pageInfo"].get("endCursor")}))
+        nodes, cursors = _ordered(pages)
+        totals = [int(_pulls(p).get("totalCount") or 0) for p in pages]
+        if len(pages) > 1 and len(nodes) < min(totals):
+            log.warning("pages of open pull requests held %d of %d: reading them again in order",
+                        len(nodes), min(totals))
+            pages = [self.api.graphql(OPEN_PULLS, {**variables, "cursor": None})]
+            while (_pulls(pages[-1]).get("pageInfo") or {}).get("hasNextPage"):
+                cursor = _pulls(pages[-1])["pageInfo"].get("endCursor")
+                pages.append(self.api.graphql(OPEN_PULLS, {**variables, "cursor": cursor}))
+            nodes, cursors = _ordered(pages)
+        starts_next = cursors[PAGE_SIZE - 1:-1:PAGE_SIZE]
+        self.api.state.set_page_cursors(starts_next if all(starts_next) else [])
+        return nodes
+
+    def _review_details(self, pulls: Sequence[dict[str, Any]]) -> None:
+        """Give each review node its inline-comment count (``comments.totalCount``, as the rules read it).
+
+        The count decides a bot's COMMENTED review and whether a change request's inline comments are
+        fetched, so it is needed only for those two states, on the PR's head, from a counted reviewer. A
+        submitted review's comments stay as they are: each review is asked about once (100 per call, 1
+        point) and the answer kept in the state file."""
+        known = self.api.state.review_comments()
+        needed: list[dict[str, Any]] = []
+        for pull in pulls:
+            head = str(pull.get("headRefOid") or "")
+            for field in ("latestOpinionatedReviews", "latestReviews"):
+                for review in ((pull.get(field) or {}).get("nodes") or []):
+                    if not review or not review.get("id"):
+                        continue
+                    login = normal_login(str((review.get("author") or {}).get("login") or "ghost"))
+                    if (review.get("state") in ("COMMENTED", "CHANGES_REQUESTED")
+                            and (review.get("commit") or {}).get("oid") == head
+                            and (not self.wanted or login in {normal_login(w) for w in self.wanted})):
+                        needed.append(review)
+        missing = sorted({str(r["id"]) for r in needed} - set(known))
+        calls = [partial(self.api.graphql, REVIEW_COMMENTS, {"ids": missing[start:start + REVIEW_IDS]})
+                 for start in range(0, len(missing), REVIEW_IDS)]
+        found: dict[str, int] = {}
+        for data in _concurrently(calls):
+            for node in data.get("nodes") or []:
+                if node and node.get("id"):
+                    found[str(node["id"])] = int((node.get("comments") or {}).get("totalCount") or 0)
+        self.api.state.remember_review_comments(found)
+        known |= found
+        for review in needed:
+            review["comments"] = {"totalCount": known.get(str(review["id"]), 0)}
 
     def _node(self, task: Task) -> dict[str, Any] | None:
         if not self._fetched:
@@ -369,6 +431,38 @@ class GitHubForge:
         except GithubException as exc:
             raise ForgeUnavailable(f"could not edit the body of PR #{number}: {_message(exc)}") from exc
         node["body"] = body
+
+
+def _concurrently(calls: Sequence[Callable[[], dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The answers of ``calls`` in order, at most :data:`READERS` in flight; the first failure is raised
+    once every call has finished (none is left running behind the tick)."""
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(max_workers=min(READERS, len(calls)), thread_name_prefix="swarm-github") as pool:
+        futures = [pool.submit(call) for call in calls]
+    return [future.result() for future in futures]
+
+
+def _pulls(data: Mapping[str, Any]) -> dict[str, Any]:
+    return ((data.get("repository") or {}).get("pullRequests")) or {}
+
+
+def _ordered(pages: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The distinct pull requests of pages read in order, with the cursor of each (pages may overlap)."""
+    seen: set[int] = set()
+    nodes: list[dict[str, Any]] = []
+    cursors: list[str] = []
+    for page in pages:
+        pulls = _pulls(page)
+        edges = pulls.get("edges") or []
+        for index, node in enumerate(pulls.get("nodes") or []):
+            if not node or int(node["number"]) in seen:
+                continue
+            seen.add(int(node["number"]))
+            nodes.append(node)
+            cursor = (edges[index] or {}).get("cursor") if index < len(edges) else None
+            cursors.append(str(cursor or ""))
+    return nodes, cursors
 
 
 def _sync(node: Mapping[str, Any]) -> str:

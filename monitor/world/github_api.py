@@ -12,8 +12,9 @@ import json
 import logging
 import os
 import random
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,12 +62,18 @@ class GitHubConfig:
 
 
 class GitHubState:
-    """The small file the GitHub forge keeps between ticks: the rate-limit block, and when each head was
-    first seen (so that "no checks yet" right after a push is not mistaken for "no CI")."""
+    """The small file the GitHub forge keeps between ticks: the rate-limit block, when each head was first
+    seen (so that "no checks yet" right after a push is not mistaken for "no CI"), how many inline comments
+    each review left (read once per review, not every tick), and where the pages of open pull requests
+    began on the last tick (so that this tick can read them all at once). Safe to use from several threads:
+    a tick reads its pages concurrently."""
+
+    REVIEWS_KEPT = 5000
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self.clock = clock
+        self._lock = threading.RLock()
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
@@ -83,25 +90,57 @@ class GitHubState:
         return str(self.data.get("blocked_reason", ""))
 
     def block(self, until: float, reason: str) -> None:
-        if until > self.blocked_until:
-            self.data["blocked_until"] = until
-            self.data["blocked_reason"] = reason
-            self.save()
+        with self._lock:
+            if until > self.blocked_until:
+                self.data["blocked_until"] = until
+                self.data["blocked_reason"] = reason
+                self.save()
 
     def first_seen(self, sha: str) -> float:
-        seen: dict[str, float] = self.data.setdefault("first_seen", {})
-        if sha not in seen:
-            seen[sha] = self.clock()
-            self.save()  # a new head is rare: remember it at once, one-shot ticks keep no memory
-        return float(seen[sha])
+        with self._lock:
+            seen: dict[str, float] = self.data.setdefault("first_seen", {})
+            if sha not in seen:
+                seen[sha] = self.clock()
+                self.save()  # a new head is rare: remember it at once, one-shot ticks keep no memory
+            return float(seen[sha])
+
+    def review_comments(self) -> dict[str, int]:
+        """Review node id -> inline comments it left, for the reviews already asked about."""
+        with self._lock:
+            known = self.data.get("review_comments")
+            return {str(k): int(v) for k, v in known.items()} if isinstance(known, dict) else {}
+
+    def remember_review_comments(self, counts: Mapping[str, int]) -> None:
+        """Keep the counts of newly seen reviews (the newest :attr:`REVIEWS_KEPT` of them), written at once."""
+        if not counts:
+            return
+        with self._lock:
+            known = self.review_comments()
+            known.update(counts)
+            self.data["review_comments"] = dict(list(known.items())[-self.REVIEWS_KEPT:])
+            self.save()
+
+    @property
+    def page_cursors(self) -> list[str]:
+        """The cursors after which the 2nd, 3rd, ... page of open pull requests began on the last tick."""
+        with self._lock:
+            cursors = self.data.get("page_cursors")
+            return [str(c) for c in cursors] if isinstance(cursors, list) else []
+
+    def set_page_cursors(self, cursors: Sequence[str]) -> None:
+        with self._lock:
+            if list(cursors) != self.page_cursors:
+                self.data["page_cursors"] = list(cursors)
+                self.save()
 
     def save(self) -> None:
-        seen: dict[str, float] = self.data.get("first_seen", {})
-        if len(seen) > 2000:  # keep the newest heads only
-            self.data["first_seen"] = dict(sorted(seen.items(), key=lambda kv: kv[1])[-1000:])
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.path, self.data)
-        self.dirty = False
+        with self._lock:
+            seen: dict[str, float] = self.data.get("first_seen", {})
+            if len(seen) > 2000:  # keep the newest heads only
+                self.data["first_seen"] = dict(sorted(seen.items(), key=lambda kv: kv[1])[-1000:])
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.path, self.data)
+            self.dirty = False
 
 
 def _retry_after(headers: Mapping[str, str], now: float) -> float | None:
@@ -134,6 +173,9 @@ class GitHubApi:
         self.sleep = sleep
         self.state = GitHubState(config.state_path, clock)
         self.requests = 0
+        self.points = 0
+        """GraphQL points GitHub charged, as it reports them (``rateLimit { cost }``)."""
+        self._count_lock = threading.Lock()
         self._http = httpx.Client(
             timeout=config.timeout, headers={"User-Agent": "swarm-monitor", "Accept": "application/json"}
         )
@@ -202,7 +244,7 @@ class GitHubApi:
         """POST one GraphQL document; reads are retried (bounded, with jitter) on 5xx and timeouts."""
         for attempt in range(READ_TRIES):
             self.check_gate()
-            self.requests += 1
+            self._count()
             try:
                 response = self._http.post(
                     self.config.graphql_url, json={"query": query, "variables": dict(variables)},
@@ -240,7 +282,15 @@ class GitHubApi:
         data = payload.get("data")
         if not isinstance(data, dict):
             raise ForgeUnavailable("GitHub GraphQL answered without data")
+        cost = (data.get("rateLimit") or {}).get("cost") if isinstance(data.get("rateLimit"), dict) else None
+        if isinstance(cost, int):
+            self._count(requests=0, points=cost)
         return data
+
+    def _count(self, requests: int = 1, points: int = 0) -> None:
+        with self._count_lock:  # a tick reads its pages from several threads
+            self.requests += requests
+            self.points += points
 
     # -- REST (PyGithub) -----------------------------------------------------------------------------
 
@@ -254,7 +304,7 @@ class GitHubApi:
         """Run one PyGithub call (it may make several requests) behind the gate, mapping GitHub's
         refusals to :class:`ForgeUnavailable` (the task waits) instead of errors (the task fails)."""
         self.check_gate()
-        self.requests += 1
+        self._count()
         try:
             return call(self.repo)
         except RateLimitExceededException as exc:
@@ -281,7 +331,7 @@ class GitHubApi:
         """The log of an Actions job: the API answers 302 to a short-lived URL that must be fetched
         without the token (it is signed; sending the token there would leak it to the blob store)."""
         self.check_gate()
-        self.requests += 1
+        self._count()
         url = f"{self.config.api_url.rstrip('/')}/repos/{self.config.repo}/actions/jobs/{int(job_id)}/logs"
         response = self._http.get(url, headers={"Authorization": f"token {self.config.token}"},
                                   follow_redirects=False)

@@ -22,9 +22,16 @@ comment (CodeRabbit, Copilot), whose COMMENTED reviews are judged by their words
 
 GitHub's node limit (docs: "Rate limits and node limits for the GraphQL API"): every connection carries
 ``first`` or ``last`` in 1..100, even when only ``totalCount`` is read, and one call may ask for at most
-500,000 nodes. The worst case of :data:`OPEN_PULLS` is 50 + 50 x (30 + 30 x 1 + 30 + 30 x 1 + 100) = 11,050
-nodes, and :func:`pulls_by_number` is never sent with more than :data:`PAGE_SIZE` numbers (the same bound);
-``tests/github/test_node_limits.py`` recomputes both from the documents."""
+500,000 nodes. The worst case of :data:`OPEN_PULLS` is 50 + 50 x (30 + 30 + 100) = 8,050 nodes, and
+:func:`pulls_by_number` is never sent with more than :data:`PAGE_SIZE` numbers (the same bound);
+``tests/github/test_node_limits.py`` recomputes both from the documents.
+
+GitHub's point budget (the same docs page, 5,000 points an hour): a call costs the requests needed to fill
+each connection (the product of the ``first``/``last`` of the connections above it), summed, divided by 100
+and rounded, at least 1. A page is 1 (the pull requests) + 50 x 3 (two review lists and the checks) = 151
+requests: **2 points**. No connection is nested under the reviews: a ``comments { totalCount }`` under each
+list would add 50 x 30 requests per list, 32 points a page. Per-review detail (how many inline comments a
+review left) is read by :data:`REVIEW_COMMENTS`, only for reviews the forge has not seen before."""
 
 PR_FIELDS = f"""
 fragment SwarmPR on PullRequest {{
@@ -72,11 +79,11 @@ fragment SwarmPR on PullRequest {{
 }}
 
 fragment SwarmReview on PullRequestReview {{
+  id
   fullDatabaseId
   state
   body
   submittedAt
-  comments(first: 1) {{ totalCount }}
   author {{ __typename login }}
   commit {{ oid }}
 }}
@@ -88,7 +95,9 @@ query SwarmOpenPulls($owner: String!, $name: String!, $cursor: String) {
   rateLimit { cost remaining resetAt }
   repository(owner: $owner, name: $name) {
     pullRequests(states: OPEN, first: PAGE_SIZE, after: $cursor, orderBy: {field: CREATED_AT, direction: ASC}) {
+      totalCount
       pageInfo { hasNextPage endCursor }
+      edges { cursor }
       nodes { ...SwarmPR }
     }
   }
@@ -115,3 +124,22 @@ def pulls_by_number(numbers: Iterable[int]) -> str:
         "  }\n"
         "}\n" + PR_FIELDS
     )
+
+
+REVIEW_IDS = 100
+"""Review node ids per :data:`REVIEW_COMMENTS` call (GitHub's limit for ``nodes(ids:)``)."""
+
+REVIEW_COMMENTS = """
+query SwarmReviewComments($ids: [ID!]!) {
+  rateLimit { cost remaining resetAt }
+  nodes(ids: $ids) {
+    ... on PullRequestReview {
+      id
+      comments(first: 1) { totalCount }
+    }
+  }
+}
+"""
+"""How many inline comments each of up to :data:`REVIEW_IDS` reviews left, by node id: 1 point (one
+``comments`` connection per review, no connection above it). A submitted review's comments do not change,
+so each review is asked about once and the answer is kept in the forge's state file."""

@@ -145,6 +145,9 @@ class Connection:
     nodes: int
     """Worst-case nodes it adds: its own bound times the bounds of the connections above it (0 unbounded)."""
     node: graphql.FieldNode
+    requests: int = 1
+    """Requests GitHub counts to fill it (rate-limit points): the product of the ``first``/``last`` of the
+    connections above it (1 for a top-level connection)."""
 
 
 def _is_connection(field: graphql.GraphQLField) -> bool:
@@ -176,7 +179,8 @@ def connections(document: graphql.DocumentNode, variables: Mapping[str, Any] | N
                     bound = max(b for b in (first, last, 0) if isinstance(b, int))
                     found.append(Connection((*path, key), selection.name.value,
                                             first if isinstance(first, int) else None,
-                                            last if isinstance(last, int) else None, factor * bound, selection))
+                                            last if isinstance(last, int) else None, factor * bound, selection,
+                                            factor))
                     below = factor * max(bound, 1)
                 walk(selection.selection_set, graphql.get_named_type(field.type), (*path, key), below, seen)
             elif isinstance(selection, graphql.InlineFragmentNode):
@@ -204,6 +208,16 @@ def node_count(document: graphql.DocumentNode, variables: Mapping[str, Any] | No
                operation: str | None = None) -> int:
     """The worst-case nodes the document requests, by GitHub's documented formula."""
     return sum(c.nodes for c in connections(document, variables, operation))
+
+
+def rate_limit_cost(document: graphql.DocumentNode, variables: Mapping[str, Any] | None = None,
+                    operation: str | None = None) -> tuple[int, int]:
+    """(requests, points) of one call by GitHub's documented formula (docs: "Rate limits and node limits for
+    the GraphQL API", "Calculating a rate limit score before running the call"): every connection counts the
+    requests needed to fill it, the product of the ``first``/``last`` of its parent connections, assuming each
+    reaches its bound; the sum divided by 100 and rounded is the cost in points, never less than 1."""
+    requests = sum(c.requests for c in connections(document, variables, operation))
+    return requests, max(1, (requests + 50) // 100)  # rounded half up: 150 requests are 2 points
 
 
 def pagination_errors(document: graphql.DocumentNode, variables: Mapping[str, Any] | None = None,
@@ -249,6 +263,7 @@ __all__ = [
     "github_schema",
     "node_count",
     "pagination_errors",
+    "rate_limit_cost",
     "schema_json_path",
     "validate_document",
 ]

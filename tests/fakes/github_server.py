@@ -53,7 +53,7 @@ from typing import Any, Literal, TypeVar
 
 import graphql
 
-from tests.fakes.github_schema import github_schema, pagination_errors
+from tests.fakes.github_schema import github_schema, node_count, pagination_errors, rate_limit_cost
 
 DEFAULT_TOKEN = "ghp_" + "fake" * 9
 """The token the fake accepts unless it is given another (shaped like a classic personal access token)."""
@@ -544,6 +544,7 @@ class FakeGitHub:
         self._delays: list[_Countdown] = []
         reset = int(time.time()) + 3600
         self._remaining: dict[Resource, int] = {"core": RATE_LIMIT, "graphql": RATE_LIMIT}
+        self._points: list[tuple[str | None, int]] = []
         self._reset: dict[Resource, int] = {"core": reset, "graphql": reset}
 
     # ---------------------------------------------------------------------------------- lifecycle
@@ -826,6 +827,13 @@ class FakeGitHub:
     def reset_log(self) -> None:
         with self._lock:
             self._log.clear()
+            self._points.clear()
+
+    @property
+    def graphql_points(self) -> list[tuple[str | None, int]]:
+        """(operation, points) of every GraphQL call that ran since the last :meth:`reset_log`, oldest first."""
+        with self._lock:
+            return list(self._points)
 
     # ---------------------------------------------------------------------------- request handling
 
@@ -909,7 +917,7 @@ class FakeGitHub:
                 resp.headers["Vary"] = "Accept, Authorization, Cookie, X-GitHub-OTP"
                 if req.if_none_match and _etag_matches(req.if_none_match, etag):
                     resp = _Response(304, headers={"ETag": etag, "Cache-Control": resp.headers["Cache-Control"]})
-            if resp.counted:
+            if resp.counted and kind != "graphql":  # GraphQL is charged its points when it runs
                 self._spend(resource)
             resp.headers.update(self._rate_headers(resource))
         resp.headers.setdefault("X-GitHub-Media-Type", "github.v3; format=json")
@@ -947,9 +955,9 @@ class FakeGitHub:
             self._remaining[resource] = RATE_LIMIT
             self._reset[resource] = now + 3600
 
-    def _spend(self, resource: Resource) -> None:
+    def _spend(self, resource: Resource, points: int = 1) -> None:
         self._roll_window(resource)
-        self._remaining[resource] = max(0, self._remaining[resource] - 1)
+        self._remaining[resource] = max(0, self._remaining[resource] - points)
 
     def _rate_headers(self, resource: Resource, *, reset: int | None = None,
                       remaining: int | None = None) -> dict[str, str]:
@@ -1919,9 +1927,16 @@ class FakeGitHub:
         limits = pagination_errors(document, variables, operation)  # GitHub's node limit, before running
         if limits:
             return _Response(200, {"errors": limits})
+        _requests, cost = rate_limit_cost(document, variables, operation)
+        nodes = node_count(document, variables, operation)
         with self._lock:
-            self._spend("graphql")
-            result = graphql.execute_sync(schema, document, root_value=_GqlRoot(self), variable_values=variables,
+            refused = self._points_refusal(cost)
+            if refused is not None:
+                return refused
+            self._spend("graphql", cost)
+            self._points.append((operation, cost))
+            result = graphql.execute_sync(schema, document, root_value=_GqlRoot(self, cost, nodes),
+                                          variable_values=variables,
                                           operation_name=payload.get("operationName") or None)
         body: dict[str, Any] = {}
         if result.errors:
@@ -1935,11 +1950,22 @@ class FakeGitHub:
         body["data"] = result.data
         return _Response(200, body)
 
-    def _gql_rate_limit(self) -> dict[str, Any]:
+    def _gql_rate_limit(self, cost: int, nodes: int) -> dict[str, Any]:
+        """``rateLimit`` as GitHub answers it: this call's cost in points (already taken from what remains)."""
         self._roll_window("graphql")
         left = self._remaining["graphql"]
-        return {"cost": 1, "limit": RATE_LIMIT, "remaining": left, "used": RATE_LIMIT - left, "nodeCount": 1,
+        return {"cost": cost, "limit": RATE_LIMIT, "remaining": left, "used": RATE_LIMIT - left, "nodeCount": nodes,
                 "resetAt": _iso(datetime.fromtimestamp(self._reset["graphql"], UTC))}
+
+    def _points_refusal(self, cost: int) -> _Response | None:
+        """A call that costs more points than are left is refused whole (GraphQL's RATE_LIMITED, 200)."""
+        self._roll_window("graphql")
+        if cost <= self._remaining["graphql"]:
+            return None
+        message = f"API rate limit exceeded for user ID {self._user_id(self.login)}."
+        headers = self._rate_headers("graphql")
+        return _Response(200, {"errors": [{"type": "RATE_LIMITED", "message": message}]}, headers=headers,
+                         fault="rate_limit")
 
     def _gql_actor(self, login: str, bot: bool) -> dict[str, Any]:
         uid = self._user_id(self._rest_login(login, bot))
@@ -2082,11 +2108,40 @@ def _never_required(_info: graphql.GraphQLResolveInfo, **_args: Any) -> bool:
 class _GqlRoot:
     """The Query root: field names are GitHub's (camelCase); methods take the field's arguments."""
 
-    def __init__(self, fake: FakeGitHub) -> None:
+    def __init__(self, fake: FakeGitHub, cost: int = 1, nodes: int = 0) -> None:
         self._fake = fake
+        self._cost = cost
+        self._nodes = nodes
 
     def rateLimit(self, info: graphql.GraphQLResolveInfo, **_: Any) -> dict[str, Any]:
-        return self._fake._gql_rate_limit()
+        return self._fake._gql_rate_limit(self._cost, self._nodes)
+
+    def nodes(self, info: graphql.GraphQLResolveInfo, ids: list[str], **_: Any) -> list[Any]:
+        """``nodes(ids:)``: pull request reviews by node id (null for an id that names nothing, as GitHub
+        answers beside a NOT_FOUND error; the fake leaves the error out)."""
+        if len(ids) > 100:
+            raise _GqlTypedError("EXCESSIVE_PAGINATION", "You may not request more than 100 node ids at once.")
+        fake = self._fake
+        found: list[Any] = []
+        for node_id in ids:
+            found.append(None)
+            prefix, _sep, rest = node_id.partition("_kw")
+            try:
+                decoded = base64.urlsafe_b64decode(rest + "=" * (-len(rest) % 4)).decode()
+                kind, _sep, number = decoded.partition(":")
+                wanted = int(number)
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if prefix != "PRR" or kind != "PRR":
+                continue
+            for repo in fake._repos.values():
+                review = repo.reviews.get(wanted)
+                if review is not None:
+                    pull = repo.pulls[review.number]
+                    found[-1] = {"__typename": "PullRequestReview",
+                                 **_GqlPull(fake, repo, pull, repo.git.branches())._review_node(review)}
+                    break
+        return found
 
     def repository(self, info: graphql.GraphQLResolveInfo, owner: str, name: str, **_: Any) -> _GqlRepository:
         repo = self._fake._repos.get(f"{owner}/{name}".lower())

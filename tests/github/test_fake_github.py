@@ -20,7 +20,7 @@ import pytest
 from github import Auth, Github, GithubException
 from github.GithubException import BadCredentialsException, RateLimitExceededException
 
-from monitor.world.github_query import OPEN_PULLS, pulls_by_number
+from monitor.world.github_query import OPEN_PULLS, REVIEW_COMMENTS, pulls_by_number
 from tests.conftest import git
 from tests.fakes.github_schema import validate_document
 from tests.fakes.github_server import FakeGitHub
@@ -340,6 +340,43 @@ def test_rate_limit_fault_refuses_with_github_headers(world: World) -> None:
         ("rest_read", 403, "rate_limit"), ("graphql", 200, None), ("graphql", 429, "rate_limit")]
 
 
+def test_graphql_is_charged_githubs_points_and_reports_them(world: World) -> None:
+    """Points, not requests: the connections a query may touch (the product of the bounds above each),
+    summed, divided by 100 and rounded, at least 1; in ``rateLimit`` and the ``x-ratelimit-*`` headers."""
+    cheap = world.graphql("query Q { rateLimit { cost remaining } }")
+    assert cheap.json()["data"]["rateLimit"] == {"cost": 1, "remaining": 4999}
+    # GitHub's own example, on a repository: 1 + 100 + 100 x 50 = 5,101 requests -> 51 points
+    docs = ("query Docs { repository(owner: \"acme\", name: \"widgets\") { pullRequests(first: 100) { edges {"
+            " node { id reviews(first: 50) { edges { node { id comments(first: 60) { edges { node { id } } } } } } } }"
+            " } } rateLimit { cost remaining used } }")
+    answer = world.graphql(docs)
+    assert answer.json()["data"]["rateLimit"] == {"cost": 51, "remaining": 4948, "used": 52}
+    assert (answer.headers["x-ratelimit-remaining"], answer.headers["x-ratelimit-used"]) == ("4948", "52")
+    assert world.fake.rate_remaining("graphql") == 4948
+    assert world.fake.graphql_points == [("Q", 1), ("Docs", 51)]
+
+    def pulls(first: int) -> str:  # 1 + first requests
+        return f"pullRequests(first: {first}) {{ nodes {{ reviews(first: 1) {{ totalCount }} }} }}"
+
+    def cost(*firsts: int) -> int:
+        fields = " ".join(f"p{n}: {pulls(first)}" for n, first in enumerate(firsts))
+        query = f"query C {{ repository(owner: \"acme\", name: \"widgets\") {{ {fields} }} rateLimit {{ cost }} }}"
+        value: int = world.graphql(query).json()["data"]["rateLimit"]["cost"]
+        return value
+
+    assert (cost(49, 99), cost(49, 98)) == (2, 1)  # 150 requests round up to 2 points, 149 down to 1
+
+
+def test_a_query_costing_more_than_what_is_left_is_refused_whole(world: World) -> None:
+    world.fake.set_rate_remaining("graphql", 50)
+    docs = ("query Docs { repository(owner: \"acme\", name: \"widgets\") { pullRequests(first: 100) { nodes {"
+            " reviews(first: 50) { nodes { comments(first: 60) { totalCount } } } } } } }")
+    refused = world.graphql(docs)
+    assert refused.status_code == 200 and refused.json()["errors"][0]["type"] == "RATE_LIMITED"
+    assert "data" not in refused.json() and world.fake.rate_remaining("graphql") == 50
+    assert world.graphql("query Q { rateLimit { remaining } }").json()["data"]["rateLimit"]["remaining"] == 49
+
+
 def test_exhausted_budget_is_refused_like_github(world: World) -> None:
     world.fake.set_rate_remaining("graphql", 0)
     answer = world.graphql("query Q { rateLimit { remaining } }")
@@ -375,6 +412,7 @@ def test_fail_next_and_delay_next(world: World) -> None:
 def test_the_monitor_documents_are_valid_and_typos_are_rejected(world: World) -> None:
     assert validate_document(OPEN_PULLS) == []
     assert validate_document(pulls_by_number([3, 1])) == []
+    assert validate_document(REVIEW_COMMENTS) == []
     typo = OPEN_PULLS.replace("headRefOid", "headRefOdi")
     assert any("headRefOdi" in e for e in validate_document(typo))
     answer = world.graphql(typo, {"owner": "acme", "name": "widgets"}, "SwarmOpenPulls")
@@ -408,7 +446,7 @@ def test_open_pulls_paginates_120_prs_in_three_pages(world: World) -> None:
         cursor = page["pageInfo"]["endCursor"]
         assert cursor and not cursor.isdigit()  # opaque
     assert [n["number"] for n in seen] == expected
-    assert remaining == [4999, 4998, 4997]
+    assert remaining == [4998, 4996, 4994]  # 2 points a page: 1 + 50 x 3 requests, divided by 100, rounded
     assert [r.operation for r in world.fake.requests] == ["SwarmOpenPulls"] * 3
     first = seen[0]
     assert (first["headRefName"], first["headRefOid"], first["baseRefName"]) == ("pr-000", head, "main")
@@ -462,8 +500,12 @@ def test_reviews_rollup_and_merge_in_graphql(world: World) -> None:
         (str(bot), "COMMENTED", {"__typename": "Bot", "login": "copilot-pull-request-reviewer"}),
     ]
     assert reviews[0]["commit"] == {"oid": sha} and reviews[0]["submittedAt"].endswith("Z")
-    assert (reviews[0]["body"], reviews[0]["comments"]) == ("now yes", {"totalCount": 2})
-    assert reviews[1]["comments"] == {"totalCount": 0}
+    assert reviews[0]["body"] == "now yes" and "comments" not in reviews[0]  # detail is a query of its own
+    detail = world.graphql(REVIEW_COMMENTS, {"ids": [r["id"] for r in reviews] + ["PRR_kwnothing"]}).json()
+    assert "errors" not in detail, detail
+    assert detail["data"]["nodes"] == [{"id": reviews[0]["id"], "comments": {"totalCount": 2}},
+                                       {"id": reviews[1]["id"], "comments": {"totalCount": 0}}, None]
+    assert detail["data"]["rateLimit"]["cost"] == 1
     unbounded = world.graphql(
         "query Unbounded($n: Int!) { repository(owner: \"acme\", name: \"widgets\") {"
         " pullRequest(number: $n) { latestReviews(first: 5) { nodes { comments { nodes { body } } } } } } }",

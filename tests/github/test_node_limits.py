@@ -15,14 +15,22 @@ import graphql
 import httpx
 import pytest
 
-from monitor.world.github_query import OPEN_PULLS, PAGE_SIZE, pulls_by_number
-from tests.fakes.github_schema import NODE_LIMIT, PAGE_LIMIT, connections, node_count
+from monitor.world.github_query import (
+    OPEN_PULLS,
+    PAGE_SIZE,
+    PR_FIELDS,
+    REVIEW_COMMENTS,
+    REVIEW_IDS,
+    pulls_by_number,
+)
+from tests.fakes.github_schema import NODE_LIMIT, PAGE_LIMIT, connections, node_count, rate_limit_cost
 from tests.fakes.github_server import FakeGitHub
 
 TOKEN = "ghp_" + "N0de" * 9
 DOCUMENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "SwarmOpenPulls": (OPEN_PULLS, {"owner": "o", "name": "n", "cursor": None}),
     "SwarmPullsByNumber": (pulls_by_number(range(1, PAGE_SIZE + 1)), {"owner": "o", "name": "n"}),
+    "SwarmReviewComments": (REVIEW_COMMENTS, {"ids": [f"PRR_{n}" for n in range(REVIEW_IDS)]}),
 }
 
 
@@ -30,19 +38,51 @@ DOCUMENTS: dict[str, tuple[str, dict[str, Any]]] = {
 def test_every_connection_of_the_monitor_documents_has_first_or_last(name: str) -> None:
     text, variables = DOCUMENTS[name]
     found = connections(graphql.parse(text), variables)
-    assert {c.name for c in found} >= {"latestOpinionatedReviews", "latestReviews", "comments", "contexts"}
+    expected = {"comments"} if name == "SwarmReviewComments" else {"latestOpinionatedReviews", "latestReviews",
+                                                                    "contexts"}
+    assert {c.name for c in found} >= expected
     unbounded = [".".join(c.path) for c in found if c.first is None and c.last is None]
     assert unbounded == [], f"connections without first/last: {unbounded}"
     too_big = [".".join(c.path) for c in found for v in (c.first, c.last) if v is not None and not 1 <= v <= PAGE_LIMIT]
     assert too_big == []
 
 
-@pytest.mark.parametrize(("name", "expected"), [("SwarmOpenPulls", 11_050), ("SwarmPullsByNumber", 11_000)])
+@pytest.mark.parametrize(("name", "expected"), [("SwarmOpenPulls", 8_050), ("SwarmPullsByNumber", 8_000),
+                                               ("SwarmReviewComments", 1)])
 def test_worst_case_node_count_stays_far_under_the_limit(name: str, expected: int) -> None:
     text, variables = DOCUMENTS[name]
     total = node_count(graphql.parse(text), variables)
     print(f"{name}: worst case {total:,} nodes (limit {NODE_LIMIT:,})")
     assert total == expected and total < NODE_LIMIT
+
+
+@pytest.mark.parametrize(("name", "requests", "points"), [
+    ("SwarmOpenPulls", 1 + PAGE_SIZE * 3, 2),  # the page, then two review lists and the checks of each PR
+    ("SwarmPullsByNumber", PAGE_SIZE * 3, 2),  # pullRequest(number:) is no connection
+    ("SwarmReviewComments", 1, 1),  # nodes(ids:) is no connection: one comments count per review
+])
+def test_each_document_costs_at_most_two_points(name: str, requests: int, points: int) -> None:
+    """GitHub's point formula (requests to fill each connection, summed, / 100, rounded, at least 1)."""
+    text, variables = DOCUMENTS[name]
+    assert rate_limit_cost(graphql.parse(text), variables) == (requests, points)
+
+
+def test_a_count_of_comments_under_each_review_would_cost_sixteen_times_more() -> None:
+    """What the page cost before: ``comments(first: 1) { totalCount }`` under the reviews of both lists."""
+    nested = PR_FIELDS.replace("  commit {{ oid }}\n}}".replace("{{", "{").replace("}}", "}"),
+                               "  commit { oid }\n  comments(first: 1) { totalCount }\n}")
+    assert nested != PR_FIELDS
+    old_page = OPEN_PULLS.replace(PR_FIELDS, nested)
+    requests, points = rate_limit_cost(graphql.parse(old_page), {"owner": "o", "name": "n", "cursor": None})
+    assert (requests, points) == (1 + 50 * 3 + 2 * 50 * 30, 32)
+
+
+def test_the_cost_follows_githubs_documented_example() -> None:
+    """docs: 1 request for 100 repositories, 100 for their issues, 100 x 50 for the issues' labels: 51 points."""
+    example = ("query { viewer { login repositories(first: 100) { edges { node { id issues(first: 50) { edges {"
+               " node { id labels(first: 60) { edges { node { id name } } } } } } } } } } }")
+    assert rate_limit_cost(graphql.parse(example)) == (5_101, 51)
+    assert rate_limit_cost(graphql.parse("query { viewer { login } }")) == (0, 1)  # never less than a point
 
 
 def test_pulls_by_number_takes_at_most_a_page_of_numbers() -> None:
