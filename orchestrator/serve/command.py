@@ -1,0 +1,223 @@
+"""`swarm serve`: one long-running process that reconciles on a timer, reacts to local events through the
+socket under ``.swarm/`` and to GitHub webhooks over HTTP, and stops cleanly on SIGTERM (the running tick
+finishes its current step, uvicorn closes its connections, the socket and ``serve.json`` are removed).
+
+Events only wake ticks; ticks stay the only writers. Restarting loses nothing that matters: the first tick
+runs at start and reconciles every task, whatever happened while the service was down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Generator, Iterator
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from monitor.durations import parse_duration
+from monitor.tick import TickReport, World, run_tick
+from orchestrator.config import Settings
+from orchestrator.errors import OperationalError
+from orchestrator.serve import health
+from orchestrator.serve.events import EventSocket
+from orchestrator.serve.reconcile import Reconciler
+from orchestrator.serve.webhooks import DELIVERIES_FILE, DeliveryLog, WebhookHandler
+
+log = logging.getLogger(__name__)
+
+
+class ServeError(OperationalError):
+    """The service cannot start (port in use, socket directory not private); exit 1 with the message."""
+
+
+def bind_http(host: str, port: int) -> socket.socket:
+    """Bind before anything starts, so a port in use is one clear line, not a traceback after a tick."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); another `swarm serve` or "
+                         "program uses it: stop it or choose --port") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def webhook_secret(settings: Settings) -> Callable[[], bytes]:
+    name = settings.github.webhook_secret_env
+
+    def read() -> bytes:
+        return os.environ.get(name, "").strip().encode()
+
+    return read
+
+
+class Service:
+    """The pieces of a running service, wired from a World; ``run`` blocks until SIGTERM/SIGINT or ``stop``."""
+
+    def __init__(self, settings: Settings, world: World, *, host: str, port: int, interval: float,
+                 out: Callable[[str], None] = print, chores: bool = True) -> None:
+        self.settings = settings
+        self.world = world
+        self.host = host
+        self.port = port
+        self.interval = interval
+        self.out = out
+        self.chores = chores
+        self.state_dir = world.layout.state_dir
+        self.started = datetime.now(UTC)
+        self.reconciler = Reconciler(self._tick, interval)
+        self.events = EventSocket(self.state_dir, self.reconciler.request)
+        self.handler = WebhookHandler(
+            secret=webhook_secret(settings), deliveries=DeliveryLog(self.state_dir / DELIVERIES_FILE),
+            read_state=world.registry.read, wake=self.reconciler.request, on_accepted=self._accepted,
+            repo=settings.github.repo,
+        )
+        self.server: Any = None
+
+    def _tick(self, stop: threading.Event, only: set[str] | None) -> TickReport:
+        if only is not None:
+            report = run_tick(self.world, stop, only=only)
+            lines = report.actions
+        elif self.chores:
+            from orchestrator.maintenance import service_tick
+
+            report, chores = service_tick(self.world, self.settings, stop)
+            lines = [*report.actions, *chores]
+        else:
+            report = run_tick(self.world, stop)
+            lines = report.actions
+        for line in lines:
+            self.out(line)
+        return report
+
+    def _accepted(self, event: str, delivery: str, tasks: int) -> None:
+        try:
+            health.record_webhook(self.state_dir, event, delivery, tasks, datetime.now(UTC))
+        except OSError as exc:
+            log.warning("could not record the last webhook: %s", exc.strerror)
+
+    def _heartbeat(self) -> None:
+        try:
+            health.write_serve(self.state_dir, host=self.host, port=self.port, interval=self.interval,
+                               started=self.started, now=datetime.now(UTC))
+        except OSError as exc:
+            log.warning("could not write %s: %s", health.SERVE_FILE, exc.strerror)
+
+    def status(self) -> dict[str, Any]:
+        return {"ticks": self.reconciler.ticks, "event_ticks": self.reconciler.partial_ticks,
+                "events": self.events.received, "started_at": self.started.isoformat()}
+
+    def run(self, sock: socket.socket | None = None) -> None:
+        import uvicorn
+
+        from orchestrator.serve.app import build_app
+
+        sock = sock or bind_http(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        try:
+            self.events.open()
+        except OSError as exc:
+            sock.close()
+            raise ServeError(f"cannot open the event socket {self.events.path}: {exc}") from None
+        config = uvicorn.Config(build_app(self.handler, self.status), log_level="warning", access_log=False,
+                                lifespan="off", limit_concurrency=64, timeout_graceful_shutdown=5,
+                                server_header=False)
+        self.server = _Server(config)
+        self._heartbeat()
+        self.reconciler.start([(self._heartbeat, health.HEARTBEAT_EVERY)])
+        try:
+            with self._signals():
+                self.server.run(sockets=[sock])
+        finally:
+            self.reconciler.shutdown()
+            self.events.close()
+            health.clear_serve(self.state_dir)
+            sock.close()
+
+    def stop(self) -> None:
+        self.reconciler.stop.set()  # the running tick stops at its next step
+        if self.server is not None:
+            self.server.should_exit = True
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.warning("received %s: finishing the current tick, then stopping", signal.Signals(signum).name)
+            self.stop()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def _server_class() -> type[Any]:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn without its own signal handling: the service's handler stops the ticks too, and the
+        process exits 0 instead of re-raising SIGTERM at itself."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            yield
+
+    return Server
+
+
+def _Server(config: Any) -> Any:  # a class made on first use: uvicorn is imported lazily
+    return _server_class()(config)
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on (webhooks through a proxy or tunnel)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port (0: any free port, written to .swarm/serve.json)")] = 8765,
+    interval: Annotated[str, typer.Option(help="Time between full reconciles, e.g. 10m")] = "10m",
+) -> None:
+    """Run the monitor as a service: reconcile on a timer, react to agent exits, CLI commands and GitHub
+    webhooks within seconds. SIGTERM finishes the current tick and exits."""
+    from monitor import selfmon
+    from orchestrator.errors import UsageError
+    from orchestrator.maintenance import start_self_monitoring
+    from orchestrator.wiring import load_world
+
+    try:
+        seconds = parse_duration(interval)
+    except ValueError as exc:
+        raise UsageError(f"--interval: {exc}") from None
+    if seconds < 1:
+        raise UsageError("--interval must be at least 1s")
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: give a port between 1 and 65535 (0: any free port)")
+    settings, world = load_world(need_forge=True)
+    service = Service(settings, world, host=host, port=port, interval=seconds,
+                      out=lambda line: print(line, flush=True))
+    start_self_monitoring(settings)
+    try:
+        sock = bind_http(host, port)
+        secret = bool(webhook_secret(settings)())
+        print(f"swarm serve: http://{host}:{sock.getsockname()[1]} (webhooks at /webhooks/github"
+              f"{'' if secret else f', refused until ${settings.github.webhook_secret_env} is set'}), "
+              f"events on {service.events.path}, reconcile every {seconds:g}s (Ctrl-C or SIGTERM to stop)",
+              file=sys.stderr, flush=True)
+        service.run(sock)
+    finally:
+        selfmon.flush()
