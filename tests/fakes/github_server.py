@@ -42,6 +42,7 @@ import threading
 import time
 import traceback
 import urllib.parse
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -545,6 +546,8 @@ class FakeGitHub:
         reset = int(time.time()) + 3600
         self._remaining: dict[Resource, int] = {"core": RATE_LIMIT, "graphql": RATE_LIMIT}
         self._points: list[tuple[str | None, int]] = []
+        self._in_flight: Counter[Kind] = Counter()
+        self._most_in_flight: Counter[Kind] = Counter()
         self._reset: dict[Resource, int] = {"core": reset, "graphql": reset}
 
     # ---------------------------------------------------------------------------------- lifecycle
@@ -828,6 +831,12 @@ class FakeGitHub:
         with self._lock:
             self._log.clear()
             self._points.clear()
+            self._most_in_flight.clear()
+
+    def most_in_flight(self, kind: Kind) -> int:
+        """The most requests of ``kind`` the fake was answering at once since the last :meth:`reset_log`."""
+        with self._lock:
+            return self._most_in_flight[kind]
 
     @property
     def graphql_points(self) -> list[tuple[str | None, int]]:
@@ -847,6 +856,16 @@ class FakeGitHub:
             authorization=handler.headers.get("Authorization"), if_none_match=handler.headers.get("If-None-Match"),
         )
         kind = self._kind(req)
+        with self._lock:
+            self._in_flight[kind] += 1
+            self._most_in_flight[kind] = max(self._most_in_flight[kind], self._in_flight[kind])
+        try:
+            self._answer(handler, req, kind)
+        finally:
+            with self._lock:
+                self._in_flight[kind] -= 1
+
+    def _answer(self, handler: _Handler, req: _Request, kind: Kind) -> None:
         delayed = self._take(self._delays, req.path)
         if delayed:
             self._stopping.wait(delayed)
