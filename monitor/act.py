@@ -30,6 +30,7 @@ from monitor.observation import RunResult
 from monitor.policy import Policy
 from monitor.retry import RetryPrompter, TemplateRetryPrompter, notes_section
 from monitor.runner import DiskFull, LaunchError, Runner
+from monitor.runtime.base import TMUX
 from monitor.world.forge import Forge, ForgeUnavailable
 from monitor.world.git import Git, GitError
 from monitor.world.tmux import Tmux, TmuxError, TmuxUnavailable
@@ -149,7 +150,7 @@ class Actor(CheckingActions):
             return
         attempt = Attempt(
             number=number, session=session_for(task.id), prompt_path=str(prompt_path), started_at=self.now,
-            start_head=start_head, progress_at=self.now,
+            start_head=start_head, progress_at=self.now, runtime=self.runner.runtime_name(task),
         )
 
         def start(current: Task) -> Task | None:
@@ -190,7 +191,8 @@ class Actor(CheckingActions):
         if attempt.launched_at is not None:
             return
         try:
-            self._clear_dead_session(attempt.session)
+            if attempt.runtime == TMUX:  # a container that exited is judged by the next tick, never relaunched
+                self._clear_dead_session(attempt.session)
             self.runner.launch(task, attempt)
         except TmuxUnavailable as exc:
             # Transient: the attempt stays recorded and unlaunched; a later tick launches it.
@@ -246,7 +248,7 @@ class Actor(CheckingActions):
 
         task = self._update(action.task_id, to_checking)
         if task is not None:
-            self.tmux.kill(session_for(task.id))
+            self.runner.kill_agent(task)
             self._event(task.id, "agent_finished", attempt=action.attempt,
                         exit_code=action.result.exit_code if action.result else "")
 
@@ -289,7 +291,7 @@ class Actor(CheckingActions):
         if notes is not None:
             task = task.model_copy(update={"notes": notes})
         if not by_human:  # the human's retry stops the running agent only once its prompt is written
-            self.tmux.kill(session_for(task.id))  # the old attempt's session, alive or a dead pane
+            self.runner.kill_agent(task)  # the old attempt's session or container, alive or a dead pane
         number = after + 1
         failed_task = task.with_attempt(self._closed_attempt(task.attempts[-1], result, failure))
         # attempts lost to a provider outage are not counted: the budget grows by them
@@ -315,13 +317,13 @@ class Actor(CheckingActions):
             }), result=result))
             return False
         if by_human:
-            self.tmux.kill(session_for(task.id))
+            self.runner.kill_agent(task)
         head = self.git.head(task.branch)
         if not fired and head and failure.kind in HEAD_BOUND:
             fired = f"{failure.kind.value}:{head}"  # this head was rejected: it can never count as the fix
         new_attempt = Attempt(
             number=number, session=session_for(task.id), prompt_path=str(prompt_path), started_at=self.now,
-            start_head=head, progress_at=self.now,
+            start_head=head, progress_at=self.now, runtime=self.runner.runtime_name(task),
         )
         who = "the human" if by_human else failure.kind.value
 
@@ -349,7 +351,7 @@ class Actor(CheckingActions):
         if task is None or not self._at_attempt(task, action.attempt, Status.running, Status.checking, Status.ready):
             return
         if action.kill:
-            self.tmux.kill(session_for(task.id))
+            self.runner.kill_agent(task)
 
         def fail(current: Task) -> Task | None:
             if not self._at_attempt(current, action.attempt, Status.running, Status.checking, Status.ready):

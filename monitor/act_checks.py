@@ -22,7 +22,7 @@ from monitor.actions import (
     StartChecks,
     UpdateBranch,
 )
-from monitor.layout import job_session_for, session_for
+from monitor.layout import job_session_for
 from monitor.messages import ready_message, waiting_message
 from monitor.redact import redact
 from monitor.world.git import DirtyWorktree, GitError
@@ -172,7 +172,7 @@ class CheckingActions:
         """Remove a finished task's sessions and worktree (never anything outside the worktree root, and
         never a worktree holding uncommitted or untracked work: that one stays, with an event saying so,
         for `swarm cleanup` to save to a ref and remove)."""
-        self.tmux.kill(session_for(task.id))
+        self.runner.kill_agent(task)  # its tmux session or container
         prefix = job_session_for(task.id, "")
         for session in self.tmux.panes() or {}:
             if session.startswith(prefix):

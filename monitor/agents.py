@@ -73,6 +73,7 @@ class AgentProfile(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     parser: Literal["claude", "codex", "aider", "gemini", "plain"] = "plain"
     forge_token: bool = False
+    runtime: Literal["", "tmux", "container"] = ""  # "" = [runtime] default
 
     @field_validator("command")
     @classmethod

@@ -18,6 +18,8 @@ from monitor.files import file_size, read_json, read_tail
 from monitor.layout import BRANCH_PREFIX, Layout
 from monitor.observation import ForgeView, Liveness, Observation, RunResult
 from monitor.pricing import codex_default_model, cost_usd, model_from_launch
+from monitor.runtime.base import TMUX, Runtime
+from monitor.runtime.container import ContainerPane, exit_record
 from monitor.transcript import readable
 from monitor.world.forge import Forge, ForgeUnavailable
 from monitor.world.git import Git, GitError
@@ -28,12 +30,15 @@ log = logging.getLogger(__name__)
 MAX_CHANGED_FILES = 2000
 
 
-def read_panes(tmux: Tmux) -> tuple[dict[str, Pane] | None, Liveness | None]:
-    """All panes of the agents' tmux server, or (None, why they cannot be seen)."""
+View = tuple[dict[str, Pane] | None, Liveness | None]
+
+
+def read_panes(tmux: Tmux | Runtime) -> View:
+    """All panes of the agents' tmux server (or containers of an engine), or (None, why they cannot be seen)."""
     try:
         panes = tmux.panes()
-    except TmuxError as exc:
-        log.warning("tmux server unreachable: %s", exc)
+    except TmuxError as exc:  # RuntimeUnavailable / RuntimeFailure are TmuxErrors too
+        log.warning("%s unreachable: %s", "tmux server" if isinstance(tmux, Tmux) else "container engine", exc)
         return None, Liveness.unknown
     return (panes, None) if panes is not None else (None, Liveness.no_server)
 
@@ -56,8 +61,13 @@ def load_result(path: Path) -> RunResult | None:
     data = read_json(path)
     if data is None:
         return None
+    return result_from(data, read_json(path.parent / SPEC) or {})
+
+
+def result_from(data: dict[str, Any], spec: dict[str, Any]) -> RunResult:
+    """A ``result.json`` record (written by the wrapper, or made from a container's exit) as a RunResult."""
     report = data.get("report") or {}
-    cost, cost_known = _cost(report, read_json(path.parent / SPEC) or {}) if report else (0.0, True)
+    cost, cost_known = _cost(report, spec) if report else (0.0, True)
     return RunResult(
         phase=str(data.get("phase", "agent")),
         exit_code=int(data.get("exit_code", -1)),
@@ -81,9 +91,13 @@ def load_result(path: Path) -> RunResult | None:
 
 
 class Observer:
-    def __init__(self, layout: Layout, tmux: Tmux, git: Git, forge: Forge) -> None:
+    def __init__(
+        self, layout: Layout, tmux: Tmux, git: Git, forge: Forge, runtimes: Mapping[str, Runtime] | None = None
+    ) -> None:
         self.layout = layout
         self.tmux = tmux
+        self.runtimes = {name: rt for name, rt in (runtimes or {}).items() if name != TMUX}
+        self.views: dict[str, View] = {}  # other runtimes' containers, read once per tick for the running tasks
         self.git = git
         self.forge = forge
         self.base_heads: dict[str, str | None] = {}
@@ -93,6 +107,8 @@ class Observer:
         if not active:
             return {}
         panes, blind = read_panes(self.tmux)
+        used = {t.attempt.runtime for t in active if t.status is Status.running and t.attempt is not None}
+        self.views = {name: read_panes(self.runtimes[name]) for name in sorted(used) if name in self.runtimes}
         try:
             self.forge.prefetch([t for t in active if t.status is not Status.running])
         except ForgeUnavailable as exc:
@@ -118,6 +134,12 @@ class Observer:
     ) -> Observation:
         worktree_exists = Path(task.worktree).is_dir()
         if task.status is Status.running:
+            runtime = task.attempt.runtime if task.attempt is not None else TMUX
+            if runtime != TMUX:  # the containers of its engine, not the tmux panes
+                if runtime not in self.views:
+                    self.views[runtime] = (read_panes(self.runtimes[runtime]) if runtime in self.runtimes
+                                           else (None, Liveness.unknown))
+                panes, blind = self.views[runtime]
             return self._running(task, panes, head, worktree_exists, blind or Liveness.unknown)
         # Check jobs cannot be running on a server that does not exist: the forge may start them again.
         job_panes = {} if blind is Liveness.no_server else panes
@@ -145,6 +167,12 @@ class Observer:
         result = load_result(run_dir / RESULT)
         log_size = file_size(run_dir / LOG)
         pane = panes.get(attempt.session) if panes is not None else None
+        if result is None and isinstance(pane, ContainerPane) and pane.dead:
+            # a container leaves no result.json: its exit comes from the engine (and OOM from its cgroup)
+            spec = read_json(run_dir / SPEC) or {}
+            record = exit_record(run_dir, pane, str(spec.get("parser") or "plain"),
+                                 attempt.launched_at or attempt.started_at)
+            result = result_from(record, spec)
         if result is not None:
             liveness = Liveness.exited
         elif panes is None:

@@ -30,9 +30,10 @@ from pathlib import Path
 from monitor.agent_run import RESULT, SECRET_FILE, SPEC
 from monitor.agents import AgentProfile, render_argv
 from monitor.files import read_json
-from monitor.layout import Layout, job_session_for
+from monitor.layout import Layout, job_session_for, session_for
 from monitor.private import FILE_MODE, private_dir, write_private, write_secret_once
 from monitor.retry import with_footer
+from monitor.runtime.base import TMUX, Runtime
 from monitor.world.git import Git, GitError
 from monitor.world.jobs import TEMPFAIL
 from monitor.world.tmux import Tmux
@@ -93,6 +94,8 @@ class Runner:
         unset_env: Sequence[str] = (),
         forge_env: Sequence[str] = (),
         python: str = sys.executable,
+        runtimes: Mapping[str, Runtime] | None = None,
+        default_runtime: str = TMUX,
     ) -> None:
         self.layout = layout
         self.tmux = tmux
@@ -102,6 +105,28 @@ class Runner:
         self.unset_env = list(unset_env)
         self.forge_env = set(forge_env)  # the only secrets a `forge_token = true` profile may see
         self.python = python
+        self.runtimes: dict[str, Runtime] = {**(runtimes or {}), TMUX: tmux}  # by the name an Attempt records
+        self.default_runtime = default_runtime
+
+    # -- where attempts run -------------------------------------------------------------------------------
+
+    def runtime_name(self, task: Task) -> str:
+        """Where a new attempt of ``task`` runs: its profile's ``runtime``, else ``[runtime] default``."""
+        profile = self.profiles.get(task.agent)
+        return (profile.runtime if profile is not None else "") or self.default_runtime
+
+    def runtime_of(self, attempt: Attempt) -> Runtime:
+        runtime = self.runtimes.get(attempt.runtime)
+        if runtime is None:
+            raise LaunchError(f"attempt {attempt.number} runs in {attempt.runtime!r}, which swarm.toml does not "
+                              "configure any more: add [runtime.container] image back")
+        return runtime
+
+    def kill_agent(self, task: Task) -> bool:
+        """Stop the agent of the task's last attempt wherever it runs (tmux session or container)."""
+        attempt = task.attempt
+        runtime = self.runtimes.get(attempt.runtime if attempt is not None else TMUX)
+        return runtime.kill(session_for(task.id)) if runtime is not None else False
 
     def _wrapper_argv(self, run_dir: Path) -> list[str]:
         return [self.python, "-m", "monitor.agent_run", str(run_dir)]
@@ -187,6 +212,9 @@ class Runner:
         if (run_dir / RESULT).exists():
             return  # this attempt already ran to the end; never run it twice
         spec = read_json(run_dir / SPEC) or {}
+        if attempt.runtime != TMUX:
+            self._launch_container(task, attempt, run_dir, spec)
+            return
         if not spec.get("secret_file") or self.tmux.has_session(attempt.session):
             self.tmux.launch(attempt.session, self._wrapper_argv(run_dir), worktree)
             return
@@ -201,6 +229,40 @@ class Runner:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 handover.unlink()  # the wrapper never took it: it fails its launch and the next attempt retries
+
+    def _launch_container(self, task: Task, attempt: Attempt, run_dir: Path, spec: dict[str, object]) -> None:
+        """The agent's argv under the container entry (setup once, prompt, output log, memory figures)."""
+        from monitor.runtime.container import ContainerRuntime, entry_argv
+
+        runtime = self.runtime_of(attempt)
+        if not isinstance(runtime, ContainerRuntime):
+            raise LaunchError(f"runtime {attempt.runtime!r} cannot run an attempt")
+        if spec.get("secret_file"):
+            raise LaunchError(f"profile {task.agent!r} has forge_token = true, which does not run in a container "
+                              "yet: give it runtime = \"tmux\"")
+        argv = spec.get("argv")
+        if not isinstance(argv, list) or not argv:
+            raise LaunchError(f"task {task.id}: {run_dir / SPEC} has no agent argv")
+        env = {str(k): str(v) for k, v in dict(spec.get("env") or {}).items()}  # type: ignore[call-overload]
+        setup = spec.get("setup")
+        if isinstance(setup, dict) and setup.get("command"):
+            env.update(SWARM_SETUP=str(setup["command"]), SWARM_SETUP_MARKER=str(setup["marker"]))
+        common = self.git_common_dir()
+        mounts: list[tuple[Path, bool]] = [(run_dir.parent, False), (common, False)]
+        mounts += [(common / name, True) for name in ("hooks", "config") if (common / name).exists()]
+        prompt_mode = str(spec.get("prompt_mode") or "stdin")
+        runtime.launch_attempt(attempt.session, entry_argv(run_dir, prompt_mode, [str(a) for a in argv]),
+                               Path(task.worktree), env, mounts=mounts, task=task.id)
+
+    def git_common_dir(self) -> Path:
+        """The main repository's ``.git`` (objects, refs, the worktree's admin dir): a worktree needs it."""
+        dot_git = self.layout.repo / ".git"
+        if dot_git.is_file():  # the repository is itself a worktree: "gitdir: <common>/worktrees/<name>"
+            text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
+            if text.startswith("gitdir:"):
+                admin = (self.layout.repo / text.removeprefix("gitdir:").strip()).resolve()
+                return admin.parent.parent if admin.parent.name == "worktrees" else admin
+        return dot_git
 
     def launch_job(self, task: Task, sha: str, job: str, command: str, timeout: float) -> None:
         """Start a check job at ``sha`` (idempotent per sha: a finished job is never re-run)."""

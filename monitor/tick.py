@@ -232,7 +232,7 @@ def _tick(world: World, report: TickReport, stop: threading.Event, only: set[str
     now = world.clock()
     _rebaseline(world, now)
     state = world.registry.read()
-    observer = Observer(world.layout, world.tmux, world.git, world.forge)
+    observer = Observer(world.layout, world.tmux, world.git, world.forge, world.runner.runtimes)
     concerned = state if only is None else state.model_copy(
         update={"tasks": {tid: t for tid, t in state.tasks.items() if tid in only}})
     observations = observer.observe_all(concerned, now)

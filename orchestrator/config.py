@@ -191,6 +191,28 @@ class ContextSettings(Section):
     learnings: str = ".swarm/learnings.md"  # written by `swarm learn`, read into every prompt
 
 
+class ContainerSettings(Section):
+    engine: str = ""  # Docker Engine API URL; "" = DOCKER_HOST, else the local Docker or Podman socket
+    image: str = ""  # the user's image with their toolchain, git and the agent CLI
+    network: str = "bridge"  # or "none", or a named network
+    memory: str = "4g"
+    cpus: float = Field(2.0, gt=0)
+    pids: int = Field(1024, ge=16)
+
+    @field_validator("memory")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        from monitor.runtime.container import parse_size
+
+        parse_size(value)
+        return value
+
+
+class RuntimeSettings(Section):
+    default: Literal["tmux", "container"] = "tmux"  # where agents run unless their profile says otherwise
+    container: ContainerSettings = ContainerSettings()
+
+
 class Settings(Section):
     project: ProjectSettings = ProjectSettings()
     agents: dict[str, dict[str, Any]] = {}
@@ -206,6 +228,7 @@ class Settings(Section):
     review: ReviewSettings = ReviewSettings()
     llm: LlmSettings = LlmSettings()
     context: ContextSettings = ContextSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
 
     @field_validator("routing")
     @classmethod
@@ -275,6 +298,11 @@ def parse(raw: dict[str, Any], path: Path) -> Settings:
         profiles = resolve_profiles(settings.agents)
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    in_containers = [name for name, profile in profiles.items()
+                     if (profile.runtime or settings.runtime.default) == "container"]
+    if in_containers and not settings.runtime.container.image.strip():
+        raise ConfigError(f"{path}: runtime.container.image: required when agents run in containers (profile "
+                          f"{in_containers[0]!r}); name the image with your toolchain, git and the agent's CLI")
     for kind, name in settings.routing.items():
         if name not in profiles:
             raise ConfigError(

@@ -14,6 +14,7 @@ from monitor.policy import DonePolicy, Policy
 from monitor.redact import register_secret_env
 from monitor.retry import RetryPrompter, TemplateRetryPrompter
 from monitor.runner import Runner, SetupSpec
+from monitor.runtime.base import CONTAINER, Runtime
 from monitor.statedir import ensure_state_dir
 from monitor.tick import World
 from monitor.world.forge import Forge
@@ -125,6 +126,19 @@ def register_secrets(settings: Settings, environ: Mapping[str, str] | None = Non
     register_secret_env([*settings.secret_env_names(), settings.llm.api_key_env], environ)
 
 
+def runtimes_from(layout: Layout, settings: Settings) -> dict[str, Runtime]:
+    """The container runtime when an image is configured (its engine is only contacted when an attempt runs
+    there); tmux is always there (the Runner adds it)."""
+    container = settings.runtime.container
+    if not container.image.strip():
+        return {}
+    from monitor.runtime.container import ContainerRuntime, Limits
+
+    limits = Limits(memory=container.memory, cpus=container.cpus, pids=container.pids)
+    return {CONTAINER: ContainerRuntime(container.engine, image=container.image, owner=str(layout.repo),
+                                        network=container.network, limits=limits)}
+
+
 def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None, need_forge: bool = False) -> World:
     layout = Layout.for_repo(repo, settings.project.worktree_root)
     ensure_state_dir(layout.state_dir)  # created here, git-excluded here: a fresh clone never shows ?? .swarm/
@@ -135,7 +149,8 @@ def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None
     git = Git(layout.repo)
     setup = SetupSpec(settings.project.setup, settings.project.setup_timeout) if settings.project.setup else None
     runner = Runner(layout, tmux, git, profiles_from(settings), setup=setup,
-                    unset_env=settings.secret_env_names(), forge_env=[settings.github.token_env, "GH_TOKEN"])
+                    unset_env=settings.secret_env_names(), forge_env=[settings.github.token_env, "GH_TOKEN"],
+                    runtimes=runtimes_from(layout, settings), default_runtime=settings.runtime.default)
     forge: Forge
     if settings.project.forge == "local":
         forge = LocalForge(layout, runner, git, ci=settings.local.ci, ci_timeout=settings.local.ci_timeout,

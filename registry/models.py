@@ -82,6 +82,7 @@ class Attempt(Frozen):
     tokens: int = 0
     cost_usd: float = 0.0
     cost_known: bool = True  # False: its agent spent tokens on a model with no known price
+    runtime: str = "tmux"  # where it runs ("tmux" | "container"), kept so a changed swarm.toml never loses it
 
 
 class PullRequest(Frozen):
