@@ -34,6 +34,7 @@ from monitor.layout import Layout, job_session_for, session_for
 from monitor.private import FILE_MODE, private_dir, write_private, write_secret_once
 from monitor.retry import with_footer
 from monitor.runtime.base import TMUX, Runtime
+from monitor.world import proc
 from monitor.world.git import Git, GitError
 from monitor.world.jobs import TEMPFAIL
 from monitor.world.tmux import Tmux
@@ -250,9 +251,24 @@ class Runner:
         common = self.git_common_dir()
         mounts: list[tuple[Path, bool]] = [(run_dir.parent, False), (common, False)]
         mounts += [(common / name, True) for name in ("hooks", "config") if (common / name).exists()]
+        env = {**self._git_identity(), **env}
         prompt_mode = str(spec.get("prompt_mode") or "stdin")
         runtime.launch_attempt(attempt.session, entry_argv(run_dir, prompt_mode, [str(a) for a in argv]),
                                Path(task.worktree), env, mounts=mounts, task=task.id)
+
+    def _git_identity(self) -> dict[str, str]:
+        """Who the agent commits as: the user's git identity, which the container's empty HOME lacks."""
+        identity: dict[str, str] = {}
+        for role in ("AUTHOR", "COMMITTER"):
+            for part, key in (("NAME", "user.name"), ("EMAIL", "user.email")):
+                name = f"GIT_{role}_{part}"
+                value = os.environ.get(name, "")
+                if not value:
+                    found = proc.run(["git", "-C", str(self.layout.repo), "config", "--get", key], timeout=10)
+                    value = found.stdout.strip() if found.ok else ""
+                if value:
+                    identity[name] = value
+        return identity
 
     def git_common_dir(self) -> Path:
         """The main repository's ``.git`` (objects, refs, the worktree's admin dir): a worktree needs it."""
