@@ -19,6 +19,7 @@ def retry(
 ) -> None:
     """Start a new attempt now, with your note in its prompt."""
     from monitor.runner import LaunchError
+    from monitor.wake import wake
     from monitor.world.git import GitError
     from orchestrator import tasks as task_ops
     from orchestrator.wiring import load_world
@@ -28,4 +29,5 @@ def retry(
         found = task_ops.retry(world, task, note)
     except (GitError, LaunchError) as exc:  # a full disk, a broken worktree: nothing was recorded
         raise OperationalError(f"could not retry {task}: {' '.join(str(exc).split())}") from None
+    wake(world.layout.state_dir, [found.id])  # a running `swarm serve` looks at it now
     console().print(f"{found.id}: {found.status.value} (attempt {len(found.attempts)})")

@@ -29,6 +29,7 @@ def spawn(
     as_json: Annotated[bool, typer.Option("--json", help="Print the task as JSON")] = False,
 ) -> None:
     """Start one agent on a task (queued while dependencies or max_parallel hold it)."""
+    from monitor.wake import wake
     from orchestrator import status as status_view
     from orchestrator import tasks as task_ops
     from orchestrator.wiring import load_world
@@ -48,6 +49,7 @@ def spawn(
     chosen = agent or settings.routing.get(kind, settings.routing["default"])
     task = task_ops.spawn(world, title=title, prompt=prompt, agent=chosen, kind=kind, after=after or [],
                           base_branch=settings.project.base_branch, acceptance=accept or [], links=link or [])
+    wake(world.layout.state_dir, [task.id])  # a running `swarm serve` looks at it now
     if as_json:
         print(json.dumps(status_view.task_json(task), indent=1))
     else:

@@ -22,6 +22,7 @@ def submit_request(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
 ) -> None:
     """Plan a request into tasks (with a model key) and spawn them all, dependencies first."""
+    from monitor.wake import wake
     from orchestrator.brain.llm import LlmError, llm_from
     from orchestrator.brain.planner import PlanError
     from orchestrator.submit import SubmitError
@@ -42,6 +43,9 @@ def submit_request(
         report = submit_tasks(world, settings, request, dry_run=dry_run, llm=llm_from(settings))
     except (PlanError, LlmError, SubmitError) as exc:
         raise OperationalError(" ".join(str(exc).split())) from None
+    spawned = [t.task_id for t in report.tasks if t.task_id]
+    if spawned and not dry_run:
+        wake(world.layout.state_dir, spawned)  # a running `swarm serve` looks at them now
     if as_json:
         print(json.dumps(report.as_dict(), indent=1))
     else:

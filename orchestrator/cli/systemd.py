@@ -14,6 +14,8 @@ from orchestrator.cli.output import err
 @systemd_app.command("install")
 def systemd_install(
     print_only: Annotated[bool, typer.Option("--print", help="Only print the units and the commands")] = False,
+    serve: Annotated[bool, typer.Option("--serve", help="Also the `swarm serve` unit (instead of the timer or the "
+                                                        "daemon)")] = False,
 ) -> None:
     """Render the units with this machine's paths into ~/.config/systemd/user and say what to run next."""
     from orchestrator import systemd
@@ -24,6 +26,6 @@ def systemd_install(
     settings = load(repo / CONFIG_NAME)
     for warning in systemd.preflight(settings):
         err().print(warning, markup=False, highlight=False)
-    units = systemd.render_units(repo, settings, systemd.default_swarm_argv())
+    units = systemd.render_units(repo, settings, systemd.default_swarm_argv(), serve=serve)
     for line in systemd.install(units, print_only=print_only):
         print(line)

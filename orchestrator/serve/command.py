@@ -18,9 +18,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from monitor.durations import parse_duration
 from monitor.tick import TickReport, World, run_tick
@@ -187,13 +185,8 @@ def _Server(config: Any) -> Any:  # a class made on first use: uvicorn is import
     return _server_class()(config)
 
 
-def serve_command(
-    host: Annotated[str, typer.Option(help="Address to listen on (webhooks through a proxy or tunnel)")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTP port (0: any free port, written to .swarm/serve.json)")] = 8765,
-    interval: Annotated[str, typer.Option(help="Time between full reconciles, e.g. 10m")] = "10m",
-) -> None:
-    """Run the monitor as a service: reconcile on a timer, react to agent exits, CLI commands and GitHub
-    webhooks within seconds. SIGTERM finishes the current tick and exits."""
+def serve(host: str = "127.0.0.1", port: int = 8765, interval: str = "10m") -> None:
+    """`swarm serve`: check the options, wire the world, run until SIGTERM (raises UsageError/OperationalError)."""
     from monitor import selfmon
     from orchestrator.errors import UsageError
     from orchestrator.maintenance import start_self_monitoring
@@ -210,9 +203,9 @@ def serve_command(
     settings, world = load_world(need_forge=True)
     service = Service(settings, world, host=host, port=port, interval=seconds,
                       out=lambda line: print(line, flush=True))
+    sock = bind_http(host, port)
     start_self_monitoring(settings)
     try:
-        sock = bind_http(host, port)
         secret = bool(webhook_secret(settings)())
         print(f"swarm serve: http://{host}:{sock.getsockname()[1]} (webhooks at /webhooks/github"
               f"{'' if secret else f', refused until ${settings.github.webhook_secret_env} is set'}), "
