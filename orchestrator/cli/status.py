@@ -27,6 +27,7 @@ def status(
     from monitor.heartbeat import monitor_line
     from orchestrator import status as status_view
     from orchestrator import tasks as task_ops
+    from orchestrator.serve.health import serve_lines, serve_running
     from orchestrator.wiring import load_world, utc_now
     from registry.models import Task
 
@@ -64,6 +65,10 @@ def status(
             wide.print(status_view.table(tasks, utc_now(), width))
         for warning in status_view.blocked(sorted(world.registry.read().tasks.values(), key=lambda t: t.created_at)):
             err().print(warning, markup=False, highlight=False, style="yellow")
-        healthy, line = monitor_line(world.layout.state_dir, utc_now(), settings.monitor.interval)
+        serving = serve_running(world.layout.state_dir, utc_now())
+        interval = max(settings.monitor.interval, float(serving.get("interval", 0))) if serving else None
+        healthy, line = monitor_line(world.layout.state_dir, utc_now(), interval or settings.monitor.interval)
         (console() if healthy else err()).print(line, markup=False, highlight=False,
                                                 style=None if healthy else "yellow")
+        for line in serve_lines(world.layout.state_dir, utc_now()):  # `swarm serve`, webhooks, GitHub's budget
+            console().print(line, markup=False, highlight=False)
