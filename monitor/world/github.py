@@ -27,7 +27,7 @@ from monitor.observation import ForgeView, Review
 from monitor.redact import redact
 from monitor.world.forge import ForgeUnavailable
 from monitor.world.git import Git, GitError
-from monitor.world.github_api import GitHubApi, askpass_env
+from monitor.world.github_api import GitHubApi, GraphQLRefused, askpass_env
 from monitor.world.github_query import OPEN_PULLS, PAGE_SIZE, REVIEW_COMMENTS, REVIEW_IDS, pulls_by_number
 from monitor.world.github_rollup import (
     Check,
@@ -147,8 +147,16 @@ class GitHubForge:
         ``totalCount``, they are read again one after another."""
         variables: dict[str, Any] = {"owner": self.api.config.owner, "name": self.api.config.name}
         starts: list[str | None] = [None, *self.api.state.page_cursors]
-        pages = list(_concurrently([partial(self.api.graphql, OPEN_PULLS, {**variables, "cursor": c})
-                                    for c in starts]))
+        try:
+            pages = list(_concurrently([partial(self.api.graphql, OPEN_PULLS, {**variables, "cursor": c})
+                                        for c in starts]))
+        except GraphQLRefused as exc:
+            if len(starts) == 1 or self.api.state.blocked_until > self.clock():
+                raise
+            log.warning("pages of open pull requests refused from the last tick's cursors (%s): reading them "
+                        "in order", exc)
+            self.api.state.set_page_cursors([])
+            pages = [self.api.graphql(OPEN_PULLS, {**variables, "cursor": None})]
         while True:
             last = _pulls(pages[-1])
             if not (last.get("pageInfo") or {}).get("hasNextPage"):

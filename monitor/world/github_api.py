@@ -34,6 +34,11 @@ READ_TRIES = 3
 DEFAULT_BLOCK = 60.0  # a secondary limit without retry-after: wait at least a minute (GitHub's advice)
 
 
+class GraphQLRefused(ForgeUnavailable):
+    """GitHub answered a GraphQL document with errors (a bad cursor, a missing repository, a rate limit):
+    the request arrived and was refused, as opposed to a transport failure or a 5xx."""
+
+
 @dataclass(frozen=True)
 class GitHubConfig:
     repo: str  # "owner/name"
@@ -278,7 +283,7 @@ class GitHubApi:
             if any(isinstance(e, dict) and e.get("type") == "RATE_LIMITED" for e in errors):
                 self.state.block(self.clock() + DEFAULT_BLOCK, "GraphQL RATE_LIMITED")
             messages = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
-            raise ForgeUnavailable(f"GitHub GraphQL error: {redact(messages)[:300]}")
+            raise GraphQLRefused(f"GitHub GraphQL error: {redact(messages)[:300]}")
         data = payload.get("data")
         if not isinstance(data, dict):
             raise ForgeUnavailable("GitHub GraphQL answered without data")

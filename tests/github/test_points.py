@@ -175,3 +175,17 @@ def test_reviewers_not_counted_need_no_detail(stage: Stage) -> None:
     stage.fake.add_review(REPO, stage.numbers["swarm/t-000"], "someone", "CHANGES_REQUESTED", body="no",
                           comments=[("work.txt", 1, "hm")])
     assert stage.tick(stage.forge(wanted=("coderabbitai[bot]",))) == {"SwarmOpenPulls": 1}
+
+
+def test_cursors_github_refuses_are_forgotten_and_the_pages_read_in_order(stage: Stage,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    stage.open(*range(60))
+    stage.tick(stage.forge())
+    state = stage.state()
+    state["page_cursors"] = ["bm90IGEgY3Vyc29y"]  # a cursor of some other GitHub: INVALID_CURSOR_ARGUMENTS
+    (stage.tmp / "state" / "github.json").write_text(json.dumps(state))
+    forge = stage.forge()
+    assert stage.tick(forge) == {"SwarmOpenPulls": 2 + 2}
+    assert "refused from the last tick's cursors" in caplog.text
+    assert stage.seen(forge) == set(stage.numbers)
+    assert stage.state()["page_cursors"] != ["bm90IGEgY3Vyc29y"]
