@@ -1,4 +1,4 @@
-"""What a GitHub tick costs: requests and seconds for 10, 100 and 500 open PRs with nothing changed.
+"""What a GitHub tick costs: requests, GraphQL points and seconds for 100 and 1,000 open PRs with nothing changed.
 
 Why: the GitHub forge promises that a healthy tick reads every open pull request with one GraphQL query per
 50 PRs, so that a fleet of hundreds of PRs stays far inside GitHub's hourly rate limit. This benchmark holds
@@ -6,6 +6,10 @@ the monitor to the issue's figures on the fake GitHub (``tests/fakes/github_serv
 httpx over HTTP, GraphQL executed against GitHub's real schema, a real bare repository as ``origin``):
 
 * GitHub requests per tick with nothing changed ≤ 2 + ⌈open PRs / 50⌉;
+* at most 2 GraphQL points per page of 50 PRs, charged by GitHub's documented formula (the fake computes it
+  from the document: the requests needed to fill each connection, summed, / 100, rounded, at least 1);
+* per hour, with a reconcile every minute and every 10 minutes, against a tick every 30 s (the ratio), and
+  whether 1,000 PRs reconciled every minute fit in GitHub's 5,000 points an hour;
 * ≥ 20× fewer requests than a per-PR REST poll at 100 PRs. The poll is what a naive monitor does for each
   task (PyGithub on the same fake): the PR, its head's check runs, its head's combined status and its
   reviews, four requests per PR (``get_repo`` and ``get_commit`` are lazy: no request of their own). It uses no
@@ -19,10 +23,15 @@ checks that they exist and reads branch heads from git). The first tick does one
 the task's checks and reason written once) and is reported apart; the measured ticks must leave every task
 ``ready`` with no action, or the benchmark fails instead of printing a flattering figure.
 
+The pages of a tick are read at once (at most ``READERS`` in flight) from the cursors the previous tick saw;
+the first tick has none and reads them one after another, so it is reported apart.
+
 Tick time includes the fake's own work: it runs in this process (a server thread, the same GIL) and executes
-GraphQL in Python, which real GitHub does elsewhere. The seconds spent waiting for GraphQL answers are
-reported apart, so "tick minus GraphQL" is the monitor's own cost. Real GitHub adds tens to hundreds of milliseconds per
-request, paid per request: four per PR for the poll, one per 50 PRs for the tick.
+GraphQL in Python, which real GitHub does elsewhere. The seconds the tick's GitHub reads take (``prefetch``:
+the base fetch and the GraphQL pages, wall time) are reported apart, so "tick minus reads" is the monitor's
+own cost. Real GitHub adds tens to hundreds of milliseconds per request, paid per request: four per PR for
+the poll, one per 50 PRs for the tick, and for the tick in rounds of ``READERS`` pages at once. Here the
+fake answers one GraphQL call at a time (one lock, one GIL), so concurrency shows in round trips only.
 
 Run: ``.venv/bin/python bench/github_bench.py [--quick] [--json]`` (``--quick``: 10 and 100 PRs only).
 Import: ``from bench.github_bench import github_figures`` → a dict of figures (seconds, request counts);
@@ -53,7 +62,7 @@ from unittest import mock
 from github import Auth, Github
 
 from monitor.tick import World, run_tick
-from monitor.world.github import GitHubForge
+from monitor.world.github import READERS, GitHubForge
 from orchestrator.config import CONFIG_NAME, load
 from orchestrator.wiring import build_world
 from registry.models import Attempt, PullRequest, RegistryState, Status, Task
@@ -62,11 +71,16 @@ from registry.store import Registry
 if TYPE_CHECKING:
     from tests.fakes.github_server import FakeGitHub
 
-SIZES = (10, 100, 500)
+SIZES = (100, 1000)
 QUICK_SIZES = (10, 100)
+POINTS_PER_HOUR = 5000  # GitHub's GraphQL budget for a user token
+INTERVALS = (("every 30 s", 30.0), ("reconcile 1 min", 60.0), ("reconcile 10 min", 600.0))
+POLL = 30.0  # the seconds of the polling that the reconcile intervals are compared with
+FIT_AT = (1000, 60.0)  # the issue's question: 1,000 PRs reconciled every minute within 5,000 points an hour
 TARGET_RATIO = 20.0
 RATIO_AT = 100  # the open PRs at which the ratio target applies
 PAGE = 50  # open PRs per GraphQL page, as the issue's budget counts them
+OPEN_PULLS_OPERATION = "SwarmOpenPulls"
 OWNER, NAME = "acme", "bench"
 REPO = f"{OWNER}/{NAME}"
 TOKEN_ENV = "GITHUB_TOKEN"
@@ -267,22 +281,25 @@ def tick_figures(st: Stage, ticks: int) -> dict[str, Any]:
     _not_ready(world, report.actions, "the first tick")
     serial = world.registry.read().serial
 
+    warm_points = sum(points for _, points in fake.graphql_points)
     graphql_s: list[float] = []
-    real_graphql = st.forge.api.graphql
+    real_prefetch = st.forge.prefetch
 
-    def timed_graphql(query: str, variables: Any) -> dict[str, Any]:
+    def timed_prefetch(tasks: Sequence[Task]) -> None:  # the tick's GitHub reads: wall time, pages at once
         begin = time.perf_counter()
         try:
-            return real_graphql(query, variables)
+            real_prefetch(tasks)
         finally:
             graphql_s.append(time.perf_counter() - begin)
 
     samples: list[float] = []
     waits: list[float] = []
     per_tick: list[Counter[str]] = []
+    points: list[int] = []
+    in_flight = 0
     operations: Counter[str] = Counter()
     counter = CallCounter()
-    with counter.installed(), mock.patch.object(st.forge.api, "graphql", timed_graphql):
+    with counter.installed(), mock.patch.object(st.forge, "prefetch", timed_prefetch):
         for n in range(ticks):
             fake.reset_log()
             graphql_s.clear()
@@ -292,6 +309,8 @@ def tick_figures(st: Stage, ticks: int) -> dict[str, Any]:
             waits.append(sum(graphql_s))
             records = fake.requests
             per_tick.append(Counter(r.kind for r in records))
+            points.append(sum(cost for _, cost in fake.graphql_points))
+            in_flight = max(in_flight, fake.most_in_flight("graphql"))
             operations.update(f"{r.kind} {r.operation or r.method + ' ' + r.path}" for r in records)
             if report.skipped or report.tasks != prs:
                 raise RuntimeError(f"tick {n + 2} saw {report.tasks} of {prs} tasks (skipped: {report.skipped})")
@@ -309,6 +328,11 @@ def tick_figures(st: Stage, ticks: int) -> dict[str, Any]:
         "tick_median_s": median,
         "tick_p95_s": p95,
         "tick_graphql_median_s": wait_median,
+        "tick_points": sum(points) / ticks,
+        "tick_points_max": max(points),
+        "pages": operations[f"graphql {OPEN_PULLS_OPERATION}"] / ticks,
+        "graphql_in_flight": in_flight,
+        "warm_up_points": warm_points,
         "warm_up_s": warm_up,
         "warm_up_requests": sum(warm_kinds.values()),
         "warm_up_git_calls": warm_counter.total("git"),
@@ -371,13 +395,63 @@ def rest_figures(st: Stage, rounds: int) -> dict[str, Any]:
 # -- all sizes --------------------------------------------------------------------------------------
 
 
+LATENCY = 0.1  # seconds added to each GraphQL answer to compare reading the pages one by one and at once
+
+
+def latency_figures(st: Stage, pages: int) -> dict[str, Any]:
+    """The tick's GitHub reads (``prefetch``) with :data:`LATENCY` added to every GraphQL answer, as a
+    network would: the pages one after another (no cursors kept), then at once (the last tick's cursors)."""
+    from bench.common import _stats
+
+    tasks = list(st.world.registry.read().tasks.values())
+    kept = st.forge.api.state.page_cursors
+    seconds: dict[str, float] = {}
+    for name, cursors in (("serial", []), ("concurrent", kept)):
+        samples = []
+        for _ in range(3):
+            st.forge.api.state.set_page_cursors(cursors)
+            st.fake.delay_next(pages, LATENCY, path_prefix="/graphql")
+            begin = time.perf_counter()
+            st.forge.prefetch(tasks)
+            samples.append(time.perf_counter() - begin)
+        seconds[name] = _stats(samples)[0]
+    st.forge.api.state.set_page_cursors(kept)
+    return {"latency_s": LATENCY, "reads_serial_s": seconds["serial"], "reads_concurrent_s": seconds["concurrent"]}
+
+
 def size_figures(prs: int, ticks: int = 5, rest_rounds: int = 1) -> dict[str, Any]:
     with stage(prs) as st:
         figures: dict[str, Any] = {"prs": prs, "budget": budget(prs), "setup_s": st.setup_s}
         figures |= tick_figures(st, ticks)
+        figures |= latency_figures(st, round(figures["pages"]))
         figures |= rest_figures(st, rest_rounds)
     figures["ratio"] = figures["rest_requests"] / max(figures["tick_requests"], 1e-9)
+    figures["points_per_page"] = figures["tick_points_max"] / max(figures["pages"], 1)
+    figures["hourly"] = hourly(figures["tick_requests"], figures["tick_points"])
+    figures["rest_poll_hourly_requests"] = figures["rest_requests"] * 3600 / POLL
     return figures
+
+
+def hourly(requests: float, points: float) -> list[dict[str, Any]]:
+    """Requests and points an hour for a tick every 30 s and a reconcile every 1 and 10 minutes, and how
+    many times fewer points than polling every 30 s each one spends."""
+    rows = []
+    for name, seconds in INTERVALS:
+        rows.append({"interval": name, "seconds": seconds, "requests": requests * 3600 / seconds,
+                     "points": points * 3600 / seconds, "vs_poll": seconds / POLL})
+    return rows
+
+
+def old_page_points() -> int:
+    """The points a page cost while each review nested ``comments(first: 1) { totalCount }``."""
+    import graphql
+
+    from monitor.world.github_query import OPEN_PULLS, PR_FIELDS
+    from tests.fakes.github_schema import rate_limit_cost
+
+    nested = PR_FIELDS.replace("  commit { oid }\n}", "  commit { oid }\n  comments(first: 1) { totalCount }\n}")
+    document = graphql.parse(OPEN_PULLS.replace(PR_FIELDS, nested))
+    return rate_limit_cost(document, {"owner": OWNER, "name": NAME, "cursor": None})[1]
 
 
 def github_figures(sizes: Sequence[int] = SIZES, ticks: int = 5, rest_rounds: int = 1,
@@ -389,7 +463,8 @@ def github_figures(sizes: Sequence[int] = SIZES, ticks: int = 5, rest_rounds: in
         rows.append(size_figures(prs, ticks, rest_rounds))
         if progress:
             progress(f"github {prs} PRs: {time.monotonic() - start:.1f} s")
-    return {"sizes": rows, "target_ratio": TARGET_RATIO, "ratio_at": RATIO_AT, "page": PAGE}
+    return {"sizes": rows, "target_ratio": TARGET_RATIO, "ratio_at": RATIO_AT, "page": PAGE,
+            "points_per_hour": POINTS_PER_HOUR, "old_page_points": old_page_points()}
 
 
 # -- the table --------------------------------------------------------------------------------------
@@ -413,7 +488,7 @@ def rows(figures: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             (f"{head}GitHub, {prs} open PRs, nothing changed: requests/tick", f"{size['tick_requests']:g}",
              f"≤ {size['budget']} (2 + ⌈{prs}/{figures['page']}⌉)",
              f"{_at_most(size['tick_requests_max'], size['budget'])}; {size['tick_requests_detail']}"),
-            (f"     tick median of {size['ticks']} / waiting for GraphQL",
+            (f"     tick median of {size['ticks']} / GitHub reads",
              f"{size['tick_median_s']:.3f} / {size['tick_graphql_median_s']:.3f} s", "",
              f"p95 {size['tick_p95_s']:.3f} s; first tick {size['warm_up_s']:.2f} s ({size['warm_up_requests']} "
              f"requests, {size['warm_up_git_calls']} git calls); set-up {size['setup_s']:.1f} s"),
@@ -426,6 +501,37 @@ def rows(figures: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         target = f"≥ {figures['target_ratio']:g}×" if prs == figures["ratio_at"] else ""
         verdict = _at_least(size["ratio"], figures["target_ratio"]) if target else ""
         out.append(("     REST poll / tick requests", f"{size['ratio']:.0f}×", target, verdict))
+        out += _points_rows(figures, size)
+    return out
+
+
+def _points_rows(figures: dict[str, Any], size: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    prs = size["prs"]
+    budget_h = figures["points_per_hour"]
+    out = [
+        ("     GraphQL points/tick (pages of 50)", f"{size['tick_points']:g}",
+         "≤ 2 a page", f"{_at_most(size['points_per_page'], 2)} points a page over {size['pages']:g} pages, "
+         f"{size['graphql_in_flight']} in flight at most; first tick (pages one by one) "
+         f"{size['warm_up_points']} points; a page nesting each review's comments cost "
+         f"{figures['old_page_points']}"),
+    ]
+    for row in size["hourly"]:
+        fits = row["points"] <= budget_h
+        verdict = f"{'fits' if fits else 'OVER'} {budget_h:,} points/h ({100 * row['points'] / budget_h:.0f}%)"
+        if row["seconds"] != POLL:
+            verdict += f"; {row['vs_poll']:g}× fewer than every 30 s"
+        target = ""
+        if (prs, row["seconds"]) == FIT_AT:
+            target = f"≤ {budget_h:,} points/h"
+            verdict = f"{'PASS' if fits else 'MISS'}  {verdict}"
+        out.append((f"     {row['interval']}: requests / points per hour",
+                    f"{row['requests']:,.0f} / {row['points']:,.0f}", target, verdict))
+    out.append((f"     reads with {size['latency_s'] * 1000:.0f} ms a request: one by one / at once",
+                f"{size['reads_serial_s']:.2f} / {size['reads_concurrent_s']:.2f} s", "",
+                f"{size['pages']:g} pages, {READERS} in flight at most"))
+    rest_h = size["rest_poll_hourly_requests"]
+    out.append(("     per-PR REST poll every 30 s: requests per hour", f"{rest_h:,.0f}", "",
+                f"{rest_h / budget_h:.0f}× the 5,000 REST requests an hour"))
     return out
 
 
