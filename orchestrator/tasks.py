@@ -14,8 +14,8 @@ from monitor.act import Actor
 from monitor.layout import branch_for, job_session_for, session_for
 from monitor.tick import World, start_queued
 from orchestrator.init import NO_COMMITS
+from orchestrator.view import find_task
 from orchestrator.wiring import UsageError
-from registry.archive import archive_dir, find_archived
 from registry.models import Failure, FailureKind, RegistryState, Status, Task
 
 MAX_PROMPT_BYTES = 200_000
@@ -149,19 +149,7 @@ def resolve_after(state: RegistryState, after: Sequence[str]) -> tuple[str, ...]
 
 
 def get_task(world: World, task_id: str) -> Task:
-    state = world.registry.read()
-    task = state.tasks.get(task_id)
-    if task is None:
-        matches = [t for t in state.tasks if t.startswith(task_id)]
-        if len(matches) == 1:
-            return state.tasks[matches[0]]
-        hint = f" (did you mean {', '.join(matches[:5])}?)" if matches else " (see `swarm status`)"
-        old = find_archived(world.layout.state_dir, task_id)
-        if old is not None:
-            hint = (f": it {old.status.value} and was archived to {archive_dir(world.layout.state_dir)} "
-                    f"(its prompts and logs are under archive/runs/{old.id})")
-        raise UsageError(f"no task {task_id!r}{hint}")
-    return task
+    return find_task(world.registry, world.layout.state_dir, task_id)
 
 
 def cancel(world: World, task_id: str) -> Task:

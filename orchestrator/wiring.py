@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.agents import AgentProfile, resolve_profiles
 from monitor.layout import Layout
 from monitor.policy import DonePolicy, Policy
-from monitor.redact import register_secret_env
 from monitor.retry import RetryPrompter, TemplateRetryPrompter
 from monitor.runner import Runner, SetupSpec
 from monitor.runtime.base import CONTAINER, Runtime
@@ -25,21 +23,9 @@ from monitor.world.tmux import Tmux
 from orchestrator.config import CONFIG_NAME, ConfigError, Settings, load
 from orchestrator.errors import UsageError
 from orchestrator.notifiers import notifier_from
+from orchestrator.view import find_repo, register_secrets, utc_now
 from registry.events import EventLog
 from registry.store import Registry
-
-
-def find_repo(start: Path | None = None) -> Path:
-    """The directory holding swarm.toml, searching upwards from ``start`` (default: the cwd)."""
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / CONFIG_NAME).is_file():
-            return candidate
-    raise ConfigError(f"no {CONFIG_NAME} in {here} or its parents: run `swarm init` in your repository first")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def policy_from(settings: Settings) -> Policy:
@@ -121,11 +107,6 @@ def retry_prompter_from(
     return LlmRetryPrompter(lambda: llm_from(settings, env), record_usage=registry_recorder(registry))
 
 
-def register_secrets(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
-    """Mask the values of every configured secret (and the model key) wherever redact() runs."""
-    register_secret_env([*settings.secret_env_names(), settings.llm.api_key_env], environ)
-
-
 def runtimes_from(layout: Layout, settings: Settings) -> dict[str, Runtime]:
     """The container runtime when an image is configured (its engine is only contacted when an attempt runs
     there); tmux is always there (the Runner adds it)."""
@@ -174,4 +155,4 @@ def load_world(
     return settings, build_world(repo, settings, notifier, need_forge=need_forge)
 
 
-__all__ = ["UsageError", "build_world", "find_repo", "load_world", "register_secrets"]
+__all__ = ["UsageError", "build_world", "find_repo", "load_world", "register_secrets", "utc_now"]

@@ -55,6 +55,6 @@ def _main(
     # The values of swarm's secrets (default variable names; a loaded config adds its own in build_world)
     # are masked in every log line, prompt and notification of this process.
     from orchestrator.config import Settings
-    from orchestrator.wiring import register_secrets
+    from orchestrator.view import register_secrets
 
     register_secrets(Settings())

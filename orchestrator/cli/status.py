@@ -26,14 +26,13 @@ def status(
 
     from monitor.heartbeat import monitor_line
     from orchestrator import status as status_view
-    from orchestrator import tasks as task_ops
     from orchestrator.serve.health import serve_lines, serve_running
-    from orchestrator.wiring import load_world, utc_now
+    from orchestrator.view import find_task, load_view, utc_now
     from registry.models import Task
 
-    settings, world = load_world()
+    settings, world = load_view()  # read only: no tmux, git or forge to set up
     if task:
-        found = task_ops.get_task(world, task)
+        found = find_task(world.registry, world.layout.state_dir, task)
         if as_json:
             print(json.dumps(status_view.task_json(found), indent=1))
         else:
