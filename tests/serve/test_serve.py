@@ -113,3 +113,15 @@ def test_spawn_retry_and_cancel_wake_a_listening_service(git_repo: Path, tmux_so
         wait_for(lambda: {task} in woken, "retry's wake")
     finally:
         events.close()
+
+
+def test_the_http_socket_sends_small_answers_at_once() -> None:
+    import socket
+
+    from orchestrator.serve.command import bind_http
+
+    sock = bind_http("127.0.0.1", 0)
+    try:  # accepted connections inherit TCP_NODELAY: no 40 ms Nagle wait on a refusal's JSON body
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()
