@@ -129,6 +129,19 @@ class Runner:
         runtime = self.runtimes.get(attempt.runtime if attempt is not None else TMUX)
         return runtime.kill(session_for(task.id)) if runtime is not None else False
 
+    def attach_argv(self, task: Task) -> list[str] | None:
+        """An argv that puts the user's terminal in the agent's session (tmux attach, or a shell in the
+        running container); None when there is nothing live to attach to."""
+        attempt = task.attempt
+        if attempt is None:
+            return None
+        if attempt.runtime == TMUX:
+            return self.tmux.attach_argv(attempt.session) if self.tmux.has_session(attempt.session) else None
+        runtime = self.runtimes.get(attempt.runtime)
+        pane = (runtime.panes() or {}).get(attempt.session) if runtime is not None else None
+        return runtime.attach_argv(attempt.session) if runtime is not None and pane is not None and not pane.dead \
+            else None
+
     def _wrapper_argv(self, run_dir: Path) -> list[str]:
         return [self.python, "-m", "monitor.agent_run", str(run_dir)]
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor.act import Actor
-from monitor.layout import branch_for, job_session_for, session_for
+from monitor.layout import branch_for, job_session_for
 from monitor.tick import World, start_queued
 from orchestrator.init import NO_COMMITS
 from orchestrator.view import find_task
@@ -163,7 +163,7 @@ def cancel(world: World, task_id: str) -> Task:
                                           "reason": "cancelled by the human"})
 
     world.registry.update(lambda s: s.with_task(do_cancel(s.tasks[task.id])))
-    world.tmux.kill(session_for(task.id))
+    world.runner.kill_agent(task)  # its tmux session or container
     for session in world.tmux.panes() or {}:
         if session.startswith(job_session_for(task.id, "")):
             world.tmux.kill(session)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,11 +17,13 @@ from monitor.runtime.base import CONTAINER
 from monitor.runtime.container import ContainerRuntime
 from monitor.tick import World, run_tick
 from orchestrator import tasks as task_ops
+from orchestrator.config import load
+from orchestrator.wiring import build_world
 from registry.models import FailureKind, RegistryState, Status, Task
 from tests.conftest import git
 from tests.fakes.podman import Podman
 from tests.waiting import wait_for
-from tests.worlds import Clock, RecordingNotifier, make_world
+from tests.worlds import Clock, RecordingNotifier, make_world, write_config
 
 AGENT = Path(__file__).with_name("boxed_agent.py")
 
@@ -186,3 +189,63 @@ def test_a_container_killed_from_outside_dies_and_is_respawned_once(
     assert failure is not None and failure.kind is FailureKind.died
     assert [e["event"] for e in world.events.read(task.id)].count("respawn") == 1
     assert os.path.exists(world.layout.run_dir(task.id, 2) / "output.log")
+
+
+def test_cancel_removes_the_container_and_attach_gives_a_shell_in_it(
+    boxed: tuple[World, Clock, RecordingNotifier],
+) -> None:
+    world, _clock, _ = boxed
+    task = spawn(world, "scenario: sleep")
+    name = session_for(task.id)
+    wait_for(lambda: containers(world).get(name), what="the agent's container running")
+    current = world.registry.read().tasks[task.id]
+    argv = world.runner.attach_argv(current)
+    assert argv is not None and argv[-3:] == ["-it", name, "/bin/sh"] and "exec" in argv
+
+    task_ops.cancel(world, task.id)
+    assert name not in containers(world)
+    assert world.runner.attach_argv(world.registry.read().tasks[task.id]) is None
+
+
+def test_a_running_container_agent_is_kept_when_the_profile_moves_back_to_tmux(
+    boxed: tuple[World, Clock, RecordingNotifier], podman: Podman, tmux_socket: str
+) -> None:
+    world, _clock, _ = boxed
+    task = spawn(world, "scenario: sleep\nretry: commit")
+    name = session_for(task.id)
+    wait_for(lambda: containers(world).get(name), what="the agent's container running")
+    config = container_config(podman).replace('runtime = "container"\n', 'runtime = "tmux"\n')
+    moved, _, _ = make_world(world.layout.repo, tmux_socket, extra=config)
+    run_tick(moved)
+    current = moved.registry.read().tasks[task.id]
+    assert current.status is Status.running and len(current.attempts) == 1, current.reason
+    assert current.reason == "agent running"
+    podman.cli("kill", name)  # the next attempt runs where the profile now says: tmux
+    state = tick_until(moved, lambda s: len(s.tasks[task.id].attempts) == 2)
+    assert state.tasks[task.id].attempts[0].runtime == CONTAINER
+    assert state.tasks[task.id].attempts[1].runtime == "tmux"
+
+
+def test_setup_runs_in_the_container_once_per_worktree(
+    git_repo: Path, tmux_socket: str, podman: Podman
+) -> None:
+    write_config(git_repo, tmux_socket, extra=container_config(podman))
+    config = (git_repo / "swarm.toml").read_text().replace(
+        'forge = "local"\n', 'forge = "local"\nsetup = "sh -c \'echo set-up-in $(cat /etc/hostname) >> .setup-log\'"\n')
+    (git_repo / "swarm.toml").write_text(config)
+    world = build_world(git_repo, load(git_repo / "swarm.toml"), RecordingNotifier())
+    try:
+        task = spawn(world, "scenario: sleep\nretry: commit")
+        name = session_for(task.id)
+        wait_for(lambda: containers(world).get(name), what="the agent's container running")
+        podman.cli("kill", name)
+        tick_until(world, lambda s: s.tasks[task.id].status is Status.ready)
+        log = (Path(world.registry.read().tasks[task.id].worktree) / ".setup-log").read_text()
+        assert log.count("set-up-in") == 1, log
+        assert socket.gethostname() not in log, "the setup ran in the container, not on the host"
+        assert "$ sh -c" in output(world, task, 1)
+        assert "$ sh -c" not in output(world, task, 2)
+    finally:
+        runtime = world.runner.runtimes[CONTAINER]
+        for leftover in runtime.panes() or {}:
+            runtime.kill(leftover)
