@@ -249,3 +249,20 @@ def test_setup_runs_in_the_container_once_per_worktree(
         runtime = world.runner.runtimes[CONTAINER]
         for leftover in runtime.panes() or {}:
             runtime.kill(leftover)
+
+
+def test_a_stuck_container_agent_is_stopped_and_retried(boxed: tuple[World, Clock, RecordingNotifier]) -> None:
+    world, clock, _ = boxed
+    task = spawn(world, "scenario: sleep\nretry: commit")
+    name = session_for(task.id)
+    wait_for(lambda: containers(world).get(name), what="the agent's container running")
+    wait_for(lambda: "scenario sleep" in output(world, task), what="the agent to start")
+    run_tick(world)  # its first output is progress
+    clock.advance(minutes=11)  # stuck_after is 10m
+    run_tick(world)
+    state = world.registry.read()
+    first = state.tasks[task.id].attempts[0]
+    assert first.failure is not None and first.failure.kind is FailureKind.stuck
+    state = tick_until(world, lambda s: s.tasks[task.id].status is Status.ready)
+    assert len(state.tasks[task.id].attempts) == 2
+    assert "scenario sleep" not in output(world, task, 2), "the stuck container was replaced, not reused"
