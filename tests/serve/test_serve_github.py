@@ -37,9 +37,9 @@ def serving(stage: Stage) -> Iterator[str]:
     service = subprocess.Popen([*SWARM, "serve", "--port", "0", "--interval", "10m"], cwd=stage.repo, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        info = wait_for(lambda: (stage.repo / ".swarm" / SERVE_FILE).exists()
-                        and json.loads((stage.repo / ".swarm" / SERVE_FILE).read_text()), "serve to start")
-        yield f"http://127.0.0.1:{info['port']}/webhooks/github"
+        path = stage.repo / ".swarm" / SERVE_FILE
+        wait_for(path.exists, "serve to start")
+        yield f"http://127.0.0.1:{json.loads(path.read_text())['port']}/webhooks/github"
     finally:
         service.send_signal(signal.SIGTERM)
         _out, err = service.communicate(timeout=60)
