@@ -118,8 +118,9 @@ class Podman:
         socket = Path(self.url.removeprefix("unix://"))
         socket.unlink(missing_ok=True)
         log = (self.root / "service.log").open("ab")
+        # conmon leaves an "oom" marker file in its working directory: keep it in ours, not the caller's
         child = subprocess.Popen(["podman", "system", "service", "--time=0", self.url], env=self.env,
-                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=self.root)
         self.pid = child.pid
         deadline = time.monotonic() + 30
         while not socket.exists():
