@@ -113,7 +113,10 @@ class Runner:
 
     def runtime_name(self, task: Task) -> str:
         """Where a new attempt of ``task`` runs: its profile's ``runtime``, else ``[runtime] default``."""
-        profile = self.profiles.get(task.agent)
+        return self.profile_runtime(task.agent)
+
+    def profile_runtime(self, agent: str) -> str:
+        profile = self.profiles.get(agent)
         return (profile.runtime if profile is not None else "") or self.default_runtime
 
     def runtime_of(self, attempt: Attempt) -> Runtime:

@@ -61,7 +61,8 @@ def spawn(
         known = ", ".join(sorted(world.runner.profiles))
         raise UsageError(f"--agent {agent!r} is not a configured profile (known: {known}); add [agents.{agent}]")
     binary = world.runner.profiles[agent].command[0]
-    if shutil.which(binary) is None:
+    # a container's agent is in its image, not on this machine's PATH
+    if world.runner.profile_runtime(agent) == "tmux" and shutil.which(binary) is None:
         raise UsageError(f"agent {agent!r}: command {binary!r} is not installed or not on PATH; install it or "
                          f"set [agents.{agent}] command in swarm.toml (`swarm doctor` checks every profile)")
     if shutil.which("tmux") is None:
