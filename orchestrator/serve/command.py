@@ -204,6 +204,10 @@ def serve(host: str = "127.0.0.1", port: int = 8765, interval: str = "10m") -> N
     if not 0 <= port <= 65535:
         raise UsageError(f"--port {port}: give a port between 1 and 65535 (0: any free port)")
     settings, world = load_world(need_forge=True)
+    running = health.serve_running(world.layout.state_dir, datetime.now(UTC))
+    if running is not None and running.get("pid") != os.getpid():
+        raise ServeError(f"swarm serve already runs for this repository (pid {running.get('pid')}, port "
+                         f"{running.get('port')}): stop it first (kill -TERM {running.get('pid')})")
     service = Service(settings, world, host=host, port=port, interval=seconds,
                       out=lambda line: print(line, flush=True))
     sock = bind_http(host, port)

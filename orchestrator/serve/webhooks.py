@@ -233,7 +233,16 @@ class WebhookHandler:
         return 202, "accepted"
 
     def handle(self, event: str, delivery: str, body: bytes, content_type: str) -> set[str]:
-        """After the answer: read the payload and wake a tick for the tasks it concerns."""
+        """After the answer: read the payload and wake a tick for the tasks it concerns (never raises: the
+        answer is gone, and a delivery that could not be mapped is caught by the next reconcile)."""
+        try:
+            return self._handle(event, delivery, body, content_type)
+        except Exception as exc:  # a damaged registry, a full disk: one line, the service goes on
+            log.warning("webhook %s (%s) not handled: %s: %s", delivery, event, type(exc).__name__,
+                        " ".join(str(exc).split())[:300])
+            return set()
+
+    def _handle(self, event: str, delivery: str, body: bytes, content_type: str) -> set[str]:
         payload = payload_of(body, content_type)
         if payload is None:
             log.warning("webhook %s (%s): the body is not a JSON payload; ignored", delivery, event)

@@ -125,3 +125,12 @@ def test_the_http_socket_sends_small_answers_at_once() -> None:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         sock.close()
+
+
+def test_a_second_service_for_the_same_repository_is_refused(git_repo: Path, tmux_socket: str) -> None:
+    write_config(git_repo, tmux_socket)
+    with serving(git_repo, "--interval", "10m") as first:
+        second = _swarm(git_repo, "serve", "--port", "0")
+        assert second.returncode == 1
+        assert f"swarm serve already runs for this repository (pid {first.pid}" in second.stderr
+        assert first.poll() is None

@@ -129,3 +129,16 @@ def test_mapping_by_branch_number_sha_and_base_push() -> None:
     assert concerned_tasks(state, refs_of("status", status)) == {"c-3"}
     assert concerned_tasks(state, refs_of("check_run", {"check_run": "garbage"})) == set()
     assert verify(SECRET, b"x", signed_headers(b"x", "push")["X-Hub-Signature-256"])
+
+
+def test_a_delivery_that_cannot_be_mapped_is_one_line_and_the_service_goes_on(
+        hooked: Hooked, caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> RegistryState:
+        raise OSError(5, "Input/output error")
+
+    hooked.handler.read_state = broken
+    body = payload("push")
+    url = f"{hooked.url}/webhooks/github"
+    assert httpx.post(url, content=body, headers=signed_headers(body, "push")).status_code == 202
+    wait_for(lambda: any("not handled" in r.getMessage() for r in caplog.records), "the warning")
+    assert httpx.get(f"{hooked.url}/healthz").status_code == 200
