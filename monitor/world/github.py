@@ -1,6 +1,8 @@
 """The GitHub forge: pull requests, CI, reviews and sync read from GitHub, with one GraphQL query per tick.
 
-A healthy tick costs ⌈open PRs / 50⌉ GraphQL requests and nothing else. REST (PyGithub) is used only for
+A healthy tick costs ⌈open PRs / 50⌉ GraphQL requests of 2 points each (GitHub's budget is 5,000 points an
+hour), read at once from the cursors the last tick saw, and nothing else; a review's inline-comment count is
+read once, when the review first appears. REST (PyGithub) is used only for
 what GraphQL cannot give cheaply or at all, and only when something happened: opening a PR, the evidence
 of a failure (check output, annotations, the job log, review comments), ``update-branch``, and linking
 screenshots. Git itself (fetch, push) talks to the repository's remote, with the token passed through

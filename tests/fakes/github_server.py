@@ -514,7 +514,13 @@ class FakeGitHub:
     into a 304 that costs nothing. Faults: :meth:`rate_limit`, :meth:`fail_next`, :meth:`delay_next`.
 
     GraphQL documents are validated against GitHub's schema and its node limit (every connection bounded by
-    ``first``/``last`` up to 100, totalCount-only ones too; at most 500,000 nodes) before they run.
+    ``first``/``last`` up to 100, totalCount-only ones too; at most 500,000 nodes) before they run, and are
+    charged GitHub's points, not one per request: the requests needed to fill each connection (the product of
+    the bounds of the connections above it), summed, divided by 100 and rounded, at least 1
+    (:func:`tests.fakes.github_schema.rate_limit_cost`). The cost is in ``rateLimit { cost }``, taken from the
+    ``graphql`` budget the ``x-ratelimit-*`` headers report, and a call costing more than is left is refused
+    whole (RATE_LIMITED). :attr:`graphql_points` lists what each call cost; :meth:`most_in_flight` says how
+    many requests were answered at once. ``nodes(ids:)`` resolves pull request reviews.
     ``latestReviews`` is each reviewer's latest submitted review; ``latestOpinionatedReviews`` each reviewer's
     latest APPROVED or CHANGES_REQUESTED one, nothing for a reviewer whose latest such review was dismissed.
 
