@@ -104,7 +104,7 @@ def test_the_pages_of_a_tick_are_read_at_once_from_the_cursors_of_the_last_tick(
     assert stage.fake.most_in_flight("graphql") == 1
     assert len(stage.state()["page_cursors"]) == 2  # type: ignore[arg-type]
 
-    stage.fake.delay_next(3, 0.5, path_prefix="/graphql")  # answers slow enough to overlap if sent at once
+    stage.fake.delay_next(3, 1.0, path_prefix="/graphql")  # answers slow enough to overlap if sent at once
     later = stage.forge()
     assert stage.tick(later) == {"SwarmOpenPulls": 3}
     assert stage.fake.most_in_flight("graphql") == 3
