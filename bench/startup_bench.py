@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -22,13 +23,17 @@ from typing import Any
 SWARM = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
 
 
-def _median_seconds(argv: list[str], cwd: Path, rounds: int) -> float:
-    times = []
+def _median_seconds(argv: list[str], cwd: Path, rounds: int) -> tuple[float, float]:
+    """(median wall seconds, median CPU seconds): CPU time moves less when other work shares the machine."""
+    walls, cpus = [], []
     for _ in range(rounds):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(argv, cwd=cwd, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def slowest_imports(argv: list[str], cwd: Path, top: int) -> list[tuple[str, float]]:
@@ -56,11 +61,16 @@ def run(rounds: int = 10, top: int = 8) -> dict[str, Any]:
         status = _median_seconds([*SWARM, "status"], repo, rounds)
         return {
             "rounds": rounds,
-            "python_s": bare,
-            "version_s": version,
-            "status_s": status,
-            "version_ratio": version / bare,
-            "status_ratio": status / bare,
+            "python_s": bare[0],
+            "version_s": version[0],
+            "status_s": status[0],
+            "version_ratio": version[0] / bare[0],
+            "status_ratio": status[0] / bare[0],
+            "python_cpu_s": bare[1],
+            "version_cpu_s": version[1],
+            "status_cpu_s": status[1],
+            "version_cpu_ratio": version[1] / bare[1],
+            "status_cpu_ratio": status[1] / bare[1],
             "version_imports_s": slowest_imports([*SWARM, "--version"], repo, top),
             "status_imports_s": slowest_imports([*SWARM, "status"], repo, top),
         }
@@ -72,10 +82,11 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=8)
     args = parser.parse_args()
     figures = run(args.rounds, args.top)
-    print(f"median of {figures['rounds']} runs")
-    print(f"  python -c pass   {figures['python_s']:.3f} s")
-    print(f"  swarm --version  {figures['version_s']:.3f} s  ({figures['version_ratio']:.1f}x python)")
-    print(f"  swarm status     {figures['status_s']:.3f} s  ({figures['status_ratio']:.1f}x python)")
+    print(f"median of {figures['rounds']} runs: wall, CPU")
+    print(f"  python -c pass   {figures['python_s']:.3f} s  {figures['python_cpu_s']:.3f} s")
+    for label, name in (("version", "swarm --version"), ("status", "swarm status")):
+        print(f"  {name:<15}  {figures[f'{label}_s']:.3f} s  {figures[f'{label}_cpu_s']:.3f} s  "
+              f"({figures[f'{label}_ratio']:.1f}x python wall, {figures[f'{label}_cpu_ratio']:.1f}x CPU)")
     for label in ("version", "status"):
         listed = ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in figures[f"{label}_imports_s"])
         print(f"  slowest imports of {label}: {listed}")
