@@ -55,6 +55,13 @@ def bind_http(host: str, port: int) -> socket.socket:
     return sock
 
 
+def settle_for(settings: Settings) -> float:
+    """How long an event tick waits for more events. GitHub sends a CI result as several deliveries within a
+    second (check runs, the suite, a status), and every tick reads the open PRs: one tick for them all. The
+    local forge's events (an agent's or a job's exit) come alone."""
+    return 1.0 if settings.project.forge == "github" else 0.05
+
+
 def webhook_secret(settings: Settings) -> Callable[[], bytes]:
     name = settings.github.webhook_secret_env
 
@@ -78,7 +85,7 @@ class Service:
         self.chores = chores
         self.state_dir = world.layout.state_dir
         self.started = datetime.now(UTC)
-        self.reconciler = Reconciler(self._tick, interval)
+        self.reconciler = Reconciler(self._tick, interval, settle=settle_for(settings))
         self.events = EventSocket(self.state_dir, self.reconciler.request)
         self.handler = WebhookHandler(
             secret=webhook_secret(settings), deliveries=DeliveryLog(self.state_dir / DELIVERIES_FILE),

@@ -177,6 +177,27 @@ def refs_of(event: str, payload: dict[str, Any]) -> Refs:
     return Refs()
 
 
+# The actions after which a tick may decide something new. A check run created or in progress, a pending
+# status, a PR labelled or assigned leave every task where it was (still waiting for CI, still open), and a CI
+# run sends many of them: answering each with a tick would cost the GitHub budget for nothing.
+_ACTIONS: dict[str, frozenset[str]] = {
+    "check_run": frozenset({"completed"}),
+    "check_suite": frozenset({"completed"}),
+    "pull_request": frozenset({"closed", "reopened", "synchronize", "edited", "ready_for_review",
+                               "converted_to_draft"}),
+    "pull_request_review": frozenset({"submitted", "edited", "dismissed"}),
+    "issue_comment": frozenset({"created", "edited"}),
+}
+
+
+def changes_something(event: str, payload: dict[str, Any]) -> bool:
+    """Whether a delivery of one of ``EVENTS`` can change what a tick decides."""
+    if event == "status":
+        return payload.get("state") != "pending"
+    wanted = _ACTIONS.get(event)
+    return wanted is None or payload.get("action") in wanted
+
+
 def concerned_tasks(state: RegistryState, refs: Refs) -> set[str]:
     """The tasks a delivery concerns: by branch ``swarm/<id>``, pull request number or head sha, and for a
     push to a base branch every task in flight on that base (it may now be behind or in conflict)."""
@@ -249,6 +270,9 @@ class WebhookHandler:
             return set()
         if not belongs(payload, self.repo):
             log.info("webhook %s (%s) is for another repository; ignored", delivery, event)
+            return set()
+        if not changes_something(event, payload):
+            self.on_accepted(event, delivery, 0)
             return set()
         tasks = concerned_tasks(self.read_state(), refs_of(event, payload))
         self.on_accepted(event, delivery, len(tasks))

@@ -129,3 +129,12 @@ def test_status_lines_say_whether_serve_runs(tmp_path: Path) -> None:
     assert any(line.startswith("GitHub: rate-limited until 21:03:00") for line in health.serve_lines(tmp_path, now))
     health.clear_serve(tmp_path)
     assert not (tmp_path / health.SERVE_FILE).exists()
+
+
+def test_github_events_settle_longer_than_local_ones() -> None:
+    from orchestrator.config import Settings
+    from orchestrator.serve.command import settle_for
+
+    github = Settings.model_validate({"project": {"forge": "github"}, "github": {"repo": "acme/shop"}})
+    assert settle_for(github) == 1.0
+    assert settle_for(Settings()) == 0.05

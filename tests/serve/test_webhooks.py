@@ -142,3 +142,18 @@ def test_a_delivery_that_cannot_be_mapped_is_one_line_and_the_service_goes_on(
     assert httpx.post(url, content=body, headers=signed_headers(body, "push")).status_code == 202
     wait_for(lambda: any("not handled" in r.getMessage() for r in caplog.records), "the warning")
     assert httpx.get(f"{hooked.url}/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(("event", "name", "edit"), [
+    ("check_run", "check_run.completed", {"action": "created"}),
+    ("check_suite", "check_suite.completed", {"action": "requested"}),
+    ("status", "status", {"state": "pending"}),
+    ("pull_request", "pull_request.closed", {"action": "labeled"}),
+])
+def test_deliveries_that_change_nothing_wake_nothing(hooked: Hooked, event: str, name: str,
+                                                     edit: dict[str, str]) -> None:
+    body = json.dumps({**json.loads(payload(name)), **edit}).encode()
+    answer = httpx.post(f"{hooked.url}/webhooks/github", content=body, headers=signed_headers(body, event))
+    assert answer.status_code == 202
+    wait_for(lambda: hooked.accepted, "the delivery to be worked")
+    assert hooked.accepted[0][2] == 0 and hooked.woken == []
