@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -47,9 +48,9 @@ def test_wake_without_a_service_returns_at_once_and_changes_nothing(tmp_path: Pa
 def test_a_stale_socket_left_by_a_killed_service_is_harmless(tmp_path: Path) -> None:
     state = tmp_path / ".swarm"
     state.mkdir()
-    events = EventSocket(state, Received())
-    events.open()
-    events.sock.close()  # type: ignore[union-attr]  # the file stays, nobody listens: like a SIGKILLed service
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as bound:
+        bound.bind(str(socket_path(state)))
+    # closed: the file stays and nobody listens, as a SIGKILLed service leaves it
     assert socket_path(state).exists()
     assert wake(state, ["a-1"]) is False
 
