@@ -11,7 +11,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from monitor.durations import parse_duration
 
@@ -87,8 +95,30 @@ class GithubSettings(Section):
     token_env: str = "GITHUB_TOKEN"
     webhook_secret_env: str = "SWARM_GITHUB_WEBHOOK_SECRET"  # `swarm serve` checks X-Hub-Signature-256 with it
     remote: str = "origin"  # the git remote the monitor fetches the base from and pushes branches to
+    app_id: str = ""  # authenticate as this GitHub App (its id or client id) instead of with token_env
+    installation_id: int = Field(0, ge=0)  # the App's installation on the repository's owner
+    private_key_env: str = ""  # the variable holding the App's PEM private key ...
+    private_key_file: str = ""  # ... or a file with it that only you may read (relative to the repository)
     ci_grace: Duration = 120.0  # a head with no checks yet is "waiting for CI" this long, then "no CI"
     timeout: Duration = 15.0  # per request
+
+    @field_validator("app_id", mode="before")
+    @classmethod
+    def _app_id(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _app_complete(self) -> GithubSettings:
+        if self.app_id and not self.installation_id:
+            raise ValueError("app_id needs installation_id (the number at the end of the installation's settings "
+                             "URL)")
+        if self.app_id and not (self.private_key_env or self.private_key_file):
+            raise ValueError("app_id needs private_key_env (a variable with the PEM key) or private_key_file")
+        return self
+
+    @property
+    def uses_app(self) -> bool:
+        return bool(self.app_id)
 
     @field_validator("repo")
     @classmethod
@@ -245,6 +275,7 @@ class Settings(Section):
             self.sentry.token_env,
             self.sentry.dsn_env,
             "GH_TOKEN",
+            *([self.github.private_key_env] if self.github.private_key_env else []),
         ]
 
 

@@ -6,6 +6,7 @@ import os
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitor.agents import AgentProfile, resolve_profiles
 from monitor.layout import Layout
@@ -26,6 +27,9 @@ from orchestrator.notifiers import notifier_from
 from orchestrator.view import find_repo, register_secrets, utc_now
 from registry.events import EventLog
 from registry.store import Registry
+
+if TYPE_CHECKING:
+    from monitor.world.github_auth import InstallationTokens
 
 
 def policy_from(settings: Settings) -> Policy:
@@ -74,8 +78,9 @@ def github_forge(
     from monitor.world.github_api import GitHubApi, GitHubConfig
 
     gh = settings.github
-    token = os.environ.get(gh.token_env, "").strip()
-    if not token and need_token:
+    app = app_tokens(layout.repo, settings, need=need_token)
+    token = "" if gh.app_id else os.environ.get(gh.token_env, "").strip()
+    if not token and not app and need_token:
         raise ConfigError(
             f"{layout.repo / CONFIG_NAME}: project.forge = \"github\" needs a token in the environment variable "
             f"{gh.token_env} (github.token_env); export it, or put it in the service's EnvironmentFile"
@@ -86,8 +91,28 @@ def github_forge(
 
     lenses = lens_commands(layout, settings)
     jobs = LensJobs(layout, runner, lenses, settings.review.timeout) if lenses and runner is not None else None
-    return GitHubForge(GitHubApi(config), git, layout.state_dir, wanted_reviewers=settings.done.reviewers,
+    return GitHubForge(GitHubApi(config, app=app), git, layout.state_dir, wanted_reviewers=settings.done.reviewers,
                        jobs=jobs)
+
+
+def app_tokens(repo: Path, settings: Settings, need: bool = True) -> InstallationTokens | None:
+    """The GitHub App installation's tokens when ``[github] app_id`` is set, else None (the personal token).
+    The private key is read now (one-line error when it cannot be, if ``need``), masked in every log line,
+    and kept in memory only."""
+    gh = settings.github
+    if not gh.app_id:
+        return None
+    from monitor.redact import register_secret_values
+    from monitor.world.github_auth import AppCredentials, AppKeyError, InstallationTokens, read_private_key
+
+    try:
+        key = read_private_key(gh.private_key_env, gh.private_key_file, base=repo)
+    except AppKeyError as exc:
+        if need:
+            raise ConfigError(f"{repo / CONFIG_NAME}: {exc}") from None
+        return None
+    register_secret_values([key, *key.splitlines()])
+    return InstallationTokens(AppCredentials(gh.app_id, gh.installation_id, key), gh.api_url, timeout=gh.timeout)
 
 
 def retry_prompter_from(

@@ -109,7 +109,7 @@ class GitHubForge:
         return f"refs/remotes/{self.remote}/{base_branch}"
 
     def _git_env(self) -> dict[str, str]:
-        return askpass_env(self.state_dir, self.api.config.token)
+        return askpass_env(self.state_dir, self.api.token())  # an App's token: the current one, per push
 
     def prefetch(self, tasks: Sequence[Task]) -> None:
         """Fetch the bases, then every open PR of the repository (GraphQL pages of 50, read concurrently),
@@ -122,7 +122,7 @@ class GitHubForge:
         try:
             self.git.fetch(self.remote, [f"+refs/heads/{b}:refs/remotes/{self.remote}/{b}" for b in bases],
                            env=self._git_env())
-        except GitError as exc:
+        except (GitError, ForgeUnavailable) as exc:  # an App token that cannot be minted: the reads say why
             log.warning("could not fetch %s from %s: %s", ", ".join(bases), self.remote, exc)
         try:
             for node in self._open_pulls():

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import requests
@@ -27,6 +27,9 @@ from github.Repository import Repository
 from monitor.agent_run import write_json_atomic
 from monitor.redact import redact
 from monitor.world.forge import ForgeUnavailable
+
+if TYPE_CHECKING:
+    from monitor.world.github_auth import InstallationTokens
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -172,8 +175,11 @@ class GitHubApi:
         config: GitHubConfig,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        app: InstallationTokens | None = None,
     ) -> None:
         self.config = config
+        self.app = app
+        """A GitHub App installation's tokens; None: the personal token of ``config``."""
         self.clock = clock
         self.sleep = sleep
         self.state = GitHubState(config.state_path, clock)
@@ -187,6 +193,11 @@ class GitHubApi:
         self._github: Github | None = None
         self._repo: Repository | None = None
 
+    def token(self) -> str:
+        """The token of the next request: the App installation's current one (minted again before it
+        expires), else the personal token."""
+        return self.app.token() if self.app is not None else self.config.token
+
     def _client(self) -> Github:
         """PyGithub, set up for a daemon: reads retried twice with backoff, writes never retried blindly,
         no rate-limit sleep longer than 5 s inside a tick, writes spaced by a second (secondary limits),
@@ -196,8 +207,15 @@ class GitHubApi:
                 total=2, backoff_factor=1.0, allowed_methods=frozenset({"GET", "HEAD"}), max_rate_limit_wait=5,
                 respect_retry_after_header=False,
             )
+            auth: Auth.Auth
+            if self.app is not None:
+                from monitor.world.github_auth import InstallationAuth
+
+                auth = InstallationAuth(self.app)
+            else:
+                auth = Auth.Token(self.config.token)
             self._github = Github(
-                auth=Auth.Token(self.config.token), base_url=self.config.api_url.rstrip("/"),
+                auth=auth, base_url=self.config.api_url.rstrip("/"),
                 timeout=max(1, round(self.config.timeout)), retry=retry, per_page=100, user_agent="swarm-monitor",
                 seconds_between_requests=0.0, seconds_between_writes=1.0, lazy=True,
             )
@@ -213,7 +231,7 @@ class GitHubApi:
     # -- the gate ------------------------------------------------------------------------------------
 
     def check_gate(self) -> None:
-        if not self.config.token:
+        if self.app is None and not self.config.token:
             raise ForgeUnavailable("no GitHub token in the environment (github.token_env)")
         until = self.state.blocked_until
         if until > self.clock():
@@ -253,7 +271,7 @@ class GitHubApi:
             try:
                 response = self._http.post(
                     self.config.graphql_url, json={"query": query, "variables": dict(variables)},
-                    headers={"Authorization": f"bearer {self.config.token}"},
+                    headers={"Authorization": f"bearer {self.token()}"},
                 )
             except httpx.TransportError as exc:
                 problem = f"GitHub GraphQL: {type(exc).__name__}"
@@ -262,6 +280,10 @@ class GitHubApi:
                 if limited is not None:
                     raise limited
                 if response.status_code == 401:
+                    if self.app is not None:
+                        self.app.invalidate()  # revoked or expired early: the next call mints a new one
+                        raise ForgeUnavailable("GitHub rejected the App installation token (401); a new one is "
+                                               "minted on the next call")
                     raise ForgeUnavailable("GitHub rejected the token (401): check the token in GITHUB_TOKEN")
                 if response.status_code < 500:
                     return self._graphql_data(response)
@@ -338,7 +360,7 @@ class GitHubApi:
         self.check_gate()
         self._count()
         url = f"{self.config.api_url.rstrip('/')}/repos/{self.config.repo}/actions/jobs/{int(job_id)}/logs"
-        response = self._http.get(url, headers={"Authorization": f"token {self.config.token}"},
+        response = self._http.get(url, headers={"Authorization": f"token {self.token()}"},
                                   follow_redirects=False)
         limited = self._limited(response.status_code, response.headers, "job logs")
         if limited is not None:

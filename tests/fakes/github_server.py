@@ -53,6 +53,7 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import graphql
+import jwt
 
 from tests.fakes.github_schema import github_schema, node_count, pagination_errors, rate_limit_cost
 
@@ -343,6 +344,38 @@ class _Status:
 
 
 @dataclass
+class _Hook:
+    """A repository webhook (``POST /repos/{o}/{r}/hooks``) and the deliveries made to it, newest last."""
+
+    id: int
+    config: dict[str, str]
+    events: list[str]
+    active: bool
+    created_at: str
+    updated_at: str
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _App:
+    """A GitHub App: its id, public key (JWTs are verified with it), installation and what tokens may do."""
+
+    app_id: int
+    slug: str
+    public_key: str
+    installation_id: int
+    permissions: dict[str, str]
+    token_ttl: float
+
+
+@dataclass
+class _InstallationToken:
+    installation_id: int
+    expires_at: float
+    permissions: dict[str, str]
+
+
+@dataclass
 class _Repo:
     owner: str
     name: str
@@ -358,6 +391,7 @@ class _Repo:
     issue_comments: dict[int, _IssueComment] = field(default_factory=dict)
     check_runs: dict[int, _CheckRun] = field(default_factory=dict)
     statuses: list[_Status] = field(default_factory=list)
+    hooks: dict[int, _Hook] = field(default_factory=dict)
     next_number: int = 1
 
     @property
@@ -555,6 +589,14 @@ class FakeGitHub:
         self._in_flight: Counter[Kind] = Counter()
         self._most_in_flight: Counter[Kind] = Counter()
         self._reset: dict[Resource, int] = {"core": reset, "graphql": reset}
+        self._apps: dict[str, _App] = {}
+        self._installation_tokens: dict[str, _InstallationToken] = {}
+        self.tokens_minted: list[str] = []
+        """Installation tokens handed out by ``POST /app/installations/{id}/access_tokens``, in order."""
+        self.refused_tokens: list[str] = []
+        """Why each JWT or installation token was refused (expired, bad signature, ...), in order."""
+        self.hooks_forbidden = False
+        """Answer 403 to the hooks API whatever the token (a token without the webhooks permission)."""
 
     # ---------------------------------------------------------------------------------- lifecycle
 
@@ -615,6 +657,70 @@ class FakeGitHub:
             repo = _Repo(owner, name, git, default_branch, strict, required_approvals, next(self._ids), _now())
             self._repos[repo.full_name.lower()] = repo
         return repo.full_name
+
+    def add_app(self, app_id: int, public_key: str, installation_id: int, *, slug: str = "swarm-bot",
+                permissions: dict[str, str] | None = None, token_ttl: float = 3600.0) -> None:
+        """Register a GitHub App: ``GET /app`` and ``POST /app/installations/{installation_id}/access_tokens``
+        answer a JWT signed (RS256) by its private key with ``iss`` = ``app_id`` and ``exp`` at most 10 minutes
+        ahead. Installation tokens then work on REST and GraphQL for ``token_ttl`` seconds (401 after)."""
+        granted = permissions if permissions is not None else {
+            "metadata": "read", "contents": "write", "pull_requests": "write", "checks": "read",
+            "statuses": "read", "actions": "read", "repository_hooks": "write"}
+        with self._lock:
+            self._apps[str(app_id)] = _App(app_id, slug, public_key, installation_id, dict(granted), token_ttl)
+
+    def revoke_installation_tokens(self) -> None:
+        """Every installation token handed out so far stops working (401), as after ``DELETE
+        /installation/token`` or a key rotation."""
+        with self._lock:
+            self._installation_tokens.clear()
+
+    def hooks(self, repo: str) -> list[dict[str, Any]]:
+        """The repository's webhooks as the API shows them (secret masked), plus ``secret`` in clear."""
+        with self._lock:
+            r = self._repo(repo)
+            return [{**self._hook_json(r, h), "secret": h.config.get("secret", "")} for h in r.hooks.values()]
+
+    def deliver(self, repo: str, event: str, payload: dict[str, Any], timeout: float = 5.0) -> list[int]:
+        """Deliver ``event`` to every active hook of ``repo`` subscribed to it, as GitHub does: a JSON POST
+        signed with the hook's secret (``X-Hub-Signature-256``), the answer recorded as a delivery
+        (``status_code`` 0 and "failed to connect" when nothing answers). Returns the status codes."""
+        import hmac
+        import urllib.error
+        import urllib.request
+        import uuid
+
+        with self._lock:
+            r = self._repo(repo)
+            targets = [h for h in r.hooks.values() if h.active and (event in h.events or "*" in h.events)]
+        codes = []
+        for hook in targets:
+            body = json.dumps(payload).encode()
+            guid = str(uuid.uuid4())
+            headers = {"Content-Type": "application/json", "X-GitHub-Event": event, "X-GitHub-Delivery": guid,
+                       "X-GitHub-Hook-ID": str(hook.id), "User-Agent": "GitHub-Hookshot/fake"}
+            secret = hook.config.get("secret", "")
+            if secret:
+                headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(secret.encode(), body,
+                                                                       hashlib.sha256).hexdigest()
+            started = time.monotonic()
+            request = urllib.request.Request(hook.config.get("url", ""), data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as answer:
+                    code, status = answer.status, "OK"
+            except urllib.error.HTTPError as exc:
+                code, status = exc.code, f"Invalid HTTP Response: {exc.code}"
+            except (OSError, ValueError):
+                code, status = 0, "failed to connect"
+            with self._lock:
+                hook.deliveries.append({
+                    "id": next(self._ids), "guid": guid, "delivered_at": _now(), "redelivery": False,
+                    "duration": round(time.monotonic() - started, 3), "status": status, "status_code": code,
+                    "event": event, "action": payload.get("action"), "installation_id": None,
+                    "repository_id": r.id, "throttled_at": None,
+                })
+            codes.append(code)
+        return codes
 
     def open_pr(self, repo: str, head: str, base: str = "main", title: str | None = None, body: str = "",
                 draft: bool = False, user: str = "agent") -> int:
@@ -921,7 +1027,9 @@ class FakeGitHub:
         if kind == "redirect_target":
             return self._blob(req)
         resource: Resource = "graphql" if kind == "graphql" else "core"
-        if not self._authorized(req):
+        if req.path == "/app" or req.path.startswith("/app/"):
+            resp = self._app_endpoint(req)
+        elif not self._authorized(req):
             message = "Bad credentials" if req.authorization else "Requires authentication"
             resp = _Response(401, {"message": message, "documentation_url": _DOCS, "status": "401"})
         else:
@@ -953,7 +1061,86 @@ class FakeGitHub:
         if not req.authorization:
             return False
         scheme, _, value = req.authorization.partition(" ")
-        return scheme.lower() in ("token", "bearer") and secrets.compare_digest(value.strip(), self.token)
+        if scheme.lower() not in ("token", "bearer"):
+            return False
+        if secrets.compare_digest(value.strip(), self.token):
+            return True
+        with self._lock:
+            granted = self._installation_tokens.get(value.strip())
+            if granted is None:
+                return False
+            if granted.expires_at <= time.time():
+                self.refused_tokens.append("installation token expired")
+                return False
+            return True
+
+    def _installation_permissions(self, req: _Request) -> dict[str, str] | None:
+        """What the installation token of ``req`` may do, or None when it is not an installation token."""
+        _, _, value = (req.authorization or "").partition(" ")
+        granted = self._installation_tokens.get(value.strip())
+        return None if granted is None else granted.permissions
+
+    # ---------------------------------------------------------------------------------- GitHub Apps
+
+    def _app_endpoint(self, req: _Request) -> _Response:
+        """``GET /app`` and ``POST /app/installations/{id}/access_tokens``, authenticated by the app's JWT."""
+        with self._lock:
+            app = self._app_from_jwt(req)
+            if isinstance(app, _Response):
+                return app
+            if req.method == "GET" and req.path == "/app":
+                body = {**self._app_json(app.slug), "id": app.app_id, "permissions": app.permissions,
+                        "events": [], "installations_count": 1}
+                return _Response(200, body, counted=True)
+            found = re.fullmatch(r"/app/installations/(\d+)/access_tokens", req.path)
+            if req.method != "POST" or found is None:
+                return _Response(404, {"message": "Not Found", "documentation_url": _DOCS, "status": "404"})
+            if int(found.group(1)) != app.installation_id:
+                return _Response(404, {"message": "Not Found", "documentation_url": _DOCS, "status": "404"})
+            token = "ghs_" + secrets.token_hex(18)
+            expires = time.time() + app.token_ttl
+            self._installation_tokens[token] = _InstallationToken(app.installation_id, expires, app.permissions)
+            self.tokens_minted.append(token)
+            return _Response(201, {
+                "token": token, "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds")
+                .replace("+00:00", "Z"), "permissions": app.permissions, "repository_selection": "selected",
+            }, counted=True)
+
+    def _app_from_jwt(self, req: _Request) -> _App | _Response:
+        """The app whose private key signed the bearer JWT (RS256, ``iss`` its id, ``exp`` ≤ 10 minutes
+        ahead, ``iat`` not in the future), or GitHub's 401."""
+        def refused(why: str, message: str) -> _Response:
+            self.refused_tokens.append(why)
+            return _Response(401, {"message": message, "documentation_url": _DOCS, "status": "401"})
+
+        scheme, _, value = (req.authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or value.count(".") != 2:
+            return refused("not a JWT", "A JSON web token could not be decoded")
+        try:
+            unverified = jwt.decode(value, options={"verify_signature": False})
+            header = jwt.get_unverified_header(value)
+        except jwt.PyJWTError:
+            return refused("not a JWT", "A JSON web token could not be decoded")
+        app = self._apps.get(str(unverified.get("iss", "")))
+        if app is None:
+            return refused("unknown iss", "Integration not found")
+        if header.get("alg") != "RS256":
+            return refused("not RS256", "A JSON web token could not be decoded")
+        now = time.time()
+        try:
+            claims = jwt.decode(value, app.public_key, algorithms=["RS256"],
+                                options={"require": ["iat", "exp", "iss"]})
+        except jwt.ExpiredSignatureError:
+            return refused("JWT expired", "'Expiration time' claim ('exp') must be a numeric value representing "
+                                          "the future time at which the assertion expires")
+        except jwt.PyJWTError as exc:
+            return refused(f"bad JWT: {type(exc).__name__}", "A JSON web token could not be decoded")
+        if float(claims["exp"]) > now + 600 + 5:
+            return refused("exp too far", "'Expiration time' claim ('exp') is too far in the future")
+        if float(claims["iat"]) > now + 5:
+            return refused("iat in the future", "'Issued at' claim ('iat') must be an Integer representing the "
+                                                "time that the assertion was issued")
+        return app
 
     def _write(self, handler: _Handler, req: _Request, resp: _Response) -> None:
         payload = resp.payload()
@@ -1917,7 +2104,85 @@ class FakeGitHub:
         return _Response(200, {"resources": resources, "rate": resources["core"]})
 
     def _h_user(self, req: _Request, repo: None, params: dict[str, str]) -> _Response:
+        if self._installation_permissions(req) is not None:
+            return _Response(403, {"message": "Resource not accessible by integration", "documentation_url":
+                                   f"{_DOCS}/users/users#get-the-authenticated-user", "status": "403"})
         return _Response(200, {**self._user_json(self.login), "name": self.login, "email": None})
+
+    # ------------------------------------------------------------------------------------ hooks
+
+    def _hook_json(self, repo: _Repo, hook: _Hook) -> dict[str, Any]:
+        api = f"{self._api(repo)}/hooks/{hook.id}"
+        config = {k: ("********" if k == "secret" else v) for k, v in hook.config.items()}
+        last = hook.deliveries[-1] if hook.deliveries else None
+        return {
+            "type": "Repository", "id": hook.id, "name": "web", "active": hook.active, "events": list(hook.events),
+            "config": config, "updated_at": hook.updated_at, "created_at": hook.created_at, "url": api,
+            "test_url": f"{api}/test", "ping_url": f"{api}/pings", "deliveries_url": f"{api}/deliveries",
+            "last_response": ({"code": last["status_code"], "status": "active" if 200 <= last["status_code"] < 300
+                               else "failed", "message": last["status"]} if last else
+                              {"code": None, "status": "unused", "message": None}),
+        }
+
+    def _hooks_allowed(self, req: _Request, write: bool) -> None:
+        granted = self._installation_permissions(req)
+        level = None if granted is None else granted.get("repository_hooks")
+        if self.hooks_forbidden or (granted is not None and level not in (("write",) if write else ("read", "write"))):
+            raise _HttpError(403, {"message": "Resource not accessible by integration" if granted is not None
+                                   else "Must have admin rights to Repository.",
+                                   "documentation_url": f"{_DOCS}/repos/webhooks", "status": "403"})
+
+    def _hook(self, repo: _Repo, params: dict[str, str]) -> _Hook:
+        hook = repo.hooks.get(int(params["hook"]))
+        if hook is None:
+            raise _not_found()
+        return hook
+
+    @staticmethod
+    def _hook_fields(body: Any, hook: _Hook | None) -> tuple[dict[str, str], list[str], bool]:
+        if not isinstance(body, dict):
+            raise _validation_failed({"resource": "Hook", "code": "invalid"}, doc="repos/webhooks")
+        config = body.get("config", hook.config if hook else None)
+        if not isinstance(config, dict) or not str(config.get("url", "")).strip():
+            raise _validation_failed({"resource": "Hook", "code": "custom", "field": "url",
+                                      "message": "url cannot be blank"}, doc="repos/webhooks")
+        events = list(body.get("events", hook.events if hook else ["push"]))
+        events += [e for e in body.get("add_events", []) if e not in events]
+        events = [e for e in events if e not in body.get("remove_events", [])]
+        active = bool(body.get("active", hook.active if hook else True))
+        return {str(k): str(v) for k, v in config.items()}, events, active
+
+    def _h_list_hooks(self, req: _Request, repo: _Repo, params: dict[str, str]) -> _Response:
+        self._hooks_allowed(req, write=False)
+        chunk, headers = self._paginate(req, list(repo.hooks.values()))
+        return _Response(200, [self._hook_json(repo, h) for h in chunk], headers=headers)
+
+    def _h_create_hook(self, req: _Request, repo: _Repo, params: dict[str, str]) -> _Response:
+        self._hooks_allowed(req, write=True)
+        config, events, active = self._hook_fields(req.json(), None)
+        if any(h.config.get("url") == config["url"] for h in repo.hooks.values()):
+            raise _validation_failed({"resource": "Hook", "code": "custom",
+                                      "message": "Hook already exists on this repository"}, doc="repos/webhooks")
+        hook = _Hook(next(self._ids), config, events, active, _now(), _now())
+        repo.hooks[hook.id] = hook
+        return _Response(201, self._hook_json(repo, hook), headers={"Location": f"{self._api(repo)}/hooks/{hook.id}"})
+
+    def _h_get_hook(self, req: _Request, repo: _Repo, params: dict[str, str]) -> _Response:
+        self._hooks_allowed(req, write=False)
+        return _Response(200, self._hook_json(repo, self._hook(repo, params)))
+
+    def _h_edit_hook(self, req: _Request, repo: _Repo, params: dict[str, str]) -> _Response:
+        self._hooks_allowed(req, write=True)
+        hook = self._hook(repo, params)
+        hook.config, hook.events, hook.active = self._hook_fields(req.json(), hook)
+        hook.updated_at = _now()
+        return _Response(200, self._hook_json(repo, hook))
+
+    def _h_hook_deliveries(self, req: _Request, repo: _Repo, params: dict[str, str]) -> _Response:
+        self._hooks_allowed(req, write=False)
+        hook = self._hook(repo, params)
+        chunk, headers = self._paginate(req, list(reversed(hook.deliveries)))
+        return _Response(200, chunk, headers=headers)
 
     # ------------------------------------------------------------------------------------ GraphQL
 
@@ -2511,6 +2776,11 @@ _ROUTE_TABLE: list[tuple[str, str, _RouteHandler]] = [
     ("GET", _R + r"/actions/jobs/(?P<id>\d+)", FakeGitHub._h_job),
     ("GET", _R + r"/actions/jobs/(?P<id>\d+)/logs", FakeGitHub._h_job_logs),
     ("GET", _R + "/compare/(?P<basehead>.+)", FakeGitHub._h_compare),
+    ("GET", _R + "/hooks", FakeGitHub._h_list_hooks),
+    ("POST", _R + "/hooks", FakeGitHub._h_create_hook),
+    ("GET", _R + r"/hooks/(?P<hook>\d+)", FakeGitHub._h_get_hook),
+    ("PATCH", _R + r"/hooks/(?P<hook>\d+)", FakeGitHub._h_edit_hook),
+    ("GET", _R + r"/hooks/(?P<hook>\d+)/deliveries", FakeGitHub._h_hook_deliveries),
 ]
 _ROUTES = [(verb, re.compile(pattern), handler) for verb, pattern, handler in _ROUTE_TABLE]
 
