@@ -379,12 +379,14 @@ def exit_record(run_dir: Path, pane: ContainerPane, parser: str, started_at: dat
     from monitor.redact import redact
 
     code = pane.dead_status if pane.dead_status is not None else -1
+    killed = code in (137, -9)
     try:
         phase = (run_dir / PHASE_FILE).read_text(encoding="utf-8").strip() or "launch"
     except OSError:
-        phase = "launch"  # the entry never ran (no /bin/sh in the image, a mount refused)
+        # the entry never ran: killed before it could (a death), or it cannot run (no /bin/sh, a mount refused)
+        phase = "agent" if killed else "launch"
     error, killed_by = oom_evidence(run_dir, code, pane.oom_killed), ""
-    if code in (137, -9) and not error:
+    if killed and not error:
         killed_by = "SIGKILL"  # killed from outside (podman kill, a reboot): a death, retried as one
     if phase == "agent" and code == 127 and not error:
         phase, error = "launch", "the agent's command was not found in the container image ([runtime.container] image)"

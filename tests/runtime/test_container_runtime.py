@@ -174,3 +174,14 @@ def test_memory_sizes(text: str, size: int) -> None:
 def test_a_bad_memory_size_says_how_to_write_one() -> None:
     with pytest.raises(ValueError, match=r'e\.g\. "4g"'):
         parse_size("lots")
+
+
+def test_a_container_killed_before_its_entry_ran_is_a_death_not_a_launch_failure(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    killed = ContainerPane("swarm-x", True, None, 137, "/repo", "")
+    record = exit_record(run, killed, "plain", datetime.now(UTC))
+    assert (record["phase"], record["killed_by"]) == ("agent", "SIGKILL")
+    no_shell = ContainerPane("swarm-x", True, None, 127, "/repo", "")
+    record = exit_record(run, no_shell, "plain", datetime.now(UTC))
+    assert record["phase"] == "launch" and "/bin/sh" in record["error"]
