@@ -221,6 +221,41 @@ class ContextSettings(Section):
     learnings: str = ".swarm/learnings.md"  # written by `swarm learn`, read into every prompt
 
 
+class ContainerHost(Section):
+    """``[[runtime.container.hosts]]``: one more engine that takes attempts, up to ``slots`` at a time."""
+
+    engine: str  # its Docker Engine API URL (unix://, tcp:// or ssh://)
+    slots: int = Field(ge=1, le=500)  # how many agents it may run at once (all of swarm's repositories together)
+    name: str = ""  # as attempts record it ("container:<name>"); default: the engine URL
+    shares_worktree: bool = True  # the host sees the worktree at the same path (this machine, a shared mount)
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("empty: give the host's Docker Engine API URL (e.g. \"ssh://build2\")")
+        return value.strip()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+            raise ValueError(f"{value!r} is not a host name: letters, digits, '.', '_' and '-' (e.g. \"build2\")")
+        return value
+
+    @field_validator("shares_worktree")
+    @classmethod
+    def _shared(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("false (clone in the container, fetch the commits back) is designed but not built yet "
+                             "(docs/runtimes.md); use hosts that mount the worktree at the same path")
+        return value
+
+    @property
+    def label(self) -> str:
+        return self.name or self.engine
+
+
 class ContainerSettings(Section):
     engine: str = ""  # Docker Engine API URL; "" = DOCKER_HOST, else the local Docker or Podman socket
     image: str = ""  # the user's image with their toolchain, git and the agent CLI
@@ -228,6 +263,7 @@ class ContainerSettings(Section):
     memory: str = "4g"
     cpus: float = Field(2.0, gt=0)
     pids: int = Field(1024, ge=16)
+    hosts: list[ContainerHost] = []  # several engines: attempts go to the first listed with a free slot
 
     @field_validator("memory")
     @classmethod
@@ -235,6 +271,17 @@ class ContainerSettings(Section):
         from monitor.runtime.container import parse_size
 
         parse_size(value)
+        return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _distinct(cls, value: list[ContainerHost]) -> list[ContainerHost]:
+        seen: set[str] = set()
+        for host in value:
+            if host.label in seen:
+                raise ValueError(f"host {host.label!r} is listed twice: give each [[runtime.container.hosts]] its "
+                                 "own engine or name")
+            seen.add(host.label)
         return value
 
 
@@ -334,6 +381,9 @@ def parse(raw: dict[str, Any], path: Path) -> Settings:
     if in_containers and not settings.runtime.container.image.strip():
         raise ConfigError(f"{path}: runtime.container.image: required when agents run in containers (profile "
                           f"{in_containers[0]!r}); name the image with your toolchain, git and the agent's CLI")
+    if settings.runtime.container.hosts and settings.runtime.container.engine.strip():
+        raise ConfigError(f"{path}: runtime.container.engine: set with [[runtime.container.hosts]]; list this "
+                          "engine as a host too (with its slots) and remove engine")
     for kind, name in settings.routing.items():
         if name not in profiles:
             raise ConfigError(

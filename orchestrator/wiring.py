@@ -14,6 +14,7 @@ from monitor.policy import DonePolicy, Policy
 from monitor.retry import RetryPrompter, TemplateRetryPrompter
 from monitor.runner import Runner, SetupSpec
 from monitor.runtime.base import CONTAINER, Runtime
+from monitor.runtime.hosts import HostPool, PlacingRunner
 from monitor.statedir import ensure_state_dir
 from monitor.tick import World
 from monitor.world.forge import Forge
@@ -140,9 +141,28 @@ def runtimes_from(layout: Layout, settings: Settings) -> dict[str, Runtime]:
         return {}
     from monitor.runtime.container import ContainerRuntime, Limits
 
+    pool = host_pool_from(layout, settings)
+    if pool is not None:
+        return pool.runtimes()
     limits = Limits(memory=container.memory, cpus=container.cpus, pids=container.pids)
     return {CONTAINER: ContainerRuntime(container.engine, image=container.image, owner=str(layout.repo),
                                         network=container.network, limits=limits)}
+
+
+def host_pool_from(layout: Layout, settings: Settings) -> HostPool | None:
+    """The engines of ``[[runtime.container.hosts]]`` (None when none are listed): one ContainerRuntime each,
+    recorded by attempts as ``container:<name>``."""
+    container = settings.runtime.container
+    if not container.hosts or not container.image.strip():
+        return None
+    from monitor.runtime.container import ContainerRuntime, Limits
+    from monitor.runtime.placement import Host
+
+    limits = Limits(memory=container.memory, cpus=container.cpus, pids=container.pids)
+    return HostPool([(Host(host.label, host.slots),
+                      ContainerRuntime(host.engine, image=container.image, owner=str(layout.repo),
+                                       network=container.network, limits=limits))
+                     for host in container.hosts])
 
 
 def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None, need_forge: bool = False) -> World:
@@ -154,9 +174,15 @@ def build_world(repo: Path, settings: Settings, notifier: Notifier | None = None
                 hide_env=settings.secret_env_names())
     git = Git(layout.repo)
     setup = SetupSpec(settings.project.setup, settings.project.setup_timeout) if settings.project.setup else None
-    runner = Runner(layout, tmux, git, profiles_from(settings), setup=setup,
-                    unset_env=settings.secret_env_names(), forge_env=[settings.github.token_env, "GH_TOKEN"],
-                    runtimes=runtimes_from(layout, settings), default_runtime=settings.runtime.default)
+    pool = host_pool_from(layout, settings)
+    if pool is None:
+        runner = Runner(layout, tmux, git, profiles_from(settings), setup=setup,
+                        unset_env=settings.secret_env_names(), forge_env=[settings.github.token_env, "GH_TOKEN"],
+                        runtimes=runtimes_from(layout, settings), default_runtime=settings.runtime.default)
+    else:  # several engines: each new container attempt is placed on a host with a free slot
+        runner = PlacingRunner(layout, tmux, git, profiles_from(settings), setup=setup,
+                               unset_env=settings.secret_env_names(), forge_env=[settings.github.token_env, "GH_TOKEN"],
+                               runtimes=pool.runtimes(), default_runtime=settings.runtime.default, pool=pool)
     forge: Forge
     if settings.project.forge == "local":
         forge = LocalForge(layout, runner, git, ci=settings.local.ci, ci_timeout=settings.local.ci_timeout,
