@@ -185,3 +185,29 @@ def test_a_container_killed_before_its_entry_ran_is_a_death_not_a_launch_failure
     no_shell = ContainerPane("swarm-x", True, None, 127, "/repo", "")
     record = exit_record(run, no_shell, "plain", datetime.now(UTC))
     assert record["phase"] == "launch" and "/bin/sh" in record["error"]
+
+
+def test_limits_labels_user_and_mounts_are_set_on_the_container(podman: Podman, tmp_path: Path) -> None:
+    runtime = ContainerRuntime(podman.url, image=podman.image, owner="/repo/a",
+                               limits=Limits(memory="300m", cpus=1.5, pids=128))
+    worktree, run = _run_dir(tmp_path)
+    name = _name()
+    (tmp_path / "ro").mkdir()
+    runtime.launch_attempt(name, entry_argv(run, "none", ["sleep", "600"]), worktree, {}, task="t1",
+                           mounts=[(run.parent, False), (tmp_path / "ro", True)])
+    try:
+        attrs = runtime.client().containers.get(name).attrs
+        host = attrs["HostConfig"]
+        assert host["Memory"] == 300 * 2**20
+        assert host["NanoCpus"] == 1_500_000_000
+        assert host["PidsLimit"] == 128
+        assert host["NetworkMode"] == "none"
+        assert attrs["Config"]["Labels"]["swarm.repo"] == "/repo/a"
+        assert attrs["Config"]["Labels"]["swarm.task"] == "t1"
+        assert attrs["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
+        mounts = {m["Destination"]: m["RW"] for m in attrs["Mounts"]}
+        assert mounts[str(worktree)] is True
+        assert mounts[str(run.parent)] is True
+        assert mounts[str(tmp_path / "ro")] is False
+    finally:
+        runtime.kill(name)
