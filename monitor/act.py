@@ -196,7 +196,7 @@ class Actor(CheckingActions):
             self.runner.launch(task, attempt)
         except TmuxUnavailable as exc:
             # Transient: the attempt stays recorded and unlaunched; a later tick launches it.
-            log.warning("task %s: launch deferred, tmux unreachable: %s", task_id, exc)
+            log.warning("task %s: launch deferred, tmux or the container engine is unreachable: %s", task_id, exc)
             self._event(task_id, "launch_deferred", attempt=number, error=str(exc))
             return
         except (LaunchError, TmuxError) as exc:
