@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from monitor.agents import commit_problem
+from monitor.runtime.base import CONTAINER
 from monitor.world import proc
 from monitor.world.git import Git, GitError
 from monitor.world.tmux import Tmux, TmuxError
@@ -67,16 +68,21 @@ def run_doctor(cwd: Path) -> Iterator[Check]:
     routed: dict[str, list[str]] = {}
     for kind, name in sorted(settings.routing.items()):
         routed.setdefault(name, []).append(kind)
+    boxed = {name for name, profile in profiles.items() if (profile.runtime or settings.runtime.default) == CONTAINER}
     for name in sorted({*routed, *settings.agents}):
         binary = profiles[name].command[0]
         found = shutil.which(binary)
         used = f"routing: {', '.join(routed[name])}" if name in routed else "not routed"
+        if name in boxed:  # its command is in the image: the container checks below look for it there
+            found = f"runs in a container ({settings.runtime.container.image})"
         yield (found is not None or name not in routed,
                f"agent {name} ({used}): {found}" if found else
                f"agent {name} ({used}): `{binary}` not on PATH — install it or change [agents.{name}]")
         problem = commit_problem(profiles[name])
         if problem:  # the agent would run, do the work and lose it: every attempt a phantom
             yield name not in routed, f"agent {name} ({used}): {problem}"
+    if boxed & set(routed):
+        yield from _containers(repo, settings, sorted({profiles[n].command[0] for n in boxed & set(routed)}))
     registry = Registry(repo / ".swarm")
     try:
         registry.check_writable()
@@ -135,6 +141,34 @@ def _github(repo: Path, settings: Settings) -> Iterator[tuple[bool, str]]:
         yield False, f"github: {gh.repo}: {status or type(exc).__name__}: {hint}"
     finally:
         api.close()
+
+
+def _containers(repo: Path, settings: Settings, commands: list[str]) -> Iterator[Check]:
+    """Each engine a routed profile's attempts may run on: reachable, the image there, and a container
+    that commits in a throwaway worktree with an attempt's mounts, user and git identity."""
+    from monitor.layout import Layout
+    from monitor.runner import Runner
+    from monitor.runtime.container import ContainerRuntime
+    from monitor.runtime.probe import commit_check, engine_check, image_check
+    from orchestrator.wiring import runtimes_from
+
+    layout = Layout.for_repo(repo, settings.project.worktree_root)
+    runner = Runner(layout, Tmux(settings.monitor.tmux_socket), Git(repo), profiles_from(settings))
+    common = runner.git_common_dir()
+    mounts = [(common, False)] + [(common / name, True) for name in ("hooks", "config") if (common / name).exists()]
+    identity = runner._git_identity()
+    for key, runtime in sorted(runtimes_from(layout, settings).items()):
+        if not isinstance(runtime, ContainerRuntime):
+            continue
+        label = "container engine" if key == CONTAINER else f"container host {key.removeprefix(CONTAINER + ':')}"
+        reachable, line = engine_check(runtime, label)
+        yield reachable, line
+        if not reachable:
+            continue
+        present, line = image_check(runtime)
+        yield present, line
+        if present:
+            yield commit_check(runtime, repo, layout.worktree_root, mounts, identity, commands)
 
 
 def _anthropic(settings: Settings) -> Iterator[Check]:
