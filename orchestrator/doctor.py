@@ -113,25 +113,44 @@ def run_doctor(cwd: Path) -> Iterator[Check]:
 
 
 def _github(repo: Path, settings: Settings) -> Iterator[tuple[bool, str]]:
-    """The token is present, GitHub accepts it, and it can see the repository (one request)."""
+    """The token (or the App installation) is accepted and can see the repository, the webhook secret is
+    set and long enough, and swarm's webhook is in place and was last delivered (where the token may read
+    hooks)."""
     from monitor.world.forge import ForgeUnavailable
-    from monitor.world.github_api import GitHubApi, GitHubConfig
+    from orchestrator.github_setup import api_from, app_checks, hook_checks, secret_check
 
     gh = settings.github
-    token = os.environ.get(gh.token_env, "").strip()
-    if not token:
+    secret = secret_check(settings)
+    if not gh.app_id and not os.environ.get(gh.token_env, "").strip():
         yield False, f"github: no token in ${gh.token_env}; export it (see the README for its permissions)"
+        yield secret
         return
-    api = GitHubApi(GitHubConfig(repo=gh.repo, api_url=gh.api_url, token=token,
-                                 state_path=repo / ".swarm" / "github.json", timeout=gh.timeout))
     try:
-        user, scopes = api.whoami()
-        shown = f"scopes {', '.join(scopes)}" if scopes else "fine-grained or app token (no classic scopes)"
-        yield True, f"github token: accepted for {user} ({shown})"
-        branch, push = api.rest("doctor", lambda r: (r.default_branch, bool(r.permissions and r.permissions.push)))
-        yield push, (f"github: {gh.repo} reachable at {gh.api_url} (default branch {branch})" if push else
-                     f"github: {gh.repo} is read-only for this token — give it Contents and Pull requests "
-                     "read/write (the monitor pushes branches and opens PRs)")
+        api = api_from(repo, settings)
+    except ConfigError as exc:
+        yield False, f"github app: {exc}"
+        yield secret
+        return
+    try:
+        if api.app is not None:
+            checks = list(app_checks(api))
+            yield from checks
+            if not all(good for good, _ in checks[:1]):
+                yield secret
+                return
+            branch = api.rest("doctor", lambda r: r.default_branch)
+            yield True, f"github: {gh.repo} reachable at {gh.api_url} as the App (default branch {branch})"
+        else:
+            user, scopes = api.whoami()
+            shown = f"scopes {', '.join(scopes)}" if scopes else "fine-grained or app token (no classic scopes)"
+            yield True, f"github token: accepted for {user} ({shown})"
+            branch, push = api.rest("doctor",
+                                    lambda r: (r.default_branch, bool(r.permissions and r.permissions.push)))
+            yield push, (f"github: {gh.repo} reachable at {gh.api_url} (default branch {branch})" if push else
+                         f"github: {gh.repo} is read-only for this token — give it Contents and Pull requests "
+                         "read/write (the monitor pushes branches and opens PRs)")
+        yield secret
+        yield from hook_checks(api, secret_set=bool(os.environ.get(gh.webhook_secret_env, "").strip()))
     except ForgeUnavailable as exc:
         yield False, f"github: {exc}"
     except Exception as exc:  # PyGithub's errors: 401 bad token, 404 no access

@@ -21,6 +21,10 @@ systemd_app = typer.Typer(no_args_is_help=True, help="Run the monitor as systemd
 app.add_typer(systemd_app, name="systemd")
 discover_app = typer.Typer(no_args_is_help=True, help="Turn outside reports into tasks.")
 app.add_typer(discover_app, name="discover")
+github_app = typer.Typer(no_args_is_help=True, help="Set GitHub up for `swarm serve`.")
+app.add_typer(github_app, name="github")
+hook_app = typer.Typer(no_args_is_help=True, help="The repository's webhook to `swarm serve`.")
+github_app.add_typer(hook_app, name="hook")
 
 
 def setup_logging(verbose: bool) -> None:
