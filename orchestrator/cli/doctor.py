@@ -13,7 +13,8 @@ from orchestrator.cli.output import console
 
 @app.command()
 def doctor() -> None:
-    """Check git, tmux, the agent CLIs, the configuration and the registry."""
+    """Check git, tmux, the agent CLIs, the configuration, the registry and, for container profiles, the engine,
+    the image and a commit made in a container."""
     from rich.text import Text
 
     from orchestrator.doctor import run_doctor
