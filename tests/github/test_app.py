@@ -82,13 +82,13 @@ def test_an_installation_token_serves_rest_and_graphql_and_is_minted_once(
 def test_a_token_is_replaced_before_it_expires_and_a_call_after_its_expiry_works(
         fake: FakeGitHub, tmp_path: Path, keys: tuple[str, str]) -> None:
     private, public = keys
-    fake.add_app(APP_ID, public, INSTALLATION, token_ttl=2.0)  # GitHub's last an hour; these two seconds
+    fake.add_app(APP_ID, public, INSTALLATION, token_ttl=4.0)  # GitHub's last an hour; these four seconds
     api = app_api(fake, tmp_path, private)
     api.rest("get repo", lambda r: r.default_branch)
     first = fake.tokens_minted[0]
     api.graphql(OPEN_PULLS, {"owner": "acme", "name": "shop", "cursor": None})
     assert fake.tokens_minted == [first]  # still young: reused
-    expiry = time.time() + 2.0
+    expiry = time.time() + 4.0
     wait_for(lambda: time.time() > expiry, "the first token to expire at the fake")
     assert api.rest("get repo", lambda r: r.default_branch) == "main"
     api.graphql(OPEN_PULLS, {"owner": "acme", "name": "shop", "cursor": None})
