@@ -547,6 +547,14 @@ class FakeGitHub:
     the ``x-ratelimit-*`` headers of its resource, and GET answers an ``ETag`` that ``If-None-Match`` turns
     into a 304 that costs nothing. Faults: :meth:`rate_limit`, :meth:`fail_next`, :meth:`delay_next`.
 
+    GitHub Apps (:meth:`add_app`): ``GET /app`` and ``POST /app/installations/{id}/access_tokens`` take a JWT
+    verified with the app's public key (RS256, ``iss`` the app id, ``exp`` at most 10 minutes ahead); the
+    installation tokens they hand out (:attr:`tokens_minted`) work on REST and GraphQL until they expire (401
+    after, noted in :attr:`refused_tokens`), get 403 from ``/user``, and reach the hooks API only with the
+    ``repository_hooks`` permission. Webhooks: ``GET``/``POST /repos/{o}/{r}/hooks``, ``GET``/``PATCH``
+    ``.../hooks/{id}`` (a second hook for the same URL is a 422), ``GET .../hooks/{id}/deliveries``;
+    :meth:`deliver` POSTs a signed event to the hooks over real HTTP and records each answer as a delivery.
+
     GraphQL documents are validated against GitHub's schema and its node limit (every connection bounded by
     ``first``/``last`` up to 100, totalCount-only ones too; at most 500,000 nodes) before they run, and are
     charged GitHub's points, not one per request: the requests needed to fill each connection (the product of
