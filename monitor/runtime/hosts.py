@@ -66,7 +66,7 @@ class HostPool:
         """Raise :class:`NoFreeSlot` when ``host`` runs as many agents as its slots and ``session`` is not one
         of them (a container that exists already is never refused: its launch is a no-op)."""
         runtime = self.engines[host]
-        if session in (runtime.panes() or {}):
+        if runtime._get(session) is not None:
             return
         busy = running_agents(runtime)
         slots = next(h.slots for h in self.hosts if h.name == host)

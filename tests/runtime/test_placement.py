@@ -11,7 +11,7 @@ import pytest
 
 from monitor.layout import session_for
 from monitor.runtime.container import ContainerRuntime
-from monitor.runtime.hosts import PlacingRunner
+from monitor.runtime.hosts import NoFreeSlot, PlacingRunner
 from monitor.runtime.placement import Host, bind, host_of, place, runtime_key
 from monitor.tick import World, run_tick
 from orchestrator import tasks as task_ops
@@ -161,6 +161,11 @@ def test_attempts_fill_the_hosts_in_order_and_each_is_watched_and_stopped_on_its
         wait_for(lambda: session_for(second.id) in running(second_podman), what="the second agent on host b")
         assert session_for(second.id) not in running(podman)
         assert session_for(third.id) not in running(podman) | running(second_podman)
+        again = world.registry.read().tasks[first.id]
+        assert again.attempt is not None
+        world.runner.launch(again, again.attempt)  # its own container fills host a: launching it again is a no-op
+        with pytest.raises(NoFreeSlot, match="container host a runs 1 of its 1 slot"):
+            world.runner.launch(third, third.attempt)
 
         second_podman.stop_service()  # host b is unreachable: its task is not judged, host a's still is
         try:
