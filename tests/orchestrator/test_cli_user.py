@@ -70,7 +70,9 @@ def test_version(tmp_path: Path) -> None:
 
 
 def test_shell_completion_prints_a_script_and_completes_commands(tmp_path: Path) -> None:
-    script = swarm(tmp_path, "--show-completion", "bash").stdout
+    # typer detects the shell from the process tree (not reliable under pytest-xdist); name it instead
+    script = swarm(tmp_path, "--show-completion", "bash",
+                   env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}).stdout
     assert "complete " in script and "_COMPLETE=complete_bash" in script
     prog = script.split("complete -o default -F ", 1)[1].split()[1]  # the program name the script completes
     env = {f"_{prog.upper().replace('-', '_')}_COMPLETE": "complete_bash", "COMP_WORDS": f"{prog} sta",
