@@ -109,9 +109,11 @@ def _commit_in(
     after = proc.run(["git", "-C", str(worktree), "rev-parse", "HEAD"], timeout=30).stdout.strip()
     if pane.dead_status != 0 or after == before or after not in output:
         tail = " | ".join(line for line in output.splitlines()[-3:] if MISSING not in line)
+        fix = ("set your git identity (git config --global user.name/user.email): agents commit as you"
+               if "identity" in output.lower() else
+               "the image needs git and /bin/sh, and the repository must belong to the user swarm runs as")
         return False, (f"container commit: a container could not commit in a worktree (exit {pane.dead_status}: "
-                       f"{tail[-300:] or 'no output'}) — the image needs git and /bin/sh, and the repository must "
-                       "belong to the user swarm runs as")
+                       f"{tail[-300:] or 'no output'}) — {fix}")
     if missing:
         return False, (f"container commit: works, but {', '.join(missing)} is not on the image's PATH — add the "
                        "agent's CLI to the image ([runtime.container] image)")

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from monitor.runtime.container import REPO_LABEL
 from orchestrator.doctor import run_doctor
 from tests.conftest import git
@@ -106,3 +108,15 @@ def test_each_listed_host_is_checked_on_its_own(git_repo: Path, tmux_socket: str
     assert found["container host here"][0] and "answers: Podman Engine" in found["container host here"][1]
     assert not found["container host far"][0] and "cannot be reached" in found["container host far"][1]
     assert found["container commit"][0], "the reachable host's probe ran"
+
+
+def test_a_user_without_a_git_identity_is_told_to_set_one(
+    git_repo: Path, tmux_socket: str, podman: Podman, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(git_repo, tmux_socket, container_config(podman))
+    for role in ("AUTHOR", "COMMITTER"):
+        for part in ("NAME", "EMAIL"):
+            monkeypatch.delenv(f"GIT_{role}_{part}")
+    good, line = lines(git_repo)["container commit"]
+    assert not good and "set your git identity" in line and "\n" not in line
+    assert leftovers(git_repo, podman) == (1, "", "main")
