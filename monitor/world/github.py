@@ -2,7 +2,9 @@
 
 A healthy tick costs ⌈open PRs / 50⌉ GraphQL requests of 2 points each (GitHub's budget is 5,000 points an
 hour), read at once from the cursors the last tick saw, and nothing else; a review's inline-comment count is
-read once, when the review first appears. REST (PyGithub) is used only for
+read once, when the review first appears. A tick about a few tasks (an event tick of `swarm serve`) reads only
+their pull requests, by number or by head branch, when that takes fewer requests than the pages: 1 request
+and 1 point for one task, however many PRs are open. REST (PyGithub) is used only for
 what GraphQL cannot give cheaply or at all, and only when something happened: opening a PR, the evidence
 of a failure (check output, annotations, the job log, review comments), ``update-branch``, and linking
 screenshots. Git itself (fetch, push) talks to the repository's remote, with the token passed through
@@ -30,7 +32,14 @@ from monitor.redact import redact
 from monitor.world.forge import ForgeUnavailable
 from monitor.world.git import Git, GitError
 from monitor.world.github_api import GitHubApi, GraphQLRefused, askpass_env
-from monitor.world.github_query import OPEN_PULLS, PAGE_SIZE, REVIEW_COMMENTS, REVIEW_IDS, pulls_by_number
+from monitor.world.github_query import (
+    OPEN_PULLS,
+    PAGE_SIZE,
+    PR_FIELDS,
+    REVIEW_COMMENTS,
+    REVIEW_IDS,
+    pulls_by_number,
+)
 from monitor.world.github_rollup import (
     Check,
     ReviewNode,
@@ -114,9 +123,11 @@ class GitHubForge:
     def prefetch(self, tasks: Sequence[Task]) -> None:
         """Fetch the bases, then every open PR of the repository (GraphQL pages of 50, read concurrently),
         the PRs recorded on tasks that are no longer open (merged or closed), and the inline-comment counts
-        of reviews not seen before."""
+        of reviews not seen before. When reading only these tasks' PRs takes fewer requests than the pages
+        (a tick about a few tasks among many open PRs), only they are read: see :meth:`_read_tasks`."""
         self._open, self._closed, self._problem, self._fetched = {}, {}, "", True
         if not tasks:
+            self.api.flush_rate()
             return
         bases = sorted({t.base_branch for t in tasks})
         try:
@@ -125,6 +136,10 @@ class GitHubForge:
         except (GitError, ForgeUnavailable) as exc:  # an App token that cannot be minted: the reads say why
             log.warning("could not fetch %s from %s: %s", ", ".join(bases), self.remote, exc)
         try:
+            if self._few(tasks):
+                self._read_tasks(tasks)
+                self._review_details([*self._open.values(), *self._closed.values()])
+                return
             for node in self._open_pulls():
                 if str(node.get("headRefName", "")).startswith(BRANCH_PREFIX):
                     self._open[node["headRefName"]] = node
@@ -139,6 +154,56 @@ class GitHubForge:
         except ForgeUnavailable as exc:
             self._problem = str(exc)
             raise
+        finally:
+            self.api.flush_rate()  # the budget GitHub reported, for `swarm status`: one write per tick
+
+    def _few(self, tasks: Sequence[Task]) -> bool:
+        """Whether reading only these tasks' PRs (by number, or by head branch for a task without one) takes
+        fewer requests than the pages of every open PR did on the last full read. Both give the same view
+        of these tasks; the pages are kept whenever they cost no more (a full reconcile of a fleet whose
+        PRs are most of the open ones reads exactly as before), and while the open count is unknown."""
+        known = self.api.state.open_pulls
+        if known is None:
+            return False
+        numbered = len({t.pr.number for t in tasks if t.pr is not None})
+        branches = len({t.branch for t in tasks if t.pr is None})
+        return _batches(numbered) + _batches(branches) < max(1, _batches(known))
+
+    def _read_tasks(self, tasks: Sequence[Task]) -> None:
+        """These tasks' PRs only: recorded ones by number (:func:`pulls_by_number`, 50 a request, 1 point
+        for up to 33), the others by head branch (:func:`pulls_by_branch`, the newest open PR of the branch,
+        as the pages would find it). A recorded PR that is no longer open is looked up by branch too, since
+        the pages would show an open PR of the same branch before it; that costs one request, once."""
+        numbers = sorted({t.pr.number for t in tasks if t.pr is not None})
+        branches = sorted({t.branch for t in tasks if t.pr is None})
+        self._read_numbers_and_branches(numbers, branches)
+        again = sorted({t.branch for t in tasks if t.pr is not None and t.branch not in self._open
+                        and t.pr.number in self._closed})
+        if again:
+            self._read_numbers_and_branches([], again)
+
+    def _read_numbers_and_branches(self, numbers: Sequence[int], branches: Sequence[str]) -> None:
+        repo = {"owner": self.api.config.owner, "name": self.api.config.name}
+        calls = [partial(self.api.graphql, pulls_by_number(numbers[i:i + PAGE_SIZE]), repo)
+                 for i in range(0, len(numbers), PAGE_SIZE)]
+        for start in range(0, len(branches), PAGE_SIZE):
+            chunk = branches[start:start + PAGE_SIZE]
+            calls.append(partial(self.api.graphql, pulls_by_branch(len(chunk)),
+                                 {**repo, **{f"b{i}": b for i, b in enumerate(chunk)}}))
+        for data in _concurrently(calls):
+            for alias, value in (data.get("repository") or {}).items():
+                if not value:
+                    continue
+                if alias.startswith("b"):  # a connection: the newest open PR of the branch, if any
+                    for node in value.get("nodes") or []:
+                        if node:
+                            self._open[str(node["headRefName"])] = node
+                    continue
+                node = value
+                if node.get("state") == "OPEN" and str(node.get("headRefName", "")).startswith(BRANCH_PREFIX):
+                    self._open[str(node["headRefName"])] = node
+                else:
+                    self._closed[int(node["number"])] = node
 
     def _open_pulls(self) -> list[dict[str, Any]]:
         """Every open pull request, in creation order. Pages are chained by opaque cursors (GitHub's
@@ -174,6 +239,7 @@ class GitHubForge:
                 cursor = _pulls(pages[-1])["pageInfo"].get("endCursor")
                 pages.append(self.api.graphql(OPEN_PULLS, {**variables, "cursor": cursor}))
             nodes, cursors = _ordered(pages)
+        self.api.state.set_open_pulls(len(nodes))
         starts_next = cursors[PAGE_SIZE - 1:-1:PAGE_SIZE]
         self.api.state.set_page_cursors(starts_next if all(starts_next) else [])
         return nodes
@@ -441,6 +507,32 @@ class GitHubForge:
         except GithubException as exc:
             raise ForgeUnavailable(f"could not edit the body of PR #{number}: {_message(exc)}") from exc
         node["body"] = body
+
+
+def pulls_by_branch(count: int) -> str:
+    """A query for the newest open pull request of each of ``count`` head branches (variables ``$b0`` ...,
+    names are data, never spliced into the document), at most :data:`PAGE_SIZE` of them: 4 requests a branch
+    by GitHub's formula (the connection, then its PR's two review lists and checks), 2 points for 50, and
+    the same node bound as a page of open pull requests."""
+    if not 0 < count <= PAGE_SIZE:
+        raise ValueError(f"pulls_by_branch takes 1 to {PAGE_SIZE} branches, not {count}: send more as several "
+                         "queries")
+    params = "".join(f", $b{i}: String!" for i in range(count))
+    fields = "\n".join(
+        f"    b{i}: pullRequests(headRefName: $b{i}, states: OPEN, first: 1, "
+        f"orderBy: {{field: CREATED_AT, direction: DESC}}) {{ nodes {{ ...SwarmPR }} }}" for i in range(count))
+    return (
+        f"query SwarmPullsByBranch($owner: String!, $name: String!{params}) {{\n"
+        "  rateLimit { cost remaining resetAt }\n"
+        "  repository(owner: $owner, name: $name) {\n"
+        f"{fields}\n"
+        "  }\n"
+        "}\n" + PR_FIELDS
+    )
+
+
+def _batches(count: int) -> int:
+    return -(-count // PAGE_SIZE)
 
 
 def _concurrently(calls: Sequence[Callable[[], dict[str, Any]]]) -> list[dict[str, Any]]:

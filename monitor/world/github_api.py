@@ -99,6 +99,8 @@ class GitHubState:
             data = {}
         self.data: dict[str, Any] = data if isinstance(data, dict) else {}
         self.dirty = False
+        self._rate_dirty = False
+        self._rate_saved = -1e9
 
     @property
     def blocked_until(self) -> float:
@@ -152,6 +154,51 @@ class GitHubState:
                 self.data["page_cursors"] = list(cursors)
                 self.save()
 
+    @property
+    def open_pulls(self) -> int | None:
+        """How many pull requests were open on the last full read of the pages (None: never read)."""
+        with self._lock:
+            count = self.data.get("open_pulls")
+            return count if isinstance(count, int) else None
+
+    def set_open_pulls(self, count: int) -> None:
+        with self._lock:
+            if count != self.open_pulls:
+                self.data["open_pulls"] = count
+                self.dirty = True  # written with the rates, at the end of the read
+
+    def note_rate(self, resource: str, remaining: int, limit: int | None, reset: int) -> None:
+        """What GitHub said is left of ``resource``'s hourly budget (``x-ratelimit-*``), kept in memory until
+        :meth:`flush_rate`. Answers read concurrently may arrive out of order: within one window (the same
+        reset) the lowest remaining is the latest."""
+        with self._lock:
+            rates = self.data.get("rates")
+            rates = rates if isinstance(rates, dict) else {}
+            known = rates.get(resource)
+            if (isinstance(known, dict) and known.get("reset") == reset
+                    and isinstance(known.get("remaining"), int) and known["remaining"] <= remaining):
+                return
+            if isinstance(known, dict) and isinstance(known.get("reset"), int) and known["reset"] > reset:
+                return  # an answer from the window before
+            rates[resource] = {"remaining": remaining, "limit": limit, "reset": reset, "resource": resource}
+            self.data["rates"] = rates
+            # the scarcest budget, as `swarm status` showed it before the budgets were told apart
+            valid = [r for r in rates.values() if isinstance(r, dict) and isinstance(r.get("remaining"), int)]
+            self.data["rate"] = min(valid, key=lambda r: r["remaining"] / max(1, r.get("limit") or 5000))
+            self._rate_dirty = True
+
+    def flush_rate(self, every: float = 5.0) -> None:
+        """Write what :meth:`note_rate` learnt (and anything else not yet written), at most once every
+        ``every`` seconds: once per tick, however many reads the tick made."""
+        with self._lock:
+            if not (self._rate_dirty or self.dirty):
+                return
+            now = time.monotonic()
+            if now - self._rate_saved < every:
+                return
+            self._rate_saved = now
+            self.save()
+
     def save(self) -> None:
         with self._lock:
             seen: dict[str, float] = self.data.get("first_seen", {})
@@ -159,7 +206,7 @@ class GitHubState:
                 self.data["first_seen"] = dict(sorted(seen.items(), key=lambda kv: kv[1])[-1000:])
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.path, self.data)
-            self.dirty = False
+            self.dirty = self._rate_dirty = False
 
 
 def _retry_after(headers: Mapping[str, str], now: float) -> float | None:
@@ -265,6 +312,24 @@ class GitHubApi:
         log.warning("GitHub rate limit hit (%s): no GitHub calls for %.0f s", reason, until - self.clock())
         return ForgeUnavailable(f"GitHub rate limit ({reason}); waiting {until - self.clock():.0f} s")
 
+    def flush_rate(self) -> None:
+        """Write the budget GitHub last reported into the state file (for `swarm status`), at most once a tick."""
+        try:
+            self.state.flush_rate()
+        except OSError as exc:
+            log.warning("could not write %s: %s", self.state.path.name, exc.strerror)
+
+    def note_rate(self, headers: Mapping[str, str], resource: str) -> None:
+        """Remember the ``x-ratelimit-*`` headers of an answer (its resource, else ``resource``)."""
+        lower = {k.lower(): v for k, v in headers.items()}
+        try:
+            remaining = int(float(lower["x-ratelimit-remaining"]))
+            reset = int(float(lower.get("x-ratelimit-reset", "0")))
+            limit = int(float(lower["x-ratelimit-limit"])) if "x-ratelimit-limit" in lower else None
+        except (KeyError, ValueError):
+            return
+        self.state.note_rate(str(lower.get("x-ratelimit-resource") or resource)[:40], remaining, limit, reset)
+
     def _note_headers(self, headers: Mapping[str, str], what: str) -> None:
         lower = {k.lower(): v for k, v in headers.items()}
         if lower.get("x-ratelimit-remaining") == "0":
@@ -287,6 +352,7 @@ class GitHubApi:
             except httpx.TransportError as exc:
                 problem = f"GitHub GraphQL: {type(exc).__name__}"
             else:
+                self.note_rate(response.headers, "graphql")
                 limited = self._limited(response.status_code, response.headers, "GraphQL")
                 if limited is not None:
                     raise limited
@@ -356,6 +422,18 @@ class GitHubApi:
             raise
         except (requests.RequestException, OSError) as exc:
             raise ForgeUnavailable(f"GitHub {what}: {type(exc).__name__}") from exc
+        finally:
+            self._note_rest_rate()
+
+    def _note_rest_rate(self) -> None:
+        """PyGithub keeps the last answer's ``x-ratelimit-*`` (its resource is not kept: swarm's REST calls
+        are all of the ``core`` budget)."""
+        if self._github is None:
+            return
+        requester = self._github.requester
+        remaining, limit = requester.rate_limiting
+        if limit >= 0:
+            self.state.note_rate("core", remaining, limit, int(requester.rate_limiting_resettime))
 
     def whoami(self) -> tuple[str, list[str]]:
         """The token's user and, for a classic token, its OAuth scopes (``x-oauth-scopes``)."""
@@ -373,6 +451,7 @@ class GitHubApi:
         url = f"{self.config.api_url.rstrip('/')}/repos/{self.config.repo}/actions/jobs/{int(job_id)}/logs"
         response = self._http.get(url, headers={"Authorization": f"token {self.token()}"},
                                   follow_redirects=False)
+        self.note_rate(response.headers, "core")
         limited = self._limited(response.status_code, response.headers, "job logs")
         if limited is not None:
             raise limited

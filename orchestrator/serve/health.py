@@ -107,18 +107,35 @@ def serve_lines(state_dir: Path, now: datetime) -> list[str]:
 
 
 def github_budget(state_dir: Path, now: datetime) -> str:
-    """What ``.swarm/github.json`` knows of the rate limit: a block in force, or the requests left."""
+    """What ``.swarm/github.json`` knows of the rate limit: a block in force, or what is left of each budget
+    (GraphQL points and REST requests are separate hourly budgets), from the last answers' headers."""
     data = _read(state_dir / "github.json")
     blocked = data.get("blocked_until")
     if isinstance(blocked, int | float) and blocked > now.timestamp():
         until = datetime.fromtimestamp(blocked, UTC)
         return (f"GitHub: rate-limited until {until:%H:%M:%S} UTC ({str(data.get('blocked_reason', ''))[:80]}); "
                 "no calls until then")
-    rate = data.get("rate")
-    if isinstance(rate, dict) and isinstance(rate.get("remaining"), int):
-        limit = f" of {rate['limit']}" if isinstance(rate.get("limit"), int) else ""
-        reset = rate.get("reset")
-        when = (f", resets {datetime.fromtimestamp(reset, UTC):%H:%M:%S} UTC"
-                if isinstance(reset, int | float) and reset > 0 else "")
-        return f"GitHub: {rate['remaining']}{limit} requests left this hour{when}"
-    return ""
+    rates = data.get("rates")
+    known = [r for r in (rates.values() if isinstance(rates, dict) else [data.get("rate")])
+             if isinstance(r, dict) and isinstance(r.get("remaining"), int)]
+    parts = [_budget(rate, now) for rate in sorted(known, key=lambda r: _RESOURCES.get(str(r.get("resource")), 9))]
+    return f"GitHub budget: {'; '.join(parts)}" if parts else ""
+
+
+_RESOURCES = {"graphql": 0, "core": 1}  # the GraphQL points first: a tick's reads spend them
+_NAMES = {"graphql": "GraphQL points", "core": "REST requests"}
+
+
+def _budget(rate: dict[str, Any], now: datetime) -> str:
+    """One resource's budget, as the last answer reported it: "4,988 of 5,000 GraphQL points left (resets
+    21:52 UTC)"; once the reset has passed the hour began again (full, as far as swarm knows)."""
+    resource = str(rate.get("resource") or "core")
+    name = _NAMES.get(resource, f"{resource[:20]} requests")
+    limit = rate.get("limit")
+    reset = rate.get("reset")
+    if isinstance(reset, int | float) and 0 < reset <= now.timestamp() and isinstance(limit, int):
+        return f"{limit:,} of {limit:,} {name} (its hour began again at {datetime.fromtimestamp(reset, UTC):%H:%M} UTC)"
+    of = f" of {limit:,}" if isinstance(limit, int) else ""
+    when = (f" (resets {datetime.fromtimestamp(reset, UTC):%H:%M} UTC)"
+            if isinstance(reset, int | float) and reset > 0 else "")
+    return f"{rate['remaining']:,}{of} {name} left{when}"
