@@ -66,8 +66,7 @@ def webhook_secret(settings: Settings, environ: Mapping[str, str] | None = None)
     secret = env.get(name, "").strip()
     if not secret:
         raise UsageError(f"no webhook secret in ${name} (github.webhook_secret_env); set it to a long random string, "
-                         "e.g. `export {name}=$(openssl rand -hex 32)`, where `swarm serve` runs too".replace(
-                             "{name}", name))
+                         f"e.g. `export {name}=$(openssl rand -hex 32)`, where `swarm serve` runs too")
     if len(secret) < MIN_SECRET_CHARS:
         raise UsageError(f"the webhook secret in ${name} has {len(secret)} characters; use at least "
                          f"{MIN_SECRET_CHARS} random ones (openssl rand -hex 32)")
