@@ -10,6 +10,9 @@ httpx over HTTP, GraphQL executed against GitHub's real schema, a real bare repo
   from the document: the requests needed to fill each connection, summed, / 100, rounded, at least 1);
 * per hour, with a reconcile every minute and every 10 minutes, against a tick every 30 s (the ratio), and
   whether 1,000 PRs reconciled every minute fit in GitHub's 5,000 points an hour;
+* with `swarm serve` and webhooks: what an event tick (one task, ``run_tick(world, only=...)``) costs, and per
+  hour, with one webhook per PR an hour and a reconcile every 10 minutes (and every minute), against polling
+  every 30 s: the ratio;
 * ≥ 20× fewer requests than a per-PR REST poll at 100 PRs. The poll is what a naive monitor does for each
   task (PyGithub on the same fake): the PR, its head's check runs, its head's combined status and its
   reviews, four requests per PR (``get_repo`` and ``get_commit`` are lazy: no request of their own). It uses no
@@ -347,6 +350,59 @@ def tick_figures(st: Stage, ticks: int) -> dict[str, Any]:
 # -- the per-PR REST poll ---------------------------------------------------------------------------
 
 
+EVENT_SAMPLES = 5
+EVENTS_PER_PR_HOUR = 1.0  # webhooks flowing: one event per PR an hour (a push, a CI result, a review)
+EVENT_RECONCILES = (("events + reconcile 10 min", 600.0), ("events + reconcile 1 min", 60.0))
+
+
+def event_figures(st: Stage, samples: int = EVENT_SAMPLES) -> dict[str, Any]:
+    """Ticks for one task each (what a webhook wakes in `swarm serve`), spread over the fleet: GitHub requests
+    and points each, after a full tick (the open count it keeps decides that one PR is read by number)."""
+    from bench.common import _stats
+
+    world, fake = st.world, st.fake
+    ids = sorted(st.numbers)
+    chosen = [ids[round(i * (len(ids) - 1) / max(1, samples - 1))] for i in range(samples)]
+    requests: list[int] = []
+    points: list[int] = []
+    seconds: list[float] = []
+    operations: Counter[str] = Counter()
+    for tid in chosen:
+        fake.reset_log()
+        start = time.perf_counter()
+        report = run_tick(world, only={tid})
+        seconds.append(time.perf_counter() - start)
+        _not_ready(world, report.actions, f"the event tick for {tid}")
+        requests.append(len(fake.requests))
+        points.append(sum(cost for _, cost in fake.graphql_points))
+        operations.update(f"{r.kind} {r.operation or r.method + ' ' + r.path}" for r in fake.requests)
+    return {
+        "event_ticks": len(chosen),
+        "event_requests": sum(requests) / len(chosen),
+        "event_requests_max": max(requests),
+        "event_points": sum(points) / len(chosen),
+        "event_points_max": max(points),
+        "event_detail": ", ".join(f"{op} ×{k / len(chosen):g}" for op, k in operations.most_common()) or "none",
+        "event_median_s": _stats(seconds)[0],
+    }
+
+
+def event_hourly(prs: int, figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per hour with webhooks flowing (:data:`EVENTS_PER_PR_HOUR` per PR, each an event tick) and a full
+    reconcile every 10 minutes and every minute, against a full tick every 30 s (the ratio of points)."""
+    events = prs * EVENTS_PER_PR_HOUR
+    poll_requests = figures["tick_requests"] * 3600 / POLL
+    poll_points = figures["tick_points"] * 3600 / POLL
+    rows = []
+    for name, seconds in EVENT_RECONCILES:
+        requests = events * figures["event_requests"] + figures["tick_requests"] * 3600 / seconds
+        points = events * figures["event_points"] + figures["tick_points"] * 3600 / seconds
+        rows.append({"mode": name, "seconds": seconds, "requests": requests, "points": points,
+                     "vs_poll_requests": poll_requests / max(requests, 1e-9),
+                     "vs_poll_points": poll_points / max(points, 1e-9)})
+    return rows
+
+
 def rest_poll(fake: FakeGitHub, numbers: Sequence[int]) -> tuple[int, int, Counter[str]]:
     """What a per-PR REST monitor reads for each PR: the PR, its head's check runs and combined status,
     its reviews. Returns (check runs, reviews, requests by kind) so the caller can see it read everything."""
@@ -423,11 +479,13 @@ def size_figures(prs: int, ticks: int = 5, rest_rounds: int = 1) -> dict[str, An
     with stage(prs) as st:
         figures: dict[str, Any] = {"prs": prs, "budget": budget(prs), "setup_s": st.setup_s}
         figures |= tick_figures(st, ticks)
+        figures |= event_figures(st)
         figures |= latency_figures(st, round(figures["pages"]))
         figures |= rest_figures(st, rest_rounds)
     figures["ratio"] = figures["rest_requests"] / max(figures["tick_requests"], 1e-9)
     figures["points_per_page"] = figures["tick_points_max"] / max(figures["pages"], 1)
     figures["hourly"] = hourly(figures["tick_requests"], figures["tick_points"])
+    figures["event_hourly"] = event_hourly(prs, figures)
     figures["rest_poll_hourly_requests"] = figures["rest_requests"] * 3600 / POLL
     return figures
 
@@ -526,6 +584,17 @@ def _points_rows(figures: dict[str, Any], size: dict[str, Any]) -> list[tuple[st
             verdict = f"{'PASS' if fits else 'MISS'}  {verdict}"
         out.append((f"     {row['interval']}: requests / points per hour",
                     f"{row['requests']:,.0f} / {row['points']:,.0f}", target, verdict))
+    out.append(("     event tick (one task, `swarm serve`): requests / points", f"{size['event_requests']:g} / "
+                f"{size['event_points']:g}", "1 / ≤ 2", f"{_at_most(size['event_points_max'], 2)}; max "
+                f"{size['event_requests_max']} requests over {size['event_ticks']} ticks; {size['event_detail']}; "
+                f"median {size['event_median_s']:.3f} s"))
+    for row in size["event_hourly"]:
+        fits = row["points"] <= budget_h
+        out.append((f"     {row['mode']}, 1 webhook/PR/h: requests / points per hour",
+                    f"{row['requests']:,.0f} / {row['points']:,.0f}", "",
+                    f"{'fits' if fits else 'OVER'} {budget_h:,} points/h ({100 * row['points'] / budget_h:.0f}%); "
+                    f"polling every 30 s spends {row['vs_poll_requests']:.1f}× the requests, "
+                    f"{row['vs_poll_points']:.1f}× the points"))
     out.append((f"     reads with {size['latency_s'] * 1000:.0f} ms a request: one by one / at once",
                 f"{size['reads_serial_s']:.2f} / {size['reads_concurrent_s']:.2f} s", "",
                 f"{size['pages']:g} pages, {READERS} in flight at most"))
