@@ -13,7 +13,9 @@ Run: ``.venv/bin/python bench/serve_bench.py`` (``--json`` for the figures as JS
 3. On the fake GitHub (tests/fakes/github_server.py), `swarm serve --interval 10m`: from a signed
    ``check_run`` (completed, failure) webhook to the respawned attempt recorded, and from a signed
    ``pull_request_review`` (approved) webhook to ``ready``; medians over ``--rounds`` tasks. The check run
-   and the review exist on the fake before the webhook is sent, as on GitHub.
+   and the review exist on the fake before the webhook is sent, as on GitHub. Beside each, the GitHub requests
+   and GraphQL points the service spent from the webhook to the result (the fake's counters). The hourly
+   cost of webhooks against polling at 100 and 1,000 open PRs is measured by ``bench/github_bench.py``.
 """
 
 from __future__ import annotations
@@ -136,6 +138,17 @@ def _deliver(url: str, event: str, data: dict[str, Any]) -> float:
     return started
 
 
+def _quiet(fake: Any, settle: float = 0.5) -> None:
+    """Wait until the service has asked the fake nothing for ``settle`` seconds (the tick before is over),
+    so that a webhook's count holds only what it caused."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        before = len(fake.requests)
+        time.sleep(settle)
+        if len(fake.requests) == before:
+            return
+
+
 def github_webhooks(tmp: Path, rounds: int) -> dict[str, Any]:
     """Webhook -> respawn and webhook -> ready on the fake GitHub, each the median over ``rounds`` tasks."""
     from tests.fakes.github_server import FakeGitHub
@@ -150,6 +163,7 @@ def github_webhooks(tmp: Path, rounds: int) -> dict[str, Any]:
         subprocess.run(["git", *args], cwd=repo, check=True, env=env)
     socket = f"swarm-bench-{secrets.token_hex(4)}"
     respawn, ready = [], []
+    spent: dict[str, list[tuple[int, int]]] = {"respawn": [], "ready": []}
     saved = {k: os.environ.get(k) for k in IDENTITY}
     os.environ.update(IDENTITY)  # stage_for runs git in this process
     try:
@@ -175,9 +189,12 @@ def github_webhooks(tmp: Path, rounds: int) -> dict[str, Any]:
                     run["check_run"]["head_sha"] = run["check_run"]["check_suite"]["head_sha"] = head
                     run["check_run"]["check_suite"]["head_branch"] = f"swarm/{task}"
                     run["check_run"]["pull_requests"][0]["number"] = pr
+                    _quiet(fake)
+                    fake.reset_log()
                     started = _deliver(url, "check_run", run)
                     _wait(lambda task=task: len(_task(repo, task)["attempts"]) == 2, f"{task} to respawn")
                     respawn.append(time.monotonic() - started)
+                    spent["respawn"].append((len(fake.requests), sum(p for _, p in fake.graphql_points)))
                     _wait(lambda task=task, head=head: _task(repo, task)["status"] == "checking"
                           and stage.head(task) != head and fake.branch_sha(REPO, f"swarm/{task}") == stage.head(task),
                           f"{task}'s second attempt pushed")
@@ -187,9 +204,12 @@ def github_webhooks(tmp: Path, rounds: int) -> dict[str, Any]:
                     review = json.loads((hooks / "pull_request_review.submitted.json").read_text())
                     review["pull_request"]["number"] = pr
                     review["pull_request"]["head"].update(ref=f"swarm/{task}", sha=new_head)
+                    _quiet(fake)
+                    fake.reset_log()
                     started = _deliver(url, "pull_request_review", review)
                     _wait(lambda task=task: _task(repo, task)["status"] == "ready", f"{task} to be ready")
                     ready.append(time.monotonic() - started)
+                    spent["ready"].append((len(fake.requests), sum(p for _, p in fake.graphql_points)))
             finally:
                 service.send_signal(signal.SIGTERM)
                 service.communicate(timeout=60)
@@ -204,6 +224,9 @@ def github_webhooks(tmp: Path, rounds: int) -> dict[str, Any]:
     return {"check_run_to_respawn_s": {"median": round(statistics.median(respawn), 3),
                                        "max": round(max(respawn), 3)},
             "approval_to_ready_s": {"median": round(statistics.median(ready), 3), "max": round(max(ready), 3)},
+            "github_spent": {kind: {"requests_median": statistics.median(r for r, _ in rows),
+                                    "points_median": statistics.median(p for _, p in rows)}
+                             for kind, rows in spent.items()},
             "rounds": rounds}
 
 
@@ -279,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
               f"respawn median {gh['check_run_to_respawn_s']['median']} s (max {gh['check_run_to_respawn_s']['max']}"
               f" s); approval webhook -> ready median {gh['approval_to_ready_s']['median']} s "
               f"(max {gh['approval_to_ready_s']['max']} s) (goal: under 5 s)")
+        cost = gh["github_spent"]
+        print(f"  GitHub spent per webhook (median): check_run -> respawn {cost['respawn']['requests_median']:g} "
+              f"requests, {cost['respawn']['points_median']:g} points; approval -> ready "
+              f"{cost['ready']['requests_median']:g} requests, {cost['ready']['points_median']:g} points")
     return 0
 
 
