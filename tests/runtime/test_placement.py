@@ -4,19 +4,23 @@ to the engine it records."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from monitor.layout import session_for
+from monitor.runtime.base import RuntimeFailure
 from monitor.runtime.container import ContainerRuntime
+from monitor.runtime.gitexec import ext_url, fetch_from, push_into
 from monitor.runtime.hosts import NoFreeSlot, PlacingRunner
 from monitor.runtime.placement import Host, bind, host_of, place, runtime_key
 from monitor.tick import World, run_tick
 from orchestrator import tasks as task_ops
 from orchestrator.config import CONFIG_NAME, ConfigError, load
 from registry.models import Status, Task
+from tests.conftest import git
 from tests.fakes.podman import Podman, podman_service
 from tests.runtime.test_container_lifecycle import AGENT
 from tests.waiting import wait_for
@@ -193,3 +197,43 @@ def test_attempts_fill_the_hosts_in_order_and_each_is_watched_and_stopped_on_its
             if isinstance(runtime, ContainerRuntime):
                 for name in runtime.panes() or {}:
                     runtime.kill(name)
+
+
+# -- the transport of a host that cannot see the worktree (shares_worktree = false) ---------------------
+
+
+def test_a_branch_goes_into_a_container_and_its_commits_come_back_over_the_engines_exec(
+    git_repo: Path, podman: Podman, tmp_path: Path
+) -> None:
+    runtime = ContainerRuntime(podman.url, image=podman.image, owner=str(git_repo), network="none")
+    name = f"swarm-clone-{secrets.token_hex(4)}"
+    runtime.launch(name, ["/bin/sh", "-c", "git init -q /tmp/work && sleep 600"], tmp_path)
+    try:
+        def pushed() -> bool:
+            try:
+                push_into(runtime, name, git_repo, "main", "swarm/t1", "/tmp/work")
+            except RuntimeFailure:
+                return False  # the container is still starting
+            return True
+
+        wait_for(pushed, what="the branch pushed into the container")
+        work = ("cd /tmp/work && git checkout -q swarm/t1 && echo done > work.txt && git add work.txt && "
+                "git -c user.name=agent -c user.email=agent@swarm.invalid commit -q -m 'agent work'")
+        done = runtime.client().containers.get(name).exec_run(["/bin/sh", "-c", work])
+        assert done.exit_code == 0, done.output
+        head = fetch_from(runtime, name, git_repo, "swarm/t1", "/tmp/work")
+        assert head == git(git_repo, "rev-parse", "swarm/t1")
+        assert git(git_repo, "log", "-1", "--format=%s %an", "swarm/t1") == "agent work agent"
+        assert git(git_repo, "rev-parse", "swarm/t1~1") == git(git_repo, "rev-parse", "main")
+    finally:
+        runtime.kill(name)
+    with pytest.raises(RuntimeFailure, match=f"could not fetch swarm/t1 from container {name}"):
+        fetch_from(runtime, name, git_repo, "swarm/t1", "/tmp/work")
+
+
+def test_an_engine_url_that_git_would_split_is_refused(podman: Podman) -> None:
+    runtime = ContainerRuntime("unix:///tmp/a b.sock", image=podman.image, owner="/repo")
+    with pytest.raises(ValueError, match="cannot be used in a git ext:: remote"):
+        ext_url(runtime, "swarm-x")
+    assert ext_url(ContainerRuntime(podman.url, image=podman.image, owner="/r"), "swarm-x", "/w").endswith(
+        f"{podman.url} exec -i swarm-x %S /w")
