@@ -28,11 +28,14 @@ from monitor.decide import decide
 from monitor.layout import Layout
 from monitor.observe import Observer
 from monitor.policy import DonePolicy, Policy
+from monitor.tick import run_tick
 from monitor.world.git import Git
 from monitor.world.github import GitHubForge, pulls_by_branch
 from monitor.world.github_api import GitHubApi, GitHubConfig
 from monitor.world.github_query import PAGE_SIZE
 from monitor.world.tmux import Tmux
+from orchestrator.config import load
+from orchestrator.wiring import build_world
 from registry.models import Attempt, PullRequest, RegistryState, Status, Task
 from registry.store import Registry
 from tests.conftest import git
@@ -240,29 +243,68 @@ def test_answers_read_out_of_order_keep_the_lowest_remaining(tmp_path: Path) -> 
     api.close()
 
 
-def test_swarm_status_shows_the_budget_left_after_a_tick(stage: Stage) -> None:
+def configure(stage: Stage, socket: str, tasks: list[Task]) -> None:
+    """swarm.toml for the fake GitHub, and these tasks in the registry."""
     (stage.repo / "swarm.toml").write_text(f"""
 [project]
 base_branch = "main"
 forge = "github"
 
 [monitor]
-tmux_socket = "swarm-evt-{os.getpid()}"
+tmux_socket = "{socket}"
 
 [github]
 repo = "{REPO}"
 api_url = "{stage.fake.url}"
 token_env = "GITHUB_TOKEN"
 ci_grace = "0s"
+
+[done]
+reviews = 1
+reviewers = ["carol"]
 """)
     exclude = stage.repo / ".git" / "info" / "exclude"
     exclude.write_text(".swarm/\nswarm.toml\n")
-    task = stage.task(3, status=Status.ready)
 
     def seed(state: RegistryState) -> RegistryState:
-        return state.model_copy(update={"tasks": {task.id: task}})
+        return state.model_copy(update={"tasks": {task.id: task for task in tasks}})
 
     Registry(stage.repo / ".swarm").update(seed)
+
+
+def test_a_tick_limited_to_one_task_asks_github_once_and_leaves_it_as_a_full_tick_does(
+        stage: Stage, tmux_socket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    for i in range(OPEN):
+        stage.fake.add_review(REPO, stage.numbers[f"swarm/t-{i:03d}"], "carol", "APPROVED", body="LGTM")
+    stage.fake.add_check_run(REPO, stage.head, "tests", conclusion="success")
+    configure(stage, tmux_socket, [stage.task(i, status=Status.ready) for i in range(OPEN)])
+    world = build_world(stage.repo, load(stage.repo / "swarm.toml"))
+    stage.fake.reset_log()
+    full = run_tick(world)
+    assert graphql_calls(stage.fake) == {"SwarmOpenPulls": 3} and full.actions == []
+    before = world.registry.read().tasks["t-042"]
+
+    stage.fake.reset_log()
+    event = run_tick(world, only={"t-042"})
+    assert event.actions == []
+    assert [(r.kind, r.operation) for r in stage.fake.requests] == [("graphql", "SwarmPullsByNumber")]
+    assert stage.fake.graphql_points == [("SwarmPullsByNumber", 1)]
+    after = world.registry.read().tasks["t-042"]
+    assert (after.status, after.reason, after.checks) == (before.status, before.reason, before.checks)
+    assert after.status is Status.ready
+
+    stage.fake.close_pr(REPO, stage.numbers["swarm/t-042"])  # a webhook says so: the event tick sees it, and
+    # looks for a newer open PR of the branch as the pages would show it (none here)
+    stage.fake.reset_log()
+    run_tick(world, only={"t-042"})
+    assert graphql_calls(stage.fake) == {"SwarmPullsByNumber": 1, "SwarmPullsByBranch": 1}
+    closed = world.registry.read().tasks["t-042"]  # judged as a full read judges it (the test above)
+    assert closed.status is not Status.ready and "closed" in closed.reason.lower(), closed.reason
+
+
+def test_swarm_status_shows_the_budget_left_after_a_tick(stage: Stage) -> None:
+    configure(stage, f"swarm-evt-{os.getpid()}", [stage.task(3, status=Status.ready)])
     env = {**os.environ, "GITHUB_TOKEN": TOKEN}
 
     def swarm(*args: str) -> str:
