@@ -317,3 +317,21 @@ def test_swarm_status_shows_the_budget_left_after_a_tick(stage: Stage) -> None:
     left = stage.fake.rate_remaining("graphql")
     line = next((row for row in out.splitlines() if row.startswith("GitHub budget:")), "")
     assert f"{left:,} of 5,000 GraphQL points left (resets " in line, out
+
+
+def test_the_budget_line_tells_the_two_budgets_apart_and_a_passed_reset(tmp_path: Path) -> None:
+    from orchestrator.serve.health import github_budget
+
+    now = datetime(2026, 12, 4, 22, 0, tzinfo=UTC)
+    at = int(now.timestamp())
+    rates = {"core": {"remaining": 4990, "limit": 5000, "reset": at + 600, "resource": "core"},
+             "graphql": {"remaining": 4712, "limit": 5000, "reset": at + 1800, "resource": "graphql"}}
+    (tmp_path / "github.json").write_text(json.dumps({"rates": rates}))
+    assert github_budget(tmp_path, now) == ("GitHub budget: 4,712 of 5,000 GraphQL points left (resets 22:30 UTC); "
+                                            "4,990 of 5,000 REST requests left (resets 22:10 UTC)")
+    assert github_budget(tmp_path, now.replace(minute=40)).startswith(
+        "GitHub budget: 5,000 of 5,000 GraphQL points (its hour began again at 22:30 UTC)")
+    (tmp_path / "github.json").write_text(json.dumps({"rate": rates["core"]}))  # only the scarcest known
+    assert github_budget(tmp_path, now) == "GitHub budget: 4,990 of 5,000 REST requests left (resets 22:10 UTC)"
+    (tmp_path / "github.json").write_text(json.dumps({"rates": {"core": {"remaining": "lots"}}}))
+    assert github_budget(tmp_path, now) == ""
