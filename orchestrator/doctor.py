@@ -176,6 +176,13 @@ def _containers(repo: Path, settings: Settings, commands: list[str]) -> Iterator
     common = runner.git_common_dir()
     mounts = [(common, False)] + [(common / name, True) for name in ("hooks", "config") if (common / name).exists()]
     identity = runner._git_identity()
+    hosts = settings.runtime.container.hosts
+    if hosts:
+        total, most = sum(h.slots for h in hosts), settings.monitor.max_parallel
+        listed = ", ".join(f"{h.label} {h.slots}" for h in hosts)
+        yield True, (f"container hosts: {total} slot(s) in all ({listed}), filled in this order" + (
+            f"; monitor.max_parallel = {most} is more, so some attempts will wait for a slot (set it to {total} "
+            "or add slots)" if most > total else ""))
     for key, runtime in sorted(runtimes_from(layout, settings).items()):
         if not isinstance(runtime, ContainerRuntime):
             continue

@@ -108,6 +108,12 @@ def test_each_listed_host_is_checked_on_its_own(git_repo: Path, tmux_socket: str
     assert found["container host here"][0] and "answers: Podman Engine" in found["container host here"][1]
     assert not found["container host far"][0] and "cannot be reached" in found["container host far"][1]
     assert found["container commit"][0], "the reachable host's probe ran"
+    summary = [line for _, line in run_doctor(git_repo) if line.startswith("container hosts:")]
+    assert summary == ["container hosts: 4 slot(s) in all (here 2, far 2), filled in this order"]
+    configure(git_repo, tmux_socket, hosts_config(podman.image, hosts[:1]))
+    summary = [line for _, line in run_doctor(git_repo) if line.startswith("container hosts:")]
+    assert summary == ["container hosts: 2 slot(s) in all (here 2), filled in this order; monitor.max_parallel = 4 "
+                       "is more, so some attempts will wait for a slot (set it to 2 or add slots)"]
 
 
 def test_a_user_without_a_git_identity_is_told_to_set_one(
