@@ -682,11 +682,13 @@ def test_the_fake_speaks_slack_to_the_real_client(slack: FakeSlack) -> None:
 def test_a_task_lifecycle_is_threaded_with_a_stuck_escalation(parts: tuple[World, Clock], slack: FakeSlack) -> None:
     from monitor.tick import run_tick
     from tests.monitor.test_tick import spawn, status_of, tick_until
+    from tests.waiting import wait_for_output
 
     world, clock = parts
     task = spawn(world, "scenario: sleep\nretry: commit-good", title="Lifecycle")
-    tick_until(world, lambda s: s.tasks[task.id].attempt is not None
-               and s.tasks[task.id].attempt.launched_at is not None)  # type: ignore[union-attr]
+    # the agent's only output must be seen before the clock moves: printed after it, it would count as progress
+    wait_for_output(world.layout, task.id, "scripted agent: attempt 1")
+    run_tick(world)
     clock.advance(minutes=11)  # over stuck_after (10m): killed, respawned, the human told once
     run_tick(world)
     tick_until(world, status_of(task.id, Status.ready))
