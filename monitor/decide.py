@@ -184,6 +184,17 @@ def _worktree_missing(task: Task, attempt: Attempt, now: datetime, *, kill: bool
     return Decision(task.id, (Fail(task.id, attempt.number, failure, kill=kill),), failure.summary)
 
 
+def _blind_reason(runtime: str, liveness: Liveness) -> str:
+    """What cannot be seen, named by the runtime the attempt records ("tmux", "container", "container:<host>")."""
+    kind, _, host = runtime.partition(":")
+    if kind == "tmux":
+        return ("no tmux server is running (a reboot?)" if liveness is Liveness.no_server
+                else "the tmux server cannot be reached")
+    if kind == "container":
+        return f"the container engine{f' of host {host}' if host else ''} cannot be reached"
+    return f"the {runtime} runtime cannot be reached"
+
+
 def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) -> Decision:
     attempt = task.attempt
     assert attempt is not None, "a running task always has an attempt"
@@ -236,8 +247,7 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
     idle = now - progress_at
 
     if obs.liveness.blind:
-        server = ("no tmux server is running (a reboot?)" if obs.liveness is Liveness.no_server
-                  else "the tmux server cannot be reached")
+        server = _blind_reason(attempt.runtime, obs.liveness)
         if idle.total_seconds() > policy.stuck_after:
             return stop(FailureKind.died,
                         f"{server} and the agent made no progress for {format_duration(idle.total_seconds())}")

@@ -1027,3 +1027,40 @@ def test_rebaseline_shifts_only_running_attempts_and_only_beyond_the_slack() -> 
     assert summary(decide(shifted.tasks["a"], running_obs(), POLICY, NOW + timedelta(hours=3))) == []
     back = rebaseline(state, -timedelta(hours=3)).tasks["a"]
     assert back.attempts[-1].progress_at == before.progress_at - timedelta(hours=3)  # type: ignore[operator]
+
+
+# -- a blind monitor names what it cannot see: the runtime the attempt records --------------------------------
+
+
+def on_runtime(t: Task, runtime: str) -> Task:
+    return t.model_copy(update={"attempts": (*t.attempts[:-1], t.attempts[-1].model_copy(update={"runtime": runtime}))})
+
+
+BLIND_ROWS = [
+    pytest.param("tmux", Liveness.unknown, QUIET, [],
+                 "the tmux server cannot be reached; waiting (not counted as a death)", id="tmux-unreachable"),
+    pytest.param("tmux", Liveness.no_server, QUIET, [], "no tmux server is running (a reboot?); waiting",
+                 id="tmux-no-server"),
+    pytest.param("container", Liveness.unknown, QUIET, [],
+                 "the container engine cannot be reached; waiting (not counted as a death)", id="engine-unreachable"),
+    pytest.param("container", Liveness.no_server, QUIET, [],
+                 "the container engine cannot be reached; waiting (not counted as a death)", id="engine-lists-nothing"),
+    pytest.param("container:build2", Liveness.unknown, QUIET, [],
+                 "the container engine of host build2 cannot be reached; waiting (not counted as a death)",
+                 id="host-engine-unreachable"),
+    pytest.param("container", Liveness.unknown, IDLE, ["Respawn:died"],
+                 "the container engine cannot be reached and the agent made no progress for", id="engine-past-stuck"),
+    pytest.param("container:build2", Liveness.unknown, IDLE, ["Respawn:died"],
+                 "the container engine of host build2 cannot be reached and the agent made no progress",
+                 id="host-engine-past-stuck"),
+]
+
+
+@pytest.mark.parametrize(("runtime", "liveness", "progress", "expected", "reason"), BLIND_ROWS)
+def test_a_blind_monitor_names_the_runtime_it_cannot_see(runtime: str, liveness: Liveness, progress: datetime,
+                                                          expected: list[str], reason: str) -> None:
+    decision = decide(on_runtime(task(progress=progress), runtime), running_obs(liveness=liveness), POLICY, NOW)
+    assert summary(decision) == expected, decision.reason
+    assert decision.reason.startswith(reason), decision.reason
+    if runtime != "tmux":
+        assert "tmux" not in decision.reason
