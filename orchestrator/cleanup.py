@@ -7,6 +7,11 @@ the configured worktree root is ever removed, and only through ``git worktree re
 A worktree with uncommitted or untracked files is never removed silently: the dry run lists it as dirty,
 `swarm cleanup` first saves that work to ``refs/swarm/leftovers/<task>`` (and says how to get it back),
 and the monitor's daily chore (``keep_dirty``) leaves it untouched.
+
+Containers (``[runtime.container]``): those of this repository (its ``swarm.repo`` label; another
+repository's are never listed) that no live task owns — a crash or an engine that was down when its task
+ended can leave them — are orphans like sessions: listed, removed only with ``--yes`` (the daily chore
+only reports them). An engine that cannot be reached is one line, and nothing there is touched.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from monitor.layout import AGENT_SESSION_PREFIX, JOB_SESSION_PREFIX, job_session_for, session_for
+from monitor.runtime.base import TMUX, Runtime
+from monitor.runtime.placement import host_of
 from monitor.tick import World
 from monitor.world.git import GitError, changed_paths, leftovers_ref
-from registry.models import Status
+from monitor.world.tmux import TmuxError
+from registry.archive import find_archived
+from registry.models import RegistryState, Status, Task
 
 
 def disk_usage(path: Path) -> int:
@@ -125,6 +134,79 @@ def run_cleanup(world: World, *, dry_run: bool, remove_orphans: bool, keep_dirty
             yield f"killed orphan session {session}"
         else:
             yield f"orphan session {session}; `swarm cleanup --yes` kills it"
+    yield from _orphan_containers(world, state, remove=remove_orphans and not dry_run)
     live = [Path(t.worktree) for t in state.tasks.values() if Path(t.worktree).exists()]
     total = sum(disk_usage(p) for p in live)
     yield f"worktrees in use: {len(live)}, {_mb(total)} under {root}"
+
+
+def _engine(key: str, runtime: Runtime) -> str:
+    """The engine a runtime talks to (two host names may point at one engine)."""
+    return str(getattr(runtime, "engine", "") or key)
+
+
+def _where(key: str, engine: str) -> str:
+    host = host_of(key)
+    return f"host {host} ({engine})" if host else engine
+
+
+def _why(name: str, tasks: dict[str, Task], engines: dict[str, str], state_dir: Path) -> str:
+    """Why no live task owns container ``name``: its task ended (or was archived), runs elsewhere now, or
+    is unknown."""
+    task = next((t for t in tasks.values() if session_for(t.id) == name), None)
+    if task is None:
+        gone = find_archived(state_dir, name.removeprefix(AGENT_SESSION_PREFIX))
+        return (f"task {gone.id} is {gone.status.value} and archived" if gone is not None
+                else "no task of this repository has that name")
+    if not (task.status.active or task.status is Status.failed) or task.attempt is None:
+        return f"task {task.id} is {task.status.value}"
+    runtime = task.attempt.runtime
+    where = "tmux" if runtime == TMUX else _where(runtime, engines.get(runtime, runtime))
+    return f"task {task.id}'s attempt {task.attempt.number} runs in {where}"
+
+
+def _orphan_containers(world: World, state: RegistryState, *, remove: bool) -> Iterator[str]:
+    """This repository's containers that no live (active or failed) task's last attempt runs in, per engine:
+    listed, or removed with ``remove``. One line for an engine that cannot be asked; nothing changes there."""
+    runtimes = {key: rt for key, rt in sorted(world.runner.runtimes.items()) if key != TMUX}
+    if not runtimes:
+        return
+    engines = {key: _engine(key, rt) for key, rt in runtimes.items()}
+    owned: set[tuple[str, str]] = set()  # (engine, container name)
+    anywhere: set[str] = set()  # live attempts in a runtime swarm.toml no longer names: kept on every engine
+    for task in state.tasks.values():
+        attempt = task.attempt
+        if attempt is None or attempt.runtime == TMUX or not (task.status.active or task.status is Status.failed):
+            continue
+        names = {session_for(task.id), attempt.session}
+        if attempt.runtime in engines:
+            owned.update((engines[attempt.runtime], name) for name in names)
+        else:
+            anywhere.update(names)
+    seen: set[str] = set()
+    for key, runtime in runtimes.items():
+        engine = engines[key]
+        if engine in seen:
+            continue
+        seen.add(engine)
+        where = _where(key, engine)
+        try:
+            containers = runtime.panes() or {}
+        except TmuxError as exc:  # RuntimeUnavailable and RuntimeFailure are TmuxErrors
+            detail = " ".join(str(exc).split())
+            yield f"containers on {where} not checked: {detail}; run `swarm cleanup` again once it answers"
+            continue
+        for name, pane in sorted(containers.items()):
+            if (engine, name) in owned or name in anywhere:
+                continue
+            what = f"exited {pane.dead_status}" if pane.dead else "running"
+            why = _why(name, state.tasks, engines, world.layout.state_dir)
+            if not remove:
+                yield f"orphan container {name} on {where} ({what}, {why}); `swarm cleanup --yes` removes it"
+                continue
+            try:
+                runtime.kill(name)
+            except TmuxError as exc:
+                yield f"kept orphan container {name} on {where}: {' '.join(str(exc).split())}"
+                continue
+            yield f"removed orphan container {name} on {where} ({what}, {why})"
