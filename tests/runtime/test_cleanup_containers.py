@@ -190,3 +190,29 @@ def test_an_archived_tasks_container_is_an_orphan_that_names_it(
     assert "(running, task broken is failed and archived)" in why["swarm-broken"]
     assert "(running, task done is merged and archived)" in why["swarm-done"]
     assert names(runtime) == ORPHANS | OWNED
+
+
+def test_two_host_names_for_one_engine_list_it_once_and_keep_a_live_attempt_on_either(
+    git_repo: Path, tmux_socket: str, podman: Podman, tmp_path: Path
+) -> None:
+    hosts = "".join(f'\n[[runtime.container.hosts]]\nname = "{name}"\nengine = "{podman.url}"\nslots = 4\n'
+                    for name in ("a", "b"))
+    config = f'\n[runtime.container]\nimage = "{podman.image}"\nnetwork = "none"\nmemory = "256m"\n{hosts}'
+    world, _clock, _ = make_world(git_repo, tmux_socket, extra=config)
+    engine = world.runner.runtimes["container:a"]
+    assert isinstance(engine, ContainerRuntime)
+    add_task(world, "live", Status.running, "container:b")  # recorded on b, listed through a first
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    try:
+        for task_id in ("live", "ghost"):
+            engine.launch_attempt(session_for(task_id), ["sleep", "300"], workdir, {}, mounts=(), task=task_id)
+        lines = container_lines(list(run_cleanup(world, dry_run=False, remove_orphans=False)))
+        assert lines == [f"orphan container swarm-ghost on host a ({podman.url}) (running, no task of this "
+                         "repository has that name); `swarm cleanup --yes` removes it"]
+        removed = container_lines(list(run_cleanup(world, dry_run=False, remove_orphans=True)))
+        assert [line.split()[3] for line in removed] == ["swarm-ghost"], removed
+        assert names(engine) == {"swarm-live"}
+    finally:
+        for name in engine.panes() or {}:
+            engine.kill(name)
