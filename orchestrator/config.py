@@ -227,7 +227,9 @@ class ContainerHost(Section):
     engine: str  # its Docker Engine API URL (unix://, tcp:// or ssh://)
     slots: int = Field(ge=1, le=500)  # how many agents it may run at once (all of swarm's repositories together)
     name: str = ""  # as attempts record it ("container:<name>"); default: the engine URL
-    shares_worktree: bool = True  # the host sees the worktree at the same path (this machine, a shared mount)
+    # the host sees the worktree at the same path (this machine, a shared mount); false: the branch is pushed
+    # into the container and the agent's commits fetched back (docs/runtimes.md)
+    shares_worktree: bool = True
 
     @field_validator("engine")
     @classmethod
@@ -241,14 +243,6 @@ class ContainerHost(Section):
     def _name(cls, value: str) -> str:
         if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
             raise ValueError(f"{value!r} is not a host name: letters, digits, '.', '_' and '-' (e.g. \"build2\")")
-        return value
-
-    @field_validator("shares_worktree")
-    @classmethod
-    def _shared(cls, value: bool) -> bool:
-        if not value:
-            raise ValueError("false (clone in the container, fetch the commits back) is designed but not built yet "
-                             "(docs/runtimes.md); use hosts that mount the worktree at the same path")
         return value
 
     @property

@@ -157,11 +157,13 @@ def host_pool_from(layout: Layout, settings: Settings) -> HostPool | None:
         return None
     from monitor.runtime.container import ContainerRuntime, Limits
     from monitor.runtime.placement import Host
+    from monitor.runtime.remote import RemoteContainerRuntime
 
     limits = Limits(memory=container.memory, cpus=container.cpus, pids=container.pids)
     return HostPool([(Host(host.label, host.slots),
-                      ContainerRuntime(host.engine, image=container.image, owner=str(layout.repo),
-                                       network=container.network, limits=limits))
+                      (ContainerRuntime if host.shares_worktree else RemoteContainerRuntime)(
+                          host.engine, image=container.image, owner=str(layout.repo), network=container.network,
+                          limits=limits))
                      for host in container.hosts])
 
 

@@ -272,7 +272,6 @@ class ContainerRuntime:
         or exited: an exited one is judged by the next tick, never run twice). ``mounts`` are extra host
         paths as (path, read_only), mounted at the same path; ``cwd`` is mounted read-write."""
         import docker.errors
-        from docker.types import Mount
 
         _check_name(name)
         argv = list(argv)
@@ -295,14 +294,12 @@ class ContainerRuntime:
             if str((existing.attrs.get("State") or {}).get("Status", "")).lower() == "created":
                 self._call("start", existing.start)
             return
-        binds = [Mount(target=str(cwd), source=str(cwd), type="bind", read_only=False)]
-        binds += [Mount(target=str(path), source=str(path), type="bind", read_only=ro) for path, ro in mounts]
         environment = {**env, "HOME": "/tmp"}  # noqa: S108 - the container's own /tmp
         try:
             container = self._call(
                 "create", client.containers.create, self.image, argv, name=name, detach=True,
                 labels={REPO_LABEL: self.owner, TASK_LABEL: task}, user=self.user, working_dir=str(cwd),
-                environment=environment, mounts=binds, network_mode=self.network,
+                environment=environment, network_mode=self.network, **self._storage(cwd, mounts),
                 mem_limit=parse_size(self.limits.memory), memswap_limit=parse_size(self.limits.memory),
                 nano_cpus=int(self.limits.cpus * 1e9), pids_limit=self.limits.pids,
                 cap_drop=["ALL"], security_opt=["no-new-privileges"],
@@ -317,6 +314,14 @@ class ContainerRuntime:
         except (RuntimeFailure, docker.errors.NotFound) as exc:
             self.kill(name)  # never leave a created container that a later launch would take as started
             raise RuntimeFailure(f"container {name} did not start: {exc}") from exc
+
+    def _storage(self, cwd: Path, mounts: Sequence[tuple[Path, bool]]) -> dict[str, Any]:
+        """The container's filesystem beyond the image: ``cwd`` and ``mounts`` bind-mounted at their paths."""
+        from docker.types import Mount
+
+        binds = [Mount(target=str(cwd), source=str(cwd), type="bind", read_only=False)]
+        binds += [Mount(target=str(path), source=str(path), type="bind", read_only=ro) for path, ro in mounts]
+        return {"mounts": binds}
 
     def kill(self, name: str) -> bool:
         """Remove this repository's container ``name`` at once (SIGKILL); False if there was none."""

@@ -1,0 +1,231 @@
+"""A container host that cannot see this machine's disk (``shares_worktree = false``).
+
+Nothing of the repository is mounted. The worktree path and the attempt's run directory are empty
+``tmpfs`` mounts at the same paths as here (so prompts, logs and evidence name the same paths); the
+monitor pushes the task's branch into a repository created there over git's ``ext::`` transport through
+the engine's ``exec`` (:mod:`monitor.runtime.gitexec`) and copies the prompt in, and only then does the
+entry check the branch out and run the usual entry (setup, agent, memory figures).
+
+Coming back: on every tick, :meth:`RemoteContainerRuntime.panes` appends the new end of the container's
+``output.log`` to the local one (so output growth, ``swarm logs`` and the evidence read the same file as
+everywhere else) and copies ``phase`` and ``memory``. The entry does not end with the agent: it writes
+the agent's exit code to ``exit`` in the run directory and waits. Seeing that file, the monitor fetches
+the container's branch into the local worktree (the container's branch is the attempt's truth), then
+lets the entry end with the agent's code. The container is reported exited only after that fetch, so
+every later check (commits ahead, phantom, CI) reads the local branch as with a shared host. A container
+that ends before the fetch (killed, its host gone) is a death, and its unfetched commits are lost.
+
+The agent gets no credential of any kind: the monitor's own git does the talking. (An opt-in push
+credential limited to the task's branch is designed in docs/runtimes.md, not built.)
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tarfile
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from monitor.runtime.base import RuntimeFailure, RuntimeUnavailable
+from monitor.runtime.container import ENTRY, ContainerPane, ContainerRuntime
+from monitor.world import proc
+from monitor.world.tmux import Pane
+
+log = logging.getLogger(__name__)
+
+MARK = "swarm-remote"
+FILL_TIMEOUT = 60.0  # the container's `git init` must be done within this
+EXIT_FILE, PUSHED_FILE, FETCHED_FILE = "exit", ".pushed", ".fetched"
+
+# $1 worktree, $2 run dir, $3 branch, then the usual entry's argv.
+REMOTE_ENTRY = r"""set -u
+wt=$1; run=$2; branch=$3; shift 3
+git init -q "$wt" || exit 125
+while [ ! -e "$run/.pushed" ]; do sleep 0.1; done
+cd "$wt" && git checkout -q "$branch" || { echo "could not check out $branch" >> "$run/output.log"; exit 125; }
+"$@"
+code=$?
+echo "$code" > "$run/exit"
+while [ ! -e "$run/.fetched" ]; do sleep 0.2; done
+exit "$code"
+"""
+
+
+def _run_dir_of(argv: Sequence[str]) -> Path | None:
+    """The run directory of an attempt's entry argv (``entry_argv``), or None for any other command."""
+    if len(argv) > 5 and list(argv[:4]) == ["/bin/sh", "-c", ENTRY, "swarm-entry"]:
+        return Path(argv[4])
+    return None
+
+
+class RemoteContainerRuntime(ContainerRuntime):
+    """One engine whose containers see nothing of this machine: clone in, fetch back (see the module)."""
+
+    shares_worktree = False
+
+    def _storage(self, cwd: Path, mounts: Sequence[tuple[Path, bool]]) -> dict[str, Any]:
+        """No bind mount at all: empty tmpfs at the worktree and run directory paths (the user's uid writes
+        them; counted in the container's memory)."""
+        paths = [cwd, *(path for path, _ in mounts)]
+        return {"tmpfs": {str(path): "rw,exec,nosuid,nodev,mode=1777" for path in paths}}
+
+    def launch_attempt(
+        self,
+        name: str,
+        argv: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str],
+        *,
+        mounts: Sequence[tuple[Path, bool]],
+        task: str,
+    ) -> None:
+        """Start the attempt's container with its own empty worktree, push the task's branch and the prompt
+        in, then let the entry run (a no-op when the container was started and filled already)."""
+        run_dir = _run_dir_of(argv)
+        if run_dir is None:
+            raise RuntimeFailure(f"container host {self.engine} cannot see this machine's disk "
+                                 "(shares_worktree = false): only agent attempts run there")
+        branch = _branch(cwd)
+        command = ["/bin/sh", "-c", REMOTE_ENTRY, MARK, str(cwd), str(run_dir), branch, *argv]
+        # The tmpfs roots belong to root: git must trust them (the agent's and the monitor's exec git alike).
+        environment = {**env, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory",
+                       "GIT_CONFIG_VALUE_0": "*"}
+        super().launch_attempt(name, command, cwd, environment, mounts=[(run_dir, False)], task=task)
+        try:
+            self._fill(name, cwd, run_dir, branch)
+        except (RuntimeFailure, RuntimeUnavailable):
+            self.kill(name)  # never leave a container waiting for a push that will not come
+            raise
+
+    def _fill(self, name: str, cwd: Path, run_dir: Path, branch: str) -> None:
+        from monitor.runtime.gitexec import push_into
+
+        container = self._get(name)
+        if container is None:
+            raise RuntimeFailure(f"container {name} vanished before its branch was pushed in")
+        if self._exec(container, ["test", "-e", str(run_dir / PUSHED_FILE)])[0] == 0:
+            return
+        deadline, last = time.monotonic() + FILL_TIMEOUT, ""
+        while True:
+            try:
+                push_into(self, name, cwd, "HEAD", branch, str(cwd))
+                break
+            except RuntimeFailure as exc:  # the entry's `git init` has not run yet
+                last = str(exc)
+                if time.monotonic() > deadline:
+                    raise RuntimeFailure(f"{last} (after {FILL_TIMEOUT:.0f} s)") from exc
+                time.sleep(0.2)
+        prompt = run_dir / "prompt.md"
+        if prompt.exists():
+            self._call("copy the prompt", container.put_archive, str(run_dir), _tar(prompt, self.user))
+        code, out = self._exec(container, ["touch", str(run_dir / PUSHED_FILE)])
+        if code != 0:
+            raise RuntimeFailure(f"container {name}: could not start its entry: {out[-300:]}")
+
+    def _exec(self, container: Any, argv: list[str]) -> tuple[int, str]:
+        done = self._call("exec", container.exec_run, argv, demux=False)
+        return int(done.exit_code if done.exit_code is not None else -1), bytes(done.output or b"").decode(
+            "utf-8", errors="replace")
+
+    def panes(self) -> dict[str, Pane] | None:
+        """The engine's view, with each running attempt's output copied back, and an attempt whose agent has
+        exited reported exited (with the agent's code) once its commits are fetched into the worktree."""
+        panes = super().panes()
+        if panes is None:
+            return None
+        for name, pane in list(panes.items()):
+            if pane.dead:
+                continue
+            try:
+                synced = self._sync(name)
+            except RuntimeFailure as exc:  # this attempt only: try again next tick; its peers are still seen
+                log.warning("container %s: %s", name, exc)
+                continue
+            if synced is not None:
+                panes[name] = synced
+        return panes
+
+    def _sync(self, name: str) -> ContainerPane | None:
+        import docker.errors
+
+        try:
+            container = self._get(name)
+        except docker.errors.NotFound:
+            return None
+        if container is None:
+            return None
+        cmd = list(container.attrs.get("Config", {}).get("Cmd") or [])
+        if len(cmd) < 7 or cmd[3] != MARK:
+            return None
+        cwd, run_dir, branch = Path(cmd[4]), Path(cmd[5]), cmd[6]
+        if not run_dir.is_dir():
+            return None
+        self._copy_log(container, run_dir)
+        code, text = self._exec(container, ["cat", str(run_dir / EXIT_FILE)])
+        if code != 0 or not text.strip().lstrip("-").isdigit():
+            return None  # the agent still runs
+        for small in ("phase", "memory"):
+            found, body = self._exec(container, ["cat", str(run_dir / small)])
+            if found == 0:
+                (run_dir / small).write_text(body, encoding="utf-8")
+        self._copy_log(container, run_dir)
+        self._fetch(name, cwd, branch)
+        self._exec(container, ["touch", str(run_dir / FETCHED_FILE)])
+        state = container.attrs.get("State") or {}
+        from monitor.runtime.container import _time
+
+        return ContainerPane(name, True, None, int(text.strip()), self.owner, str(cwd),
+                             started_at=_time(str(state.get("StartedAt", ""))),
+                             finished_at=datetime.now(UTC).isoformat())
+
+    def _copy_log(self, container: Any, run_dir: Path) -> None:
+        """Append what the container's output.log has beyond the local copy's length."""
+        local = run_dir / "output.log"
+        size = local.stat().st_size if local.exists() else 0
+        code, _ = self._exec(container, ["test", "-e", str(run_dir / "output.log")])
+        if code != 0:
+            return
+        done = self._call("exec", container.exec_run, ["tail", "-c", f"+{size + 1}", str(run_dir / "output.log")])
+        if done.exit_code == 0 and done.output:
+            fd = os.open(local, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, bytes(done.output))
+            finally:
+                os.close(fd)
+
+    def _fetch(self, name: str, cwd: Path, branch: str) -> None:
+        """The container's branch into the local worktree (checked out there on the same branch)."""
+        from monitor.runtime.gitexec import _git, ext_url
+
+        done = _git(cwd, "fetch", "--quiet", ext_url(self, name, str(cwd)), f"refs/heads/{branch}")
+        if not done.ok:
+            raise RuntimeFailure(f"could not fetch {branch} from container {name}: {done.stderr.strip()[-300:]}")
+        moved = proc.run(["git", "-C", str(cwd), "reset", "--quiet", "--hard", "FETCH_HEAD"], timeout=120)
+        if not moved.ok:
+            raise RuntimeFailure(f"could not move {branch} to the container's commits: {moved.stderr.strip()[-300:]}")
+
+
+def _branch(cwd: Path) -> str:
+    found = proc.run(["git", "-C", str(cwd), "symbolic-ref", "--short", "HEAD"], timeout=30)
+    if not found.ok or not found.stdout.strip():
+        raise RuntimeFailure(f"worktree {cwd} is not on a branch: the task's branch must be checked out")
+    return found.stdout.strip()
+
+
+def _tar(path: Path, user: str) -> bytes:
+    """``path`` as a one-file tar owned by the container's user (mode 0600)."""
+    uid, _, gid = user.partition(":")
+    data = path.read_bytes()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(path.name)
+        info.size, info.mode = len(data), 0o600
+        info.uid, info.gid = int(uid or 0), int(gid or 0)
+        info.mtime = int(time.time())
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
