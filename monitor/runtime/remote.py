@@ -183,6 +183,28 @@ class RemoteContainerRuntime(ContainerRuntime):
                              started_at=_time(str(state.get("StartedAt", ""))),
                              finished_at=datetime.now(UTC).isoformat())
 
+    def kill(self, name: str) -> bool:
+        """Fetch what the agent committed so far (fast-forward only: a stuck or timed-out agent's commits stay
+        on the branch as with a shared host; nothing local is ever overwritten), then remove the container."""
+        try:
+            self._salvage(name)
+        except (RuntimeFailure, RuntimeUnavailable) as exc:
+            log.warning("container %s: its last commits were not fetched before the kill: %s", name, exc)
+        return super().kill(name)
+
+    def _salvage(self, name: str) -> None:
+        container = self._get(name)
+        if container is None or str((container.attrs.get("State") or {}).get("Status", "")).lower() != "running":
+            return
+        cmd = list(container.attrs.get("Config", {}).get("Cmd") or [])
+        if len(cmd) < 7 or cmd[3] != MARK or not Path(cmd[5]).is_dir():
+            return
+        cwd, run_dir, branch = Path(cmd[4]), Path(cmd[5]), cmd[6]
+        if self._exec(container, ["test", "-e", str(run_dir / PUSHED_FILE)])[0] != 0:
+            return
+        self._copy_log(container, run_dir)
+        self._fetch(name, cwd, branch, fast_forward=True)
+
     def _copy_log(self, container: Any, run_dir: Path) -> None:
         """Append what the container's output.log has beyond the local copy's length."""
         local = run_dir / "output.log"
@@ -198,14 +220,17 @@ class RemoteContainerRuntime(ContainerRuntime):
             finally:
                 os.close(fd)
 
-    def _fetch(self, name: str, cwd: Path, branch: str) -> None:
-        """The container's branch into the local worktree (checked out there on the same branch)."""
+    def _fetch(self, name: str, cwd: Path, branch: str, *, fast_forward: bool = False) -> None:
+        """The container's branch into the local worktree (checked out there on the same branch): moved to
+        the container's head (its branch is the attempt's truth), or only fast-forwarded."""
         from monitor.runtime.gitexec import _git, ext_url
 
         done = _git(cwd, "fetch", "--quiet", ext_url(self, name, str(cwd)), f"refs/heads/{branch}")
         if not done.ok:
             raise RuntimeFailure(f"could not fetch {branch} from container {name}: {done.stderr.strip()[-300:]}")
-        moved = proc.run(["git", "-C", str(cwd), "reset", "--quiet", "--hard", "FETCH_HEAD"], timeout=120)
+        move = ["merge", "--quiet", "--ff-only", "FETCH_HEAD"] if fast_forward else ["reset", "--quiet", "--hard",
+                                                                                      "FETCH_HEAD"]
+        moved = proc.run(["git", "-C", str(cwd), *move], timeout=120)
         if not moved.ok:
             raise RuntimeFailure(f"could not move {branch} to the container's commits: {moved.stderr.strip()[-300:]}")
 

@@ -26,6 +26,11 @@ IDLE = """
 command = ["sh", "-c", "cat >/dev/null; echo looked around, changed nothing"]
 prompt = "stdin"
 runtime = "container"
+
+[agents.slow]
+command = ["sh", "-c", "cat >/dev/null; echo p > p; git add p; git commit -qm partial; echo committed; sleep 600"]
+prompt = "stdin"
+runtime = "container"
 """
 
 
@@ -88,3 +93,14 @@ def test_a_phantom_on_such_a_host_is_still_caught(far: World) -> None:
     assert first.failure is not None and first.failure.kind is FailureKind.phantom, first
     assert first.exit_code == 0
     assert "looked around, changed nothing" in (world.layout.run_dir(task.id, 1) / "output.log").read_text()
+
+
+def test_an_agent_stopped_while_it_runs_keeps_the_commits_it_made(far: World) -> None:
+    world = far
+    task = spawn(world, "slow", "work slowly")
+    log = world.layout.run_dir(task.id, 1) / "output.log"
+    tick_until(world, lambda s: log.exists() and "committed" in log.read_text())
+    task_ops.cancel(world, task.id)  # kills the container: what it committed is fetched first
+    runtime = world.runner.runtimes["container:far"]
+    assert session_for(task.id) not in (runtime.panes() or {})
+    assert git(world.layout.repo, "log", "--format=%s", f"swarm/{task.id}", "-1") == "partial"
