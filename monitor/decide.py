@@ -202,7 +202,7 @@ def decide_running(task: Task, obs: Observation, policy: Policy, now: datetime) 
         return _worktree_missing(task, attempt, now, kill=True)
     if attempt.launched_at is None and obs.result is None:
         if obs.liveness is Liveness.unknown:  # no server at all is fine: launching starts one
-            return Decision(task.id, (), "tmux server unreachable; the launch waits")
+            return Decision(task.id, (), f"{_blind_reason(attempt.runtime, obs.liveness)}; the launch waits")
         return Decision(task.id, (Launch(task.id, attempt.number),), "launching the agent")
     result = obs.result
     if result is not None:

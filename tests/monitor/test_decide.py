@@ -1064,3 +1064,13 @@ def test_a_blind_monitor_names_the_runtime_it_cannot_see(runtime: str, liveness:
     assert decision.reason.startswith(reason), decision.reason
     if runtime != "tmux":
         assert "tmux" not in decision.reason
+
+
+@pytest.mark.parametrize(("runtime", "reason"), [
+    ("tmux", "the tmux server cannot be reached; the launch waits"),
+    ("container:build2", "the container engine of host build2 cannot be reached; the launch waits"),
+])
+def test_an_unlaunched_attempt_waits_naming_its_runtime(runtime: str, reason: str) -> None:
+    unlaunched = on_runtime(task(launched=None), runtime)
+    decision = decide(unlaunched, running_obs(liveness=Liveness.unknown), POLICY, NOW)
+    assert summary(decision) == [] and decision.reason == reason
