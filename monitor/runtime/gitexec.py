@@ -1,6 +1,5 @@
 """git in and out of a container through the engine's ``exec``: the transport of the host mode that cannot
-see the worktree (``shares_worktree = false``, designed in docs/runtimes.md; this transport is built and
-tested, the mode is not wired yet).
+see the worktree (``shares_worktree = false``: :mod:`monitor.runtime.remote`, docs/runtimes.md).
 
 git's ``ext::`` transport runs a command instead of opening a connection; here the command is the engine
 CLI's ``exec -i NAME git-receive-pack|git-upload-pack PATH``, so the monitor pushes the task's branch into

@@ -7,8 +7,9 @@ skipped. When every host is full the attempt is still recorded, on the first rea
 launch waits there: :class:`NoFreeSlot` is an "unreachable runtime" error, so the tick defers the launch
 (event ``launch_deferred``) and tries again on the next tick, and nothing is judged dead meanwhile.
 
-Only hosts that see the worktree at the same path (``shares_worktree = true``: this machine, or one that
-mounts the same filesystem) are built; the clone-and-fetch-back mode is designed in docs/runtimes.md.
+A host that sees the worktree at the same path (``shares_worktree = true``: this machine, or one that
+mounts the same filesystem) is a :class:`ContainerRuntime`; one that does not is a
+:class:`monitor.runtime.remote.RemoteContainerRuntime` (branch pushed in, commits fetched back).
 """
 
 from __future__ import annotations

@@ -65,6 +65,11 @@ def commit_check(
 ) -> Check:
     """A container commits in a throwaway worktree; ``commands`` (the routed agents' programs) must be on
     the image's PATH. ``mounts`` and ``env`` are what an attempt gets besides its worktree."""
+    from monitor.runtime.remote import RemoteContainerRuntime
+
+    if isinstance(runtime, RemoteContainerRuntime):
+        return True, ("container commit: not tried on a host that cannot see the worktree (shares_worktree = false): "
+                      "its agents commit in their own repository and the monitor fetches the commits back")
     head = proc.run(["git", "-C", str(repo), "rev-parse", "--verify", "-q", "HEAD"], timeout=30)
     if not head.ok:
         return False, "container commit: the repository has no commit yet — commit once, then run doctor again"

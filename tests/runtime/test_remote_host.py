@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.layout import session_for
+from monitor.runtime.probe import commit_check
 from monitor.runtime.remote import RemoteContainerRuntime
 from monitor.tick import World
 from orchestrator import tasks as task_ops
@@ -104,3 +105,10 @@ def test_an_agent_stopped_while_it_runs_keeps_the_commits_it_made(far: World) ->
     runtime = world.runner.runtimes["container:far"]
     assert session_for(task.id) not in (runtime.panes() or {})
     assert git(world.layout.repo, "log", "--format=%s", f"swarm/{task.id}", "-1") == "partial"
+
+
+def test_doctor_does_not_try_a_bind_mounted_commit_on_such_a_host(git_repo: Path) -> None:
+    runtime = RemoteContainerRuntime("unix:///nowhere.sock", image="img", owner=str(git_repo))
+    ok, line = commit_check(runtime, git_repo, git_repo.parent / "worktrees", [], {})
+    assert ok and "not tried on a host that cannot see the worktree" in line
+    assert git(git_repo, "worktree", "list").count("\n") == 0, "no throwaway worktree was made"
