@@ -112,3 +112,20 @@ def test_doctor_does_not_try_a_bind_mounted_commit_on_such_a_host(git_repo: Path
     ok, line = commit_check(runtime, git_repo, git_repo.parent / "worktrees", [], {})
     assert ok and "not tried on a host that cannot see the worktree" in line
     assert git(git_repo, "worktree", "list").count("\n") == 0, "no throwaway worktree was made"
+
+
+def test_a_container_killed_from_outside_before_its_fetch_dies_and_the_retry_reaches_ready(
+    far: World, podman: Podman
+) -> None:
+    world = far
+    task = spawn(world, "boxed", "scenario: sleep\nretry: commit")
+    log = world.layout.run_dir(task.id, 1) / "output.log"
+    tick_until(world, lambda s: log.exists() and "scenario sleep" in log.read_text())
+    podman.cli("kill", session_for(task.id))
+
+    state = tick_until(world, lambda s: s.tasks[task.id].status is Status.ready)
+    final = state.tasks[task.id]
+    assert len(final.attempts) == 2
+    failure = final.attempts[0].failure
+    assert failure is not None and failure.kind is FailureKind.died, failure
+    assert git(world.layout.repo, "log", "--format=%s", f"swarm/{task.id}", "-1") == "work 2"
