@@ -165,15 +165,13 @@ class RemoteContainerRuntime(ContainerRuntime):
         cwd, run_dir, branch = Path(cmd[4]), Path(cmd[5]), cmd[6]
         if not run_dir.is_dir():
             return None
-        self._copy_log(container, run_dir)
-        code, text = self._exec(container, ["cat", str(run_dir / EXIT_FILE)])
-        if code != 0 or not text.strip().lstrip("-").isdigit():
+        text = self._poll(container, run_dir)
+        if not text.lstrip("-").isdigit():
             return None  # the agent still runs
         for small in ("phase", "memory"):
             found, body = self._exec(container, ["cat", str(run_dir / small)])
             if found == 0:
                 (run_dir / small).write_text(body, encoding="utf-8")
-        self._copy_log(container, run_dir)
         self._fetch(name, cwd, branch)
         self._exec(container, ["touch", str(run_dir / FETCHED_FILE)])
         state = container.attrs.get("State") or {}
@@ -202,23 +200,25 @@ class RemoteContainerRuntime(ContainerRuntime):
         cwd, run_dir, branch = Path(cmd[4]), Path(cmd[5]), cmd[6]
         if self._exec(container, ["test", "-e", str(run_dir / PUSHED_FILE)])[0] != 0:
             return
-        self._copy_log(container, run_dir)
+        self._poll(container, run_dir)
         self._fetch(name, cwd, branch, fast_forward=True)
 
-    def _copy_log(self, container: Any, run_dir: Path) -> None:
-        """Append what the container's output.log has beyond the local copy's length."""
+    def _poll(self, container: Any, run_dir: Path) -> str:
+        """One exec: the agent's exit code ("" while it runs), and the end of the container's output.log
+        beyond the local copy's length, appended to it (the log is read after the exit, so it is whole)."""
         local = run_dir / "output.log"
         size = local.stat().st_size if local.exists() else 0
-        code, _ = self._exec(container, ["test", "-e", str(run_dir / "output.log")])
-        if code != 0:
-            return
-        done = self._call("exec", container.exec_run, ["tail", "-c", f"+{size + 1}", str(run_dir / "output.log")])
-        if done.exit_code == 0 and done.output:
+        script = 'printf "%s\\n" "$(cat "$1/exit" 2>/dev/null)"; tail -c +"$2" "$1/output.log" 2>/dev/null; exit 0'
+        done = self._call("exec", container.exec_run, ["/bin/sh", "-c", script, "swarm-poll", str(run_dir),
+                                                         str(size + 1)])
+        code, _, tail = bytes(done.output or b"").partition(b"\n")
+        if done.exit_code == 0 and tail:
             fd = os.open(local, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, bytes(done.output))
+                os.write(fd, tail)
             finally:
                 os.close(fd)
+        return code.decode("utf-8", errors="replace").strip()
 
     def _fetch(self, name: str, cwd: Path, branch: str, *, fast_forward: bool = False) -> None:
         """The container's branch into the local worktree (checked out there on the same branch): moved to
