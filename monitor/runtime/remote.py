@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.runtime.base import RuntimeFailure, RuntimeUnavailable
-from monitor.runtime.container import ENTRY, ContainerPane, ContainerRuntime
+from monitor.runtime.container import ENTRY, ContainerPane, ContainerRuntime, _time
 from monitor.world import proc
 from monitor.world.tmux import Pane
 
@@ -165,6 +165,12 @@ class RemoteContainerRuntime(ContainerRuntime):
         cwd, run_dir, branch = Path(cmd[4]), Path(cmd[5]), cmd[6]
         if not run_dir.is_dir():
             return None
+        state = container.attrs.get("State") or {}
+        fetched = (run_dir / EXIT_FILE).read_text(encoding="utf-8").strip() if (run_dir / FETCHED_FILE).exists() else ""
+        if fetched.lstrip("-").isdigit():  # fetched already; the container is ending
+            return ContainerPane(name, True, None, int(fetched), self.owner, str(cwd),
+                                 started_at=_time(str(state.get("StartedAt", ""))),
+                                 finished_at=datetime.now(UTC).isoformat())
         text = self._poll(container, run_dir)
         if not text.lstrip("-").isdigit():
             return None  # the agent still runs
@@ -173,10 +179,9 @@ class RemoteContainerRuntime(ContainerRuntime):
             if found == 0:
                 (run_dir / small).write_text(body, encoding="utf-8")
         self._fetch(name, cwd, branch)
+        (run_dir / EXIT_FILE).write_text(text + "\n", encoding="utf-8")
+        (run_dir / FETCHED_FILE).touch()  # here too: a later tick or kill has nothing left to fetch
         self._exec(container, ["touch", str(run_dir / FETCHED_FILE)])
-        state = container.attrs.get("State") or {}
-        from monitor.runtime.container import _time
-
         return ContainerPane(name, True, None, int(text.strip()), self.owner, str(cwd),
                              started_at=_time(str(state.get("StartedAt", ""))),
                              finished_at=datetime.now(UTC).isoformat())
@@ -198,6 +203,8 @@ class RemoteContainerRuntime(ContainerRuntime):
         if len(cmd) < 7 or cmd[3] != MARK or not Path(cmd[5]).is_dir():
             return
         cwd, run_dir, branch = Path(cmd[4]), Path(cmd[5]), cmd[6]
+        if (run_dir / FETCHED_FILE).exists():
+            return  # its last commits are in already; the container is ending
         if self._exec(container, ["test", "-e", str(run_dir / PUSHED_FILE)])[0] != 0:
             return
         self._poll(container, run_dir)
