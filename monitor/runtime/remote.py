@@ -108,6 +108,8 @@ class RemoteContainerRuntime(ContainerRuntime):
         container = self._get(name)
         if container is None:
             raise RuntimeFailure(f"container {name} vanished before its branch was pushed in")
+        if str((container.attrs.get("State") or {}).get("Status", "")).lower() not in ("running", "created"):
+            return  # it ran and ended already: the next tick judges it, nothing runs twice
         if self._exec(container, ["test", "-e", str(run_dir / PUSHED_FILE)])[0] == 0:
             return
         deadline, last = time.monotonic() + FILL_TIMEOUT, ""
@@ -143,7 +145,7 @@ class RemoteContainerRuntime(ContainerRuntime):
                 continue
             try:
                 synced = self._sync(name)
-            except RuntimeFailure as exc:  # this attempt only: try again next tick; its peers are still seen
+            except (RuntimeFailure, RuntimeUnavailable) as exc:  # this attempt only (it may be ending): next tick
                 log.warning("container %s: %s", name, exc)
                 continue
             if synced is not None:

@@ -20,6 +20,7 @@ from tests.conftest import git
 from tests.fakes.podman import Podman
 from tests.runtime.test_container_lifecycle import tick_until
 from tests.runtime.test_placement import hosts_config
+from tests.waiting import wait_for
 from tests.worlds import make_world, write_config
 
 IDLE = """
@@ -122,6 +123,13 @@ def test_a_container_killed_from_outside_before_its_fetch_dies_and_the_retry_rea
     log = world.layout.run_dir(task.id, 1) / "output.log"
     tick_until(world, lambda s: log.exists() and "scenario sleep" in log.read_text())  # copied while it runs
     podman.cli("kill", session_for(task.id))
+
+    ended = world.registry.read().tasks[task.id]
+    assert ended.attempt is not None
+    wait_for(lambda: podman.cli("inspect", "--format", "{{.State.Running}}", session_for(task.id)).strip() == "false",
+             what="the container to end")
+    world.runner.launch(ended, ended.attempt)  # launching it again is a no-op: the dead container is kept
+    assert podman.cli("inspect", "--format", "{{.State.ExitCode}}", session_for(task.id)).strip() == "137"
 
     state = tick_until(world, lambda s: s.tasks[task.id].status is Status.ready)
     final = state.tasks[task.id]
