@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +47,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.I)
 _RUNNING = ("running", "paused", "restarting", "created", "configured")
+# waits between tries to remove a container the engine says is busy exiting; None = give up
+KILL_RETRY_DELAYS: tuple[float | None, ...] = (0.2, 0.5, 1.0, None)
 OOM_SHARE = 0.9  # a SIGKILLed agent whose peak memory reached this share of the limit ran out of memory
 
 # $1 run dir, $2 prompt mode ("stdin" | "file" | "none"), then the agent's argv.
@@ -330,10 +333,19 @@ class ContainerRuntime:
         container = self._get(name)
         if container is None:
             return False
-        try:
-            self._call("remove", container.remove, force=True)
-        except docker.errors.NotFound:
-            return False
+        for delay in KILL_RETRY_DELAYS:
+            try:
+                self._call("remove", container.remove, force=True)
+            except docker.errors.NotFound:
+                return False
+            except RuntimeUnavailable as exc:
+                # podman answers 500 "container state improper" while the container is exiting on its own:
+                # a moment later it removes it; anything else, or the last try, is an unreachable engine
+                if "state improper" not in str(exc).lower() or delay is None:
+                    raise
+                time.sleep(delay)
+                continue
+            return True
         return True
 
 

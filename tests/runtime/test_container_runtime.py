@@ -211,3 +211,48 @@ def test_limits_labels_user_and_mounts_are_set_on_the_container(podman: Podman, 
         assert mounts[str(tmp_path / "ro")] is False
     finally:
         runtime.kill(name)
+
+
+class _Exiting:
+    """A container the engine is still taking down: podman refuses its removal with a 500 a few times."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals = refusals
+        self.removed = 0
+
+    def remove(self, force: bool = False) -> None:
+        import docker.errors
+        import requests
+
+        if self.refusals:
+            self.refusals -= 1
+            answer = requests.Response()
+            answer.status_code = 500
+            raise docker.errors.APIError("500 Server Error: container state improper",
+                                         response=answer, explanation="container state improper")
+        self.removed += 1
+
+
+class _OneContainer(ContainerRuntime):
+    def __init__(self, container: _Exiting) -> None:
+        super().__init__("unix:///nonexistent.sock", image="local/base", owner="/repo")
+        self.container = container
+
+    def _get(self, name: str) -> object:
+        return self.container
+
+
+@pytest.mark.parametrize(("refusals", "removed"), [(0, True), (3, True), (4, False)])
+def test_kill_waits_out_a_container_that_is_busy_exiting(
+    refusals: int, removed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import monitor.runtime.container as module
+
+    monkeypatch.setattr(module, "KILL_RETRY_DELAYS", (0.0, 0.0, 0.0, None))
+    container = _Exiting(refusals)
+    runtime = _OneContainer(container)
+    if removed:
+        assert runtime.kill("swarm-t1") is True and container.removed == 1
+    else:  # still refused after the last try: the engine is not answering as it should
+        with pytest.raises(RuntimeUnavailable):
+            runtime.kill("swarm-t1")
