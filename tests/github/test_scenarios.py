@@ -195,7 +195,8 @@ def test_ci_failure_respawns_with_check_output_annotations_and_job_log(stage: St
 def test_a_failure_beside_a_check_waiting_for_a_human_is_retried_and_a_stale_check_asks_for_a_rerun(
         stage: Stage) -> None:
     red = stage.spawn("Red and gated", "scenario: commit\nretry: commit")
-    stale = stage.spawn("Stale CI", "scenario: commit")
+    # another file than red's: two agents committing the same tree in the same second make the same SHA
+    stale = stage.spawn("Stale CI", "scenario: commit-good")
     for task_id in (red, stale):
         stage.tick_until(task_id, lambda t: t.get("pr") is not None)
     stage.fake.add_check_run(REPO, stage.head(red), "deploy", conclusion="action_required")
