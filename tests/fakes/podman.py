@@ -171,3 +171,18 @@ def podman_service(root: Path) -> Iterator[Podman]:
             engine.cli("rm", "--all", "--force", "--time", "0", timeout=60)
         with contextlib.suppress(PodmanError):
             engine.cli("system", "reset", "--force", timeout=120)  # unmounts the overlay layers under root
+        unmount_under(root)
+
+
+def unmount_under(root: Path) -> None:
+    """Lazily unmount whatever is still mounted below ``root`` (the overlay driver mounts its own
+    ``storage/overlay`` directory over itself, and a reset leaves that mount), deepest first, so that the
+    test's temporary directory can be removed and no mount outlives the run."""
+    prefix = str(root.resolve()) + "/"
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    points = {line.split()[4].replace("\\040", " ") for line in lines if len(line.split()) > 4}
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
