@@ -194,7 +194,7 @@ class Wrapper:
             wake(state_dir, [task])
 
     def _write_result(self, phase: str, code: int, error: str, log_path: Path) -> None:
-        from monitor.agents import parse_output
+        from monitor.agent_output import parse_output
 
         # redacted before anything is cut or parsed, so no token survives half-cut
         text = redact(log_path.read_text(encoding="utf-8", errors="replace"))

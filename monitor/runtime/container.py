@@ -392,7 +392,7 @@ def oom_evidence(run_dir: Path, exit_code: int, oom_flag: bool) -> str:
 def exit_record(run_dir: Path, pane: ContainerPane, parser: str, started_at: datetime) -> dict[str, Any]:
     """What ``result.json`` would hold for an exited container: phase, exit code, times, error and the
     profile parser's report of the output log."""
-    from monitor.agents import parse_output
+    from monitor.agent_output import parse_output
     from monitor.redact import redact
 
     code = pane.dead_status if pane.dead_status is not None else -1

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from monitor.agent_output import AgentReport, parse_output
 from monitor.agents import (
     BUILTIN_PROFILES,
     AgentProfile,
-    AgentReport,
     commit_problem,
-    parse_output,
     render_argv,
     resolve_profiles,
 )

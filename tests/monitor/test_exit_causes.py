@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from monitor.actions import Respawn
+from monitor.agent_output import parse_output
 from monitor.agent_run import write_json_atomic
-from monitor.agents import parse_output
 from monitor.decide import decide
 from monitor.observation import Liveness, Observation
 from monitor.observe import load_result

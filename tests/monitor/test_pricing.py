@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from monitor.agent_output import parse_output
 from monitor.agent_run import write_json_atomic
-from monitor.agents import parse_output
 from monitor.messages import ready_message
 from monitor.observe import load_result
 from monitor.pricing import BUILTIN, codex_default_model, cost_usd, model_from_launch, price_of, use_table
