@@ -35,9 +35,9 @@ from monitor.world.github_api import GitHubApi, GraphQLRefused, askpass_env
 from monitor.world.github_query import (
     OPEN_PULLS,
     PAGE_SIZE,
-    PR_FIELDS,
     REVIEW_COMMENTS,
     REVIEW_IDS,
+    pulls_by_branch,
     pulls_by_number,
 )
 from monitor.world.github_rollup import (
@@ -507,28 +507,6 @@ class GitHubForge:
         except GithubException as exc:
             raise ForgeUnavailable(f"could not edit the body of PR #{number}: {_message(exc)}") from exc
         node["body"] = body
-
-
-def pulls_by_branch(count: int) -> str:
-    """A query for the newest open pull request of each of ``count`` head branches (variables ``$b0`` ...,
-    names are data, never spliced into the document), at most :data:`PAGE_SIZE` of them: 4 requests a branch
-    by GitHub's formula (the connection, then its PR's two review lists and checks), 2 points for 50, and
-    the same node bound as a page of open pull requests."""
-    if not 0 < count <= PAGE_SIZE:
-        raise ValueError(f"pulls_by_branch takes 1 to {PAGE_SIZE} branches, not {count}: send more as several "
-                         "queries")
-    params = "".join(f", $b{i}: String!" for i in range(count))
-    fields = "\n".join(
-        f"    b{i}: pullRequests(headRefName: $b{i}, states: OPEN, first: 1, "
-        f"orderBy: {{field: CREATED_AT, direction: DESC}}) {{ nodes {{ ...SwarmPR }} }}" for i in range(count))
-    return (
-        f"query SwarmPullsByBranch($owner: String!, $name: String!{params}) {{\n"
-        "  rateLimit { cost remaining resetAt }\n"
-        "  repository(owner: $owner, name: $name) {\n"
-        f"{fields}\n"
-        "  }\n"
-        "}\n" + PR_FIELDS
-    )
 
 
 def _batches(count: int) -> int:

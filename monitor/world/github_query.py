@@ -143,3 +143,25 @@ query SwarmReviewComments($ids: [ID!]!) {
 """How many inline comments each of up to :data:`REVIEW_IDS` reviews left, by node id: 1 point (one
 ``comments`` connection per review, no connection above it). A submitted review's comments do not change,
 so each review is asked about once and the answer is kept in the forge's state file."""
+
+
+def pulls_by_branch(count: int) -> str:
+    """A query for the newest open pull request of each of ``count`` head branches (variables ``$b0`` ...,
+    names are data, never spliced into the document), at most :data:`PAGE_SIZE` of them: 4 requests a branch
+    by GitHub's formula (the connection, then its PR's two review lists and checks), 2 points for 50, and
+    the same node bound as a page of open pull requests."""
+    if not 0 < count <= PAGE_SIZE:
+        raise ValueError(f"pulls_by_branch takes 1 to {PAGE_SIZE} branches, not {count}: send more as several "
+                         "queries")
+    params = "".join(f", $b{i}: String!" for i in range(count))
+    fields = "\n".join(
+        f"    b{i}: pullRequests(headRefName: $b{i}, states: OPEN, first: 1, "
+        f"orderBy: {{field: CREATED_AT, direction: DESC}}) {{ nodes {{ ...SwarmPR }} }}" for i in range(count))
+    return (
+        f"query SwarmPullsByBranch($owner: String!, $name: String!{params}) {{\n"
+        "  rateLimit { cost remaining resetAt }\n"
+        "  repository(owner: $owner, name: $name) {\n"
+        f"{fields}\n"
+        "  }\n"
+        "}\n" + PR_FIELDS
+    )

@@ -30,9 +30,9 @@ from monitor.observe import Observer
 from monitor.policy import DonePolicy, Policy
 from monitor.tick import run_tick
 from monitor.world.git import Git
-from monitor.world.github import GitHubForge, pulls_by_branch
+from monitor.world.github import GitHubForge
 from monitor.world.github_api import GitHubApi, GitHubConfig
-from monitor.world.github_query import PAGE_SIZE
+from monitor.world.github_query import PAGE_SIZE, pulls_by_branch
 from monitor.world.tmux import Tmux
 from orchestrator.config import load
 from orchestrator.wiring import build_world
