@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from orchestrator.wiring import build_world
 from registry.models import FailureKind, RegistryState, Status, Task
 from tests.conftest import git
 from tests.fakes.podman import Podman
+from tests.monitor.test_tick import tick_until as tick_until_in
 from tests.waiting import wait_for
 from tests.worlds import Clock, RecordingNotifier, make_world, write_config
 
@@ -63,14 +63,8 @@ def spawn(world: World, prompt: str) -> Task:
 
 
 def tick_until(world: World, done: Callable[[RegistryState], bool], timeout: float = 60.0) -> RegistryState:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run_tick(world)
-        state = world.registry.read()
-        if done(state):
-            return state
-        time.sleep(0.2)
-    raise AssertionError(f"condition not reached; tasks: {[(t.id, t.status, t.reason) for t in state.tasks.values()]}")
+    """The tmux tests' loop, with more time: a container starts slower than a tmux session."""
+    return tick_until_in(world, done, timeout)
 
 
 def containers(world: World) -> dict[str, bool]:
