@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor import decide as rules
 from monitor.act import Actor
 from monitor.actions import Fail, Progress, Respawn, ToChecking
 from monitor.clockjump import boot_id, measure_jump
@@ -261,7 +260,7 @@ def _tick(world: World, report: TickReport, stop: threading.Event, only: set[str
             break
         observations = _observe_again(world, observer, changed, now)
         rest = replace(world.policy, max_respawns_per_tick=max(0, world.policy.max_respawns_per_tick - respawns))
-        decisions = rules.cap_respawns([decide(state.tasks[tid], obs, world.policy, now)
+        decisions = cap_respawns([decide(state.tasks[tid], obs, world.policy, now)
                                         for tid, obs in observations.items()], rest)
     # Starts are planned from the state the tick leaves behind: a dependency merged in this tick counts.
     busy = sum(1 for t in state.tasks.values() if t.status.holds_slot)
