@@ -177,6 +177,12 @@ class LlmSettings(Section):
     retry_prompts: bool = True  # with a key, retry prompts are rewritten by the model (template on any error)
 
 
+class ServeSettings(Section):
+    token_env: str = "SWARM_SERVE_TOKEN"  # the dashboard's token: required to listen beyond loopback
+    host: str = "127.0.0.1"  # `swarm serve` defaults, overridden by --host / --port
+    port: int = Field(8765, ge=0, le=65535)
+
+
 class ReviewLens(Section):
     focus: str = ""  # what this reviewer looks for; built-in lenses have one
     model: str = ""  # default: llm.model
@@ -284,6 +290,13 @@ class RuntimeSettings(Section):
     container: ContainerSettings = ContainerSettings()
 
 
+class MergeSettings(Section):
+    """How approved PRs land: "manual" (the human merges, as before) or "queue" (the merge train)."""
+
+    mode: Literal["manual", "queue"] = "manual"
+    method: Literal["merge", "squash", "rebase"] = "merge"
+
+
 class Settings(Section):
     project: ProjectSettings = ProjectSettings()
     agents: dict[str, dict[str, Any]] = {}
@@ -300,6 +313,8 @@ class Settings(Section):
     llm: LlmSettings = LlmSettings()
     context: ContextSettings = ContextSettings()
     runtime: RuntimeSettings = RuntimeSettings()
+    serve: ServeSettings = ServeSettings()
+    merge: MergeSettings = MergeSettings()
 
     @field_validator("routing")
     @classmethod
@@ -316,6 +331,7 @@ class Settings(Section):
             self.sentry.token_env,
             self.sentry.dsn_env,
             "GH_TOKEN",
+            self.serve.token_env,
             *([self.github.private_key_env] if self.github.private_key_env else []),
         ]
 

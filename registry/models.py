@@ -102,6 +102,19 @@ class BranchFacts(Frozen):
     changed_files: tuple[str, ...] = ()
 
 
+class MergeRequest(Frozen):
+    """A human's approval for the merge train (`swarm merge`, a `/swarm merge` comment, or a non-bot GitHub
+    approval on the head it names) and where the train has got with it."""
+
+    by: str  # who approved: a GitHub login, or the local user for `swarm merge`
+    at: datetime
+    head: str  # the branch head the human approved
+    via: str = "cli"  # "cli" | "comment" | "github"
+    gate_head: str | None = None  # the head the train brought up to date with the base: its CI is the gate
+    enqueued: bool = False  # handed to GitHub's own merge queue
+    waiting: str = ""  # why the merge waits (for `swarm status`)
+
+
 class Task(Frozen):
     id: str
     title: str
@@ -124,6 +137,7 @@ class Task(Frozen):
     notes: tuple[str, ...] = ()
     fired: tuple[str, ...] = ()
     branch_facts: BranchFacts | None = None
+    merge_request: MergeRequest | None = None  # approved for the merge train ([merge] mode = "queue")
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None = None

@@ -1,0 +1,1 @@
+"""Landing branches: restacks of dependent branches, the merge train, and the fixer with its verified guardrails."""
