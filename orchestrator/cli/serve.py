@@ -12,13 +12,17 @@ from orchestrator.cli.apps import app
 
 @app.command("serve")
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on (webhooks come through a proxy or tunnel)")]
-    = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTP port (0: any free port, written to .swarm/serve.json)")] = 8765,
+    host: Annotated[str | None, typer.Option(
+        help="Address to listen on (default [serve] host, 127.0.0.1); any other than loopback needs the serve "
+             "token ([serve] token_env, SWARM_SERVE_TOKEN)", show_default=False)] = None,
+    port: Annotated[int | None, typer.Option(
+        help="HTTP port (default [serve] port, 8765; 0: any free port, written to .swarm/serve.json)",
+        show_default=False)] = None,
     interval: Annotated[str, typer.Option(help="Time between full reconciles, e.g. 10m")] = "10m",
 ) -> None:
     """Run the monitor as a service: reconcile on a timer, react within seconds to agent exits, CLI commands
-    and GitHub webhooks (POST /webhooks/github). SIGTERM finishes the current tick and exits."""
+    and GitHub webhooks (POST /webhooks/github), and show the fleet in a browser (the dashboard at /).
+    SIGTERM finishes the current tick and exits."""
     from orchestrator.serve.command import serve as run
 
     run(host=host, port=port, interval=interval)

@@ -75,8 +75,9 @@ class Service:
     """The pieces of a running service, wired from a World; ``run`` blocks until SIGTERM/SIGINT or ``stop``."""
 
     def __init__(self, settings: Settings, world: World, *, host: str, port: int, interval: float,
-                 out: Callable[[str], None] = print, chores: bool = True) -> None:
+                 out: Callable[[str], None] = print, chores: bool = True, dashboard: bool = True) -> None:
         self.settings = settings
+        self.dashboard = dashboard
         self.world = world
         self.host = host
         self.port = port
@@ -127,6 +128,17 @@ class Service:
         return {"ticks": self.reconciler.ticks, "event_ticks": self.reconciler.partial_ticks,
                 "events": self.events.received, "started_at": self.started.isoformat()}
 
+    def dashboard_routes(self) -> list[Any]:
+        """The dashboard's pages on the same app and port (imported here: Jinja2 loads only for serve)."""
+        from orchestrator.dashboard.actions import Actions
+        from orchestrator.dashboard.auth import Guard, is_loopback
+        from orchestrator.dashboard.routes import Dashboard, dashboard_routes
+
+        name = self.settings.serve.token_env
+        guard = Guard(token=lambda: os.environ.get(name, "").strip(), loopback=is_loopback(self.host))
+        actions = Actions(self.world.layout.repo, self.settings, wake=self.reconciler.request)
+        return dashboard_routes(Dashboard(self.world.layout, self.settings, guard, actions, self.interval))
+
     def run(self, sock: socket.socket | None = None) -> None:
         import uvicorn
 
@@ -139,8 +151,9 @@ class Service:
         except OSError as exc:
             sock.close()
             raise ServeError(f"cannot open the event socket {self.events.path}: {exc}") from None
-        config = uvicorn.Config(build_app(self.handler, self.status), log_level="warning", access_log=False,
-                                lifespan="off", limit_concurrency=64, timeout_graceful_shutdown=5,
+        routes = self.dashboard_routes() if self.dashboard else []
+        config = uvicorn.Config(build_app(self.handler, self.status, routes), log_level="warning",
+                                access_log=False, lifespan="off", limit_concurrency=64, timeout_graceful_shutdown=5,
                                 server_header=False)
         self.server = _Server(config)
         self._heartbeat()
@@ -195,12 +208,24 @@ def _Server(config: Any) -> Any:  # a class made on first use: uvicorn is import
     return _server_class()(config)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8765, interval: str = "10m") -> None:
+def check_exposure(settings: Settings, host: str) -> None:
+    """Listening beyond loopback needs the serve token: refused before anything starts (UsageError)."""
+    from orchestrator.dashboard.auth import is_loopback
+    from orchestrator.errors import UsageError
+
+    name = settings.serve.token_env
+    if not is_loopback(host) and not os.environ.get(name, "").strip():
+        raise UsageError(f"--host {host} listens beyond this machine: set ${name} (the dashboard's token, "
+                         "[serve] token_env) first, or keep the default 127.0.0.1")
+
+
+def serve(host: str | None = None, port: int | None = None, interval: str = "10m") -> None:
     """`swarm serve`: check the options, wire the world, run until SIGTERM (raises UsageError/OperationalError)."""
     from monitor import selfmon
+    from orchestrator.config import CONFIG_NAME, load
     from orchestrator.errors import UsageError
     from orchestrator.maintenance import start_self_monitoring
-    from orchestrator.wiring import load_world
+    from orchestrator.wiring import build_world, find_repo
 
     try:
         seconds = parse_duration(interval)
@@ -208,9 +233,14 @@ def serve(host: str = "127.0.0.1", port: int = 8765, interval: str = "10m") -> N
         raise UsageError(f"--interval: {exc}") from None
     if seconds < 1:
         raise UsageError("--interval must be at least 1s")
+    repo = find_repo()
+    settings = load(repo / CONFIG_NAME)
+    host = settings.serve.host if host is None else host
+    port = settings.serve.port if port is None else port
     if not 0 <= port <= 65535:
         raise UsageError(f"--port {port}: give a port between 1 and 65535 (0: any free port)")
-    settings, world = load_world(need_forge=True)
+    check_exposure(settings, host)
+    world = build_world(repo, settings, need_forge=True)
     running = health.serve_running(world.layout.state_dir, datetime.now(UTC))
     if running is not None and running.get("pid") != os.getpid():
         raise ServeError(f"swarm serve already runs for this repository (pid {running.get('pid')}, port "
@@ -221,7 +251,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, interval: str = "10m") -> N
     start_self_monitoring(settings)
     try:
         secret = bool(webhook_secret(settings)())
-        print(f"swarm serve: http://{host}:{sock.getsockname()[1]} (webhooks at /webhooks/github"
+        print(f"swarm serve: dashboard at http://{host}:{sock.getsockname()[1]}/ (webhooks at /webhooks/github"
               f"{'' if secret else f', refused until ${settings.github.webhook_secret_env} is set'}), "
               f"events on {service.events.path}, reconcile every {seconds:g}s (Ctrl-C or SIGTERM to stop)",
               file=sys.stderr, flush=True)

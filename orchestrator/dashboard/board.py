@@ -1,0 +1,185 @@
+"""The board and the fleet header as plain values, built from the registry and the files ``swarm serve``
+keeps under ``.swarm/`` (its heartbeat, the last tick, the last webhook, GitHub's budget). No HTML here: the
+templates lay these out, and everything from users, agents, CI and models stays text for them to escape."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from monitor.durations import format_duration
+from monitor.heartbeat import last_tick
+from orchestrator.serve import health
+from orchestrator.status import money, task_cost
+from registry.models import RegistryState, Status, Task
+
+COLUMNS = (Status.queued, Status.running, Status.checking, Status.ready, Status.failed)
+FOLDED = (Status.merged, Status.cancelled)  # one folded column: done with, rarely looked at
+
+
+@dataclass(frozen=True)
+class Card:
+    id: str
+    title: str
+    status: str
+    agent: str
+    attempt: str  # "2/3"
+    in_state: str  # "4m10s"
+    reason: str
+    pr_number: int | None
+    pr_url: str
+    ci: str
+    reviews: str
+    tokens: str
+    cost: str
+
+
+@dataclass(frozen=True)
+class Column:
+    status: str
+    cards: list[Card]
+    folded: bool = False
+
+
+@dataclass(frozen=True)
+class Fleet:
+    serving: str  # "running (pid 12, up 3h)" or "not running"
+    last_tick: str
+    next_tick: str
+    last_webhook: str
+    github_budget: str
+    today: str  # "12,300 tokens, $0.42"
+    week: str
+    running: int
+    max_parallel: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Board:
+    fleet: Fleet
+    needs_you: list[Card]
+    columns: list[Column]
+    total: int
+
+
+def since(task: Task) -> datetime:
+    """When the task entered its current state, as near as the registry tells."""
+    attempt = task.attempt
+    if task.status is Status.running and attempt is not None:
+        return attempt.launched_at or attempt.started_at
+    if task.status is Status.checking and attempt is not None and attempt.ended_at is not None:
+        return attempt.ended_at
+    if task.status is Status.queued and not task.attempts:
+        return task.created_at
+    if task.status in (Status.failed, Status.merged, Status.cancelled) and task.ended_at is not None:
+        return task.ended_at
+    return task.updated_at
+
+
+def safe_url(url: str) -> str:
+    """A link target from the registry only when it is http(s): never ``javascript:`` or ``data:``."""
+    return url if url.startswith(("https://", "http://")) and not any(c.isspace() for c in url) else ""
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _when(value: object) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
+def _ago(now: datetime, when: datetime | None) -> str:
+    if when is None:
+        return "never"
+    return f"{format_duration(max(0.0, (now - when).total_seconds()))} ago"
+
+
+def card(task: Task, now: datetime, max_attempts: int) -> Card:
+    return Card(
+        id=task.id, title=task.title, status=task.status.value, agent=task.agent,
+        attempt=f"{len(task.attempts)}/{max(max_attempts, len(task.attempts))}",
+        in_state=format_duration(max(0.0, (now - since(task)).total_seconds())),
+        reason=" ".join(task.reason.split())[:240],
+        pr_number=task.pr.number if task.pr else None, pr_url=safe_url(task.pr.url) if task.pr else "",
+        ci=task.checks.get("ci", ""), reviews=task.checks.get("reviews", ""),
+        tokens=f"{task.tokens:,}" if task.tokens else "0",
+        cost=task_cost(task),
+    )
+
+
+def spend_since(tasks: list[Task], start: datetime) -> tuple[int, float]:
+    """Tokens and dollars spent since ``start``: each attempt counted by when it started, the orchestrator's
+    own spend (planning, retry prompts, reviews) by when its task was created."""
+    tokens, cost = 0, 0.0
+    for task in tasks:
+        for attempt in task.attempts:
+            if attempt.started_at >= start:
+                tokens += attempt.tokens
+                cost += attempt.cost_usd
+        if task.created_at >= start:
+            tokens += task.llm_tokens
+            cost += task.llm_cost_usd
+    return tokens, cost
+
+
+def _spend(tasks: list[Task], start: datetime) -> str:
+    tokens, cost = spend_since(tasks, start)
+    return f"{tokens:,} tokens, {money(cost)}"
+
+
+def fleet(state: RegistryState, state_dir: Path, now: datetime, max_parallel: int, interval: float) -> Fleet:
+    tasks = list(state.tasks.values())
+    running = health.serve_running(state_dir, now)
+    if running is not None:
+        started = _when(running.get("started_at"))
+        up = f", up {format_duration((now - started).total_seconds())}" if started else ""
+        serving = f"running (pid {running.get('pid')}{up})"
+        interval = float(running.get("interval") or interval)
+    else:
+        serving = "not running"
+    tick = last_tick(state_dir)
+    next_tick = "—"
+    if tick is not None and interval > 0:
+        due = tick + timedelta(seconds=interval)
+        next_tick = f"in {format_duration((due - now).total_seconds())}" if due > now else "due now"
+    hook = _read(state_dir / health.WEBHOOK_FILE)
+    hook_at = _when(hook.get("at"))
+    last_webhook = f"{_ago(now, hook_at)} ({str(hook.get('event', '?'))[:40]})" if hook_at else "none"
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    week = day - timedelta(days=day.weekday())
+    counts = {s.value: 0 for s in Status}
+    for task in tasks:
+        counts[task.status.value] += 1
+    return Fleet(
+        serving=serving, last_tick=_ago(now, tick), next_tick=next_tick, last_webhook=last_webhook,
+        github_budget=health.github_budget(state_dir, now) or "no GitHub calls recorded",
+        today=_spend(tasks, day), week=_spend(tasks, week),
+        running=sum(1 for t in tasks if t.status.holds_slot), max_parallel=max_parallel, counts=counts,
+    )
+
+
+def board(state: RegistryState, state_dir: Path, now: datetime, *, max_attempts: int, max_parallel: int,
+          interval: float) -> Board:
+    """Every task as a card in its column, newest first; "needs you" (ready PRs, failed tasks) on top."""
+    ordered = sorted(state.tasks.values(), key=lambda t: t.updated_at, reverse=True)
+    by_status: dict[Status, list[Card]] = {s: [] for s in Status}
+    for task in ordered:
+        by_status[task.status].append(card(task, now, max_attempts))
+    columns = [Column(s.value, by_status[s]) for s in COLUMNS]
+    columns.append(Column("done", [c for s in FOLDED for c in by_status[s]], folded=True))
+    needs = by_status[Status.ready] + by_status[Status.failed]
+    return Board(fleet=fleet(state, state_dir, now, max_parallel, interval), needs_you=needs, columns=columns,
+                 total=len(ordered))
