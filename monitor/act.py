@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from monitor.act_checks import CheckingActions
 from monitor.actions import (
@@ -25,9 +26,13 @@ from monitor.actions import (
 )
 from monitor.decide import HEAD_BOUND, Decision, free_api_errors
 from monitor.layout import session_for
+from monitor.merge.fixer import GUARDRAILS, check_fix, plan_fix, rejection
+from monitor.merge.gitops import keep_and_reset
+from monitor.merge.restack import RestackActions
 from monitor.messages import EVENT_TEXT, event_message, needs_help_message, stuck_message
 from monitor.observation import RunResult
 from monitor.policy import Policy
+from monitor.redact import redact
 from monitor.retry import RetryPrompter, TemplateRetryPrompter, notes_section
 from monitor.runner import DiskFull, LaunchError, Runner
 from monitor.runtime.base import TMUX
@@ -43,7 +48,7 @@ log = logging.getLogger(__name__)
 TaskFn = Callable[[Task], Task | None]
 
 
-class Actor(CheckingActions):
+class Actor(CheckingActions, RestackActions):
     def __init__(
         self,
         registry: Registry,
@@ -135,8 +140,16 @@ class Actor(CheckingActions):
         if task is None or task.status is not Status.queued:
             return
         number = len(task.attempts) + 1  # a task re-queued by the human keeps its history
+        stack: dict[str, object] = {}
+        if action.stack_on and action.onto:  # a stacked start: the branch is made from the dependency's checked head
+            dep = self._current(action.stack_on)
+            if dep is None:
+                return
+            stack = {"base_branch": dep.branch, "stacked_on": dep.id, "stack_base_sha": action.onto,
+                     "stack_home": task.stack_home or task.base_branch}
         try:
-            start_head = self.runner.ensure_worktree(task)
+            start_head = self.runner.ensure_worktree(
+                task.model_copy(update={"base_branch": action.onto}) if stack else task)
             body = task.prompt + notes_section(task.notes)
             prompt_path = self.runner.write_attempt(task, number, body)
         except DiskFull as exc:  # transient: the task stays queued, no attempt is counted
@@ -157,10 +170,13 @@ class Actor(CheckingActions):
             if current.status is not Status.queued or len(current.attempts) + 1 != number:
                 return None
             return current.model_copy(update={
-                "status": Status.running, "attempts": (*current.attempts, attempt), "reason": "launching the agent"
+                "status": Status.running, "attempts": (*current.attempts, attempt), "reason": "launching the agent",
+                **stack,
             })
 
         if self._update(task.id, start) is not None:
+            if stack:
+                self._event(task.id, "stacked", on=action.stack_on, onto=action.onto[:12])
             self._event(task.id, "started", attempt=number, agent=task.agent)
             self._launch(task.id, number)
 
@@ -237,6 +253,9 @@ class Actor(CheckingActions):
         return attempt.model_copy(update=update)
 
     def _do_ToChecking(self, action: ToChecking) -> None:
+        if self._fix_rejected(action):
+            return
+
         def to_checking(task: Task) -> Task | None:
             if not self._at_attempt(task, action.attempt, Status.running):
                 return None
@@ -251,6 +270,30 @@ class Actor(CheckingActions):
             self.runner.kill_agent(task)
             self._event(task.id, "agent_finished", attempt=action.attempt,
                         exit_code=action.result.exit_code if action.result else "")
+
+    def _fix_rejected(self, action: ToChecking) -> bool:
+        """A fixer's result that breaks the guardrails is not judged: its commits are kept under a ref, the
+        branch goes back to its pre-fix head, and the next attempt (within max_attempts) gets the evidence."""
+        task = self._current(action.task_id)
+        attempt = task.attempt if task is not None else None
+        if task is None or attempt is None or attempt.fix is None or not self._at_attempt(
+                task, action.attempt, Status.running):
+            return False
+        head = self.git.head(task.branch)
+        violations = check_fix(self.git, attempt, head) if head else []
+        if not violations or head is None:
+            return False
+        self.runner.kill_agent(task)
+        ref = keep_and_reset(self.git, Path(task.worktree), task.id, attempt.number, head, attempt.fix.head)
+        summary, evidence = rejection(violations, attempt, ref)
+        failure = Failure(kind=FailureKind.fix_rejected, summary=redact(summary), evidence=redact(evidence),
+                          at=self.now)
+        self._event(task.id, "fix_rejected", attempt=attempt.number, ref=ref, problems=len(violations))
+        if attempt.number - free_api_errors(task, self.policy, failure) >= self.policy.max_attempts:
+            self._do_Fail(Fail(task.id, attempt.number, failure, action.result))
+        else:
+            self.respawn(task.id, attempt.number, failure, result=action.result)
+        return True
 
     def _do_Backoff(self, action: Backoff) -> None:
         """Record when the next attempt may start; the attempt stays open (its agent already exited)."""
@@ -296,11 +339,18 @@ class Actor(CheckingActions):
         failed_task = task.with_attempt(self._closed_attempt(task.attempts[-1], result, failure))
         # attempts lost to a provider outage are not counted: the budget grows by them
         budget = max(number, self.policy.max_attempts + free_api_errors(failed_task, self.policy))
+        try:  # a conflict, red CI or review on a finished task: a fixer, with the evidence and the guardrails
+            fix = plan_fix(self.git, task, failure, self.forge.base_ref(task.base_branch))
+        except GitError as exc:
+            log.warning("task %s: no fixer evidence (%s); an ordinary retry", task.id, exc)
+            fix = None
+        told = failure if fix is None else failure.model_copy(update={"evidence": redact(fix[1])})
         try:
-            body = self.prompter.retry_prompt(failed_task, failure, number, budget)
+            body = self.prompter.retry_prompt(failed_task, told, number, budget)
         except Exception as exc:  # an injected (LLM) prompter must never stop a respawn
             log.warning("task %s: retry prompter failed (%s); using the template", task.id, exc)
-            body = TemplateRetryPrompter().retry_prompt(failed_task, failure, number, budget)
+            body = TemplateRetryPrompter().retry_prompt(failed_task, told, number, budget)
+        body += GUARDRAILS if fix is not None else ""
         try:
             prompt_path = self.runner.write_attempt(task, number, body)
         except DiskFull as exc:  # transient: attempt ``after`` stays the last one; a later tick respawns
@@ -324,6 +374,7 @@ class Actor(CheckingActions):
         new_attempt = Attempt(
             number=number, session=session_for(task.id), prompt_path=str(prompt_path), started_at=self.now,
             start_head=head, progress_at=self.now, runtime=self.runner.runtime_name(task),
+            fix=fix[0] if fix is not None else None,
         )
         who = "the human" if by_human else failure.kind.value
 

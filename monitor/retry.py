@@ -43,6 +43,9 @@ ADVICE: dict[FailureKind, str] = {
     FailureKind.conflict: "Your branch conflicts with the base branch. Merge or rebase onto the base, "
     "resolve the conflicts keeping the more complete side of each, run the tests and commit.",
     FailureKind.behind: "The base branch moved. Rebase onto it (or merge it in), run the tests and commit.",
+    FailureKind.fix_rejected: "The supervisor rejected the previous fix: it broke the guardrails below (a "
+    "function or class one side defined is gone, or an implementation became a placeholder). The branch was "
+    "put back to where it was before that fix. Fix again, keeping every side's symbols and implementations.",
     FailureKind.screenshots_missing: f"Your change touches the UI files below but no screenshot was "
     f"committed. Capture screenshots of the changed screens, save them under `{SCREENSHOT_DIR}/`, commit.",
 }

@@ -56,6 +56,7 @@ class FailureKind(StrEnum):
     setup_failed = "setup_failed"
     worktree_missing = "worktree_missing"
     launch_failed = "launch_failed"
+    fix_rejected = "fix_rejected"  # a fixer's result broke the guardrails (a side's symbol gone, a placeholder)
 
 
 class Failure(Frozen):
@@ -63,6 +64,14 @@ class Failure(Frozen):
     summary: str
     evidence: str = ""
     at: datetime
+
+
+class FixTarget(Frozen):
+    """What a fixer attempt fixes in a finished branch, and the two sides its result is verified against."""
+
+    kind: FailureKind  # conflict | ci_failed | changes_requested
+    head: str  # the branch head before the fix ("ours")
+    base: str  # the base head when the fix started ("theirs")
 
 
 class Attempt(Frozen):
@@ -82,7 +91,17 @@ class Attempt(Frozen):
     tokens: int = 0
     cost_usd: float = 0.0
     cost_known: bool = True  # False: its agent spent tokens on a model with no known price
+    fix: FixTarget | None = None  # a fixer attempt: its result is checked against the guardrails
     runtime: str = "tmux"  # where it runs ("tmux" | "container"), kept so a changed swarm.toml never loses it
+
+
+class Spend(Frozen):
+    """Tokens and dollars the orchestrator spent at one moment (budgets count it on that day)."""
+
+    at: datetime
+    tokens: int = 0
+    cost_usd: float = 0.0
+    what: str = ""  # "retry prompt", "review", "notes", ...
 
 
 class PullRequest(Frozen):
@@ -128,8 +147,12 @@ class Task(Frozen):
     after: tuple[str, ...] = ()
     acceptance: tuple[str, ...] = ()  # acceptance criteria: in the prompt and the PR body
     links: tuple[str, ...] = ()  # where the task came from (a Sentry issue, a ticket): in the PR body
+    source_issue: int | None = None  # the GitHub issue it was made from ("Fixes #N" in the PR body)
+    issue_comment_id: int | None = None  # swarm's one comment on that issue, edited as the task moves
+    issue_mirrored: str = ""  # what that comment says (a digest): it is edited only when this changes
     llm_tokens: int = 0  # the orchestrator's own spend on this task (planning share, retry prompts, reviews)
     llm_cost_usd: float = 0.0
+    llm_spend: tuple[Spend, ...] = ()  # when llm_tokens were spent; the rest counts at created_at
     attempts: tuple[Attempt, ...] = ()
     pr: PullRequest | None = None
     checks: dict[str, str] = Field(default_factory=dict)
@@ -138,6 +161,12 @@ class Task(Frozen):
     fired: tuple[str, ...] = ()
     branch_facts: BranchFacts | None = None
     merge_request: MergeRequest | None = None  # approved for the merge train ([merge] mode = "queue")
+    # Stacking ([plan] stack, monitor/merge/stack.py): a dependent starts on its dependency's checked branch.
+    contract_deps: tuple[str, ...] = ()  # dependencies owning a contract of the plan this task builds on
+    passed_head: str | None = None  # the latest head whose own checks (commits, sync, PR, CI) all passed
+    stacked_on: str | None = None  # the dependency whose branch this one is built on (its base_branch)
+    stack_base_sha: str | None = None  # that dependency's head this branch was last based on (rebase --onto)
+    stack_home: str = ""  # the base branch to return to once the dependency merged (if its record is gone)
     created_at: datetime
     updated_at: datetime
     ended_at: datetime | None = None
@@ -194,6 +223,7 @@ class RegistryState(Frozen):
     tasks: dict[str, Task] = Field(default_factory=dict)
     outbox: tuple[OutboxMessage, ...] = ()
     outage_since: datetime | None = None  # a fleet-wide provider outage was announced then (cleared when over)
+    spend: tuple[Spend, ...] = ()  # the orchestrator's spend on no task (reading notes), last 8 days
 
     def with_task(self, task: Task) -> RegistryState:
         tasks = dict(self.tasks)

@@ -38,7 +38,8 @@ GUARDRAILS = (
     "or a placeholder to make something compile or a test pass; if you cannot finish a part, leave the "
     "existing code as it is and say so in your final message.",
     "When resolving a merge conflict, keep the more complete side of each hunk (usually both sides' additions); "
-    "never resolve by taking one side wholesale.",
+    "never resolve by taking one side wholesale; then read each resolved file back and check that the "
+    "functions and classes both sides defined still exist (the supervisor verifies this and rejects the fix).",
     "After editing, verify that every function, class, module and file you call, import or reference "
     "really exists with that name and signature (search for it, import it, run it).",
     "Run the tests (and the linters the project uses) before committing, and commit only when they pass; "

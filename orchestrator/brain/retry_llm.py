@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from monitor.fence import Fence, cap
@@ -29,7 +30,7 @@ from monitor.redact import redact
 from monitor.retry import FOOTER, RetryPrompter, TemplateRetryPrompter
 from orchestrator.brain.llm import LlmError  # no SDK import: orchestrator.brain.llm loads anthropic only in Llm()
 from orchestrator.brain.plan import Usage
-from registry.models import Failure, FailureKind, RegistryState, Task
+from registry.models import Failure, FailureKind, RegistryState, Spend, Task
 
 if TYPE_CHECKING:
     from registry.store import Registry
@@ -68,6 +69,9 @@ STRATEGY: dict[FailureKind, str] = {
     "instructions (`git rebase {base}` or `git merge {base}`), what to check after, and to run the tests.",
     FailureKind.screenshots_missing: "UI files changed without a screenshot. Say which screens to capture, "
     "how to run the UI to capture them, and to commit them.",
+    FailureKind.fix_rejected: "The supervisor rejected the previous fix for breaking the guardrails (the "
+    "evidence names each symbol that disappeared or became a placeholder). Say how to redo the fix keeping "
+    "both sides' definitions and real implementations, and to read each resolved file back before committing.",
     FailureKind.died: "The agent process died. Say how to pick up from what is already committed or in the "
     "worktree, and how to avoid what killed it if the evidence shows it.",
     FailureKind.agent_error: "The agent exited with an error. Name the cause from the evidence and how to "
@@ -252,9 +256,11 @@ def registry_recorder(registry: Registry) -> UsageSink:
             task = state.tasks.get(task_id)
             if task is None:
                 return state
+            spend = Spend(at=datetime.now(UTC), tokens=usage.tokens, cost_usd=usage.cost_usd)
             return state.with_task(task.model_copy(update={
                 "llm_tokens": task.llm_tokens + usage.tokens,
                 "llm_cost_usd": round(task.llm_cost_usd + usage.cost_usd, 6),
+                "llm_spend": (*task.llm_spend, spend),  # budgets count it today (monitor/budget.py)
             }))
 
         registry.update(add)
