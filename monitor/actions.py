@@ -11,9 +11,12 @@ from registry.models import Failure
 
 @dataclass(frozen=True)
 class Start:
-    """Queued → running: create the worktree and launch attempt 1."""
+    """Queued → running: create the worktree and launch attempt 1. A stacked start (monitor/merge/stack.py)
+    branches from ``onto``, the checked head of the dependency ``stack_on``, instead of the base."""
 
     task_id: str
+    stack_on: str = ""
+    onto: str = ""
 
 
 @dataclass(frozen=True)

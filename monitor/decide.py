@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from monitor.actions import (
@@ -33,8 +33,10 @@ from monitor.actions import (
     ToChecking,
     UpdateBranch,
 )
+from monitor.budget import task_over
 from monitor.durations import format_duration
 from monitor.layout import SCREENSHOT_DIR
+from monitor.merge.stack import stack_target
 from monitor.observation import Liveness, Observation, Review, RunResult
 from monitor.policy import Policy
 from monitor.redact import redact
@@ -62,6 +64,7 @@ class Decision:
     actions: tuple[Action, ...] = ()
     reason: str = ""
     checks: Mapping[str, str] = field(default_factory=dict)
+    passed_head: str = ""  # the head whose own checks all passed (monitor/merge/stack.py): dependents stack on it
 
 
 def _failure(kind: FailureKind, summary: str, evidence: str, now: datetime) -> Failure:
@@ -102,8 +105,12 @@ def _retry_or_fail(
         return Fail(task.id, attempt.number, failure, result, kill)
     # The attempt that just ended is billed from its result: the record gets its tokens only when closed.
     spent = task.tokens - attempt.tokens + result.tokens if result is not None else task.tokens
-    if policy.token_budget and spent > policy.token_budget:
-        over = f"token budget exceeded: {spent:,} tokens spent, over the budget of {policy.token_budget:,} per task"
+    usd = task.cost_usd - attempt.cost_usd + result.cost_usd if result is not None else task.cost_usd
+    limits = policy.budget
+    if not limits.per_task_tokens and policy.token_budget:  # [llm] task_token_budget, the older name
+        limits = replace(limits, per_task_tokens=policy.token_budget)
+    over = task_over(task, limits, spent, usd)
+    if over:
         return Fail(task.id, attempt.number, failure.model_copy(update={"summary": f"{failure.summary}; {over}"}),
                     result, kill)
     return Respawn(task.id, attempt.number, failure, result, kill, fired)
@@ -320,9 +327,10 @@ def decide_checking(task: Task, obs: Observation, policy: Policy, now: datetime)
         return _worktree_missing(task, attempt, now, kill=False)
     head = obs.head or ""
     back = (BackToChecking(task.id),) if task.status is Status.ready else ()
+    passed = ""  # set once the walk is past CI: what a stacked dependent may start on
 
     def unmet(reason: str, *actions: Action) -> Decision:
-        return Decision(task.id, (*back, *actions), reason, checks)
+        return Decision(task.id, (*back, *actions), reason, checks, passed)
 
     def failed(kind: FailureKind, summary: str, evidence: str) -> Decision:
         key = f"{kind.value}:{head}"
@@ -380,6 +388,7 @@ def decide_checking(task: Task, obs: Observation, policy: Policy, now: datetime)
             return unmet(forge.ci_evidence or "CI waits for a human", *ask)
         if forge.ci == "fail":
             return failed(FailureKind.ci_failed, "CI failed", forge.ci_evidence)
+    passed = head
     if forge.reviews_to_post:
         return unmet("posting the AI reviews on the pull request", PostReviews(task.id, head, forge.reviews_to_post))
     wanted = {_login(r) for r in done.reviewers}
@@ -416,8 +425,8 @@ def decide_checking(task: Task, obs: Observation, policy: Policy, now: datetime)
         if ui and shots and forge.supports_pr and forge.pr is not None and forge.screenshots_at != head:
             return unmet("linking the screenshots in the pull request", LinkScreenshots(task.id, head, shots))
     if task.status is Status.ready:
-        return Decision(task.id, (), "ready for review", checks)
-    return Decision(task.id, (MarkReady(task.id, head),), "ready for review", checks)
+        return Decision(task.id, (), "ready for review", checks, passed)
+    return Decision(task.id, (MarkReady(task.id, head),), "ready for review", checks, passed)
 
 
 def decide(task: Task, obs: Observation, policy: Policy, now: datetime) -> Decision:
@@ -445,8 +454,11 @@ def rebaseline(state: RegistryState, jump: timedelta) -> RegistryState:
     return state.model_copy(update={"tasks": tasks})
 
 
-def plan_starts(state: RegistryState, policy: Policy, busy: int) -> tuple[list[Start], dict[str, str]]:
-    """Queued tasks to start now (dependencies merged, capacity free), and why the others wait."""
+def plan_starts(
+    state: RegistryState, policy: Policy, busy: int, held: str = ""
+) -> tuple[list[Start], dict[str, str]]:
+    """Queued tasks to start now (dependencies merged, capacity free), and why the others wait. ``held``:
+    the day's or week's budget is spent (monitor/budget.py), so nothing starts and that is why."""
     free = policy.max_parallel - busy
     starts: list[Start] = []
     waiting: dict[str, str] = {}
@@ -459,12 +471,15 @@ def plan_starts(state: RegistryState, policy: Policy, busy: int) -> tuple[list[S
                 blockers.append(f"{dep} (unknown task)")
             elif other.status is not Status.merged:
                 blockers.append(f"{dep} ({other.status.value})")
-        if blockers:
-            waiting[task.id] = "waiting for " + ", ".join(blockers)
+        onto, stack_wait = stack_target(task, state.tasks, policy.stack)  # [plan] stack: start on its branch
+        if blockers and onto is None:
+            waiting[task.id] = "waiting for " + ", ".join(blockers) + (f"; {stack_wait}" if stack_wait else "")
+        elif held:
+            waiting[task.id] = held
         elif free <= 0:
             waiting[task.id] = f"waiting for a free slot (max_parallel = {policy.max_parallel})"
         else:
-            starts.append(Start(task.id))
+            starts.append(Start(task.id, onto.id, onto.passed_head or "") if onto is not None else Start(task.id))
             free -= 1
     return starts, waiting
 
@@ -483,3 +498,18 @@ def cap_respawns(decisions: Sequence[Decision], policy: Policy) -> list[Decision
         budget -= len(respawns)
         capped.append(decision)
     return capped
+
+
+def hold_for_budget(decisions: Sequence[Decision], held: str) -> list[Decision]:
+    """The day's or week's budget is spent (``held`` says so): no new attempt. Running agents finish; a
+    failed attempt waits with its failure until the next day or a raise, when the same decision comes again."""
+    if not held:
+        return list(decisions)
+    kept = []
+    for decision in decisions:
+        if any(isinstance(a, Respawn) for a in decision.actions):
+            kept.append(Decision(decision.task_id, tuple(a for a in decision.actions if not isinstance(a, Respawn)),
+                                 f"{decision.reason} (retry {held})", decision.checks))
+        else:
+            kept.append(decision)
+    return kept

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from monitor.budget import Limits
+
 
 @dataclass(frozen=True)
 class DonePolicy:
@@ -33,4 +35,10 @@ class Policy:
     api_backoff_max: float = 1800.0
     api_error_attempts: int = 5
     outage_tasks: int = 3
+    # Stacked starts ([plan] stack): "off", "contracts" (dependencies that own a contract of the plan) or "all";
+    # restacks rebase ("rebase") or merge ("merge") the dependent onto its dependency's new head.
+    stack: str = "contracts"
+    restack: str = "rebase"
     done: DonePolicy = field(default_factory=DonePolicy)
+    budget: Limits = field(default_factory=Limits)  # [budget]: spend limits (monitor/budget.py)
+    timezone: str = ""  # where the budget's day starts at midnight ("" = this machine's zone)

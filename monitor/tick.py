@@ -16,18 +16,24 @@ from typing import Any
 
 from monitor.act import Actor
 from monitor.actions import Fail, Progress, Respawn, ToChecking
+from monitor.budget import budget_message, held_reason
+from monitor.budget import prune as prune_spend
+from monitor.budget_override import budget_verdict
 from monitor.clockjump import boot_id, measure_jump
 from monitor.decide import (
     JUMP_SLACK,
     Decision,
     cap_respawns,
     decide,
+    hold_for_budget,
     outage_tasks,
     plan_starts,
     rebaseline,
 )
 from monitor.heartbeat import record_tick
+from monitor.issue_mirror import mirror_issues
 from monitor.layout import Layout
+from monitor.merge.stack import RESTACKABLE, plan_restacks
 from monitor.messages import outage_message
 from monitor.observation import Observation
 from monitor.observe import Observer, read_panes
@@ -111,6 +117,7 @@ def _soft_updates(
     facts = {tid: o.branch_facts for tid, o in (observations or {}).items() if o.branch_facts is not None}
     progress = {a.task_id: a for d in decisions for a in d.actions if isinstance(a, Progress)}
     views = {d.task_id: (d.reason, dict(d.checks)) for d in decisions}
+    passed = {d.task_id: d.passed_head for d in decisions if d.passed_head}  # stacked dependents start on these
     # these tasks get their reason from the action itself, written by act
     acted = {d.task_id for d in decisions if any(isinstance(a, Respawn | Fail | ToChecking) for a in d.actions)}
 
@@ -135,6 +142,8 @@ def _soft_updates(
                 update["reason"] = waiting[task_id]
             if task_id in facts and facts[task_id] != task.branch_facts:
                 update["branch_facts"] = facts[task_id]
+            if task_id in passed and passed[task_id] != task.passed_head and task.status in RESTACKABLE:
+                update["passed_head"] = passed[task_id]
             if update or mark:
                 tasks[task_id] = task.model_copy(update=update)
                 changed = True
@@ -236,7 +245,8 @@ def _tick(world: World, report: TickReport, stop: threading.Event, only: set[str
         update={"tasks": {tid: t for tid, t in state.tasks.items() if tid in only}})
     observations = observer.observe_all(concerned, now)
     decisions = [decide(state.tasks[tid], obs, world.policy, now) for tid, obs in observations.items()]
-    decisions = cap_respawns(decisions, world.policy)
+    held = budget_hold(world, state, now)
+    decisions = cap_respawns(hold_for_budget(decisions, held), world.policy)
     report.tasks = len([t for t in state.tasks.values() if t.status.active])
     actor = Actor(world.registry, world.events, world.runner, world.forge, world.tmux, world.git, world.policy,
                   world.prompter, now, thread_events=getattr(world.notifier, "wants_events", False))
@@ -260,11 +270,19 @@ def _tick(world: World, report: TickReport, stop: threading.Event, only: set[str
             break
         observations = _observe_again(world, observer, changed, now)
         rest = replace(world.policy, max_respawns_per_tick=max(0, world.policy.max_respawns_per_tick - respawns))
-        decisions = cap_respawns([decide(state.tasks[tid], obs, world.policy, now)
-                                        for tid, obs in observations.items()], rest)
+        decisions = cap_respawns(hold_for_budget([decide(state.tasks[tid], obs, world.policy, now)
+                                                  for tid, obs in observations.items()], held), rest)
+    # Stacked branches follow a dependency that merged or has a new checked head in this tick (monitor/merge/).
+    restacks, _ = plan_restacks(state.tasks)
+    for restack in restacks:
+        if stop.is_set():
+            report.stopped_early = True
+            return _finish(world, report, actor, now)
+        actor.restack(restack)
+    state = world.registry.read() if restacks else state
     # Starts are planned from the state the tick leaves behind: a dependency merged in this tick counts.
     busy = sum(1 for t in state.tasks.values() if t.status.holds_slot)
-    starts, _ = plan_starts(state, world.policy, busy)
+    starts, _ = plan_starts(state, world.policy, busy, held)
     for start in starts:
         if stop.is_set():
             report.stopped_early = True
@@ -272,14 +290,29 @@ def _tick(world: World, report: TickReport, stop: threading.Event, only: set[str
         actor.run(start)
     # ... and the wait reasons from the state after those starts (a dependency that just started says so).
     state = world.registry.read() if starts else state
-    _, waiting = plan_starts(state, world.policy, sum(1 for t in state.tasks.values() if t.status.holds_slot))
+    _, waiting = plan_starts(state, world.policy, sum(1 for t in state.tasks.values() if t.status.holds_slot), held)
     world.registry.update(_soft_updates([], waiting, now))
     _finish(world, report, actor, now)
+
+
+def budget_hold(world: World, state: RegistryState, now: datetime) -> str:
+    """Why nothing new may start or respawn (the day's or week's budget is spent), or "". The human is told
+    once per period and limit; the limits are read again each tick (`swarm budget` may have raised them)."""
+    verdict = budget_verdict(world.layout.state_dir, world.policy, state, now)
+    if verdict is None or not verdict.over:
+        world.registry.update(lambda s: prune_spend(s, now))
+        return ""
+    message = budget_message(verdict, now)
+    world.registry.update(lambda s: prune_spend(s, now).enqueue(message))
+    if not any(m.key == message.key for m in state.outbox):
+        world.events.append(now, "", "budget_held", period=verdict.over, reason=verdict.reason)
+    return held_reason(verdict)
 
 
 def _finish(world: World, report: TickReport, actor: Actor, now: datetime) -> None:
     report.actions = actor.done
     world.registry.update(lambda state: _outage(state, world.policy, now))
+    report.actions += mirror_issues(world.registry, world.forge)  # the issues' comments, only where a state moved
     report.notified = flush_outbox(world)
 
 
@@ -329,8 +362,10 @@ def start_queued(world: World) -> list[str]:
             return []
         state = world.registry.read()
         busy = sum(1 for t in state.tasks.values() if t.status.holds_slot)
-        starts, waiting = plan_starts(state, world.policy, busy)
         now = world.clock()
+        verdict = budget_verdict(world.layout.state_dir, world.policy, state, now)
+        starts, waiting = plan_starts(state, world.policy, busy,
+                                      held_reason(verdict) if verdict is not None and verdict.over else "")
         actor = Actor(world.registry, world.events, world.runner, world.forge, world.tmux, world.git, world.policy,
                       world.prompter, now, thread_events=getattr(world.notifier, "wants_events", False))
         for start in starts:

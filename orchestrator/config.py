@@ -103,7 +103,7 @@ class GithubSettings(Section):
     timeout: Duration = 15.0  # per request
     intake_label: str = Field("swarm", min_length=1, max_length=50)  # open issues with it become tasks
     intake_every: Duration = 0.0  # 0 = only `swarm discover github` and `issues` webhooks; else polled this often
-    intake_anyone: bool = False  # issues (and /swarm commands) from people without write access count too
+    intake_anyone: bool = False  # issues opened by people without write access become tasks too
     intake_max_new: int = Field(5, ge=1, le=100)  # tasks made from issues per run
 
     @field_validator("app_id", mode="before")

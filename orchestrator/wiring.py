@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.agents import AgentProfile, resolve_profiles
+from monitor.budget import Limits
 from monitor.layout import Layout
 from monitor.policy import DonePolicy, Policy
 from monitor.retry import RetryPrompter, TemplateRetryPrompter
@@ -46,12 +47,23 @@ def policy_from(settings: Settings) -> Policy:
         api_error_attempts=settings.monitor.api_error_attempts,
         outage_tasks=settings.monitor.outage_tasks,
         token_budget=settings.llm.task_token_budget,
+        stack=settings.plan.stack_mode,
+        restack=settings.plan.restack,
+        budget=budget_limits(settings), timezone=settings.budget.timezone,
         done=DonePolicy(
             commits=done.commits, pr=done.pr, no_conflict=done.no_conflict, up_to_date=done.up_to_date,
             ci=done.ci, reviews=done.reviews, reviewers=tuple(done.reviewers),
             screenshots_for=tuple(done.screenshots_for),
         ),
     )
+
+
+def budget_limits(settings: Settings) -> Limits:
+    """``[budget]`` as the monitor's values; ``[llm] task_token_budget`` is the older name of per_task_tokens."""
+    b = settings.budget
+    return Limits(per_task_usd=b.per_task_usd, per_day_usd=b.per_day_usd, per_week_usd=b.per_week_usd,
+                  per_task_tokens=b.per_task_tokens or settings.llm.task_token_budget,
+                  per_day_tokens=b.per_day_tokens, per_week_tokens=b.per_week_tokens)
 
 
 def profiles_from(settings: Settings) -> dict[str, AgentProfile]:

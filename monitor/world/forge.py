@@ -41,6 +41,11 @@ class Forge(Protocol):
         """Bring the branch up to date with its base without an agent; False on conflict."""
         ...
 
+    def restacked(self, task: Task, head: str, expected: str, base_branch: str) -> bool:
+        """Publish a branch the monitor rewrote (a restack, monitor/merge/restack.py): push ``head`` over
+        ``expected`` with a lease, and point the PR at ``base_branch``. False: the remote moved; try later."""
+        ...
+
     def publish(self, task: Task, head: str) -> None:
         """Make the PR show ``head`` (push it, or take what the forge added); a no-op without PRs."""
         ...

@@ -369,3 +369,15 @@ class Git:
 
     def is_ancestor(self, older: str, newer: str) -> bool:
         return self._is_ancestor(_ref(older), _ref(newer))
+
+    def run(
+        self, *args: str, cwd: Path | None = None, ok: Container[int] = (0,), env: Mapping[str, str] | None = None
+    ) -> tuple[int, str, str]:
+        """Any git command with this class's timeout and errors: for monitor/merge, which rebases only in a
+        scratch worktree of its own and moves a task's branch with :meth:`move_branch`."""
+        return self._run(*args, cwd=cwd, ok=ok, env=env)
+
+    def move_branch(self, worktree: Path, sha: str) -> None:
+        """Point the branch checked out in ``worktree`` at ``sha`` (a restacked history) with ``reset --keep``,
+        which refuses rather than lose a local change; the caller has checked the worktree is clean."""
+        self._run("reset", "--keep", "--quiet", _ref(sha), cwd=Path(worktree))

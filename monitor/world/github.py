@@ -78,6 +78,8 @@ def pr_body(task: Task) -> str:
         parts.append("## Acceptance criteria\n\n" + "\n".join(f"- [ ] {item}" for item in task.acceptance))
     if task.links:
         parts.append("## Links\n\n" + "\n".join(f"- {link}" for link in task.links))
+    if task.source_issue is not None:  # GitHub closes the issue when this PR merges
+        parts.append(f"Fixes #{task.source_issue}")
     parts.append(f"Opened by swarm for task `{task.id}` (attempt {task.attempt.number if task.attempt else 1}).")
     parts.append(TASK_MARKER.format(id=task.id))
     return redact("\n\n".join(parts))
@@ -412,6 +414,25 @@ class GitHubForge:
         if remote is not None and not self.git.is_ancestor(remote, head):
             log.warning("task %s: %s was rewritten (rebase?); pushing with a lease", task.id, task.branch)
         self.git.push(self.remote, head, task.branch, expect=remote, env=self._git_env())
+
+    def restacked(self, task: Task, head: str, expected: str, base_branch: str) -> bool:
+        """Push a restacked head over ``expected`` with a lease (``--force-with-lease=<branch>:<expected>``; a
+        branch never pushed is left to the PR step), then retarget the PR to ``base_branch`` (PyGithub
+        ``edit(base=...)``). False when the remote branch is neither ``expected`` nor ``head``: it moved."""
+        remote = self._remote_head(task.branch)
+        if remote is not None and remote != head:
+            if remote != expected:
+                return False
+            self.git.push(self.remote, head, task.branch, expect=expected, env=self._git_env())
+        node = self._node(task) if task.pr is not None else None
+        if task.pr is not None and (node is None or str(node.get("baseRefName") or "") != base_branch):
+            number = task.pr.number
+            try:
+                self.api.rest("retarget pull request", lambda r: r.get_pull(number).edit(base=base_branch))
+            except GithubException as exc:
+                raise ForgeUnavailable(f"could not retarget PR #{number} to {base_branch}: {_message(exc)}") from exc
+            log.info("task %s: PR #%d now targets %s", task.id, number, base_branch)
+        return True
 
     def _find_pr(self, task: Task) -> PullRequest | None:
         owner = self.api.config.owner

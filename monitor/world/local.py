@@ -91,6 +91,9 @@ class LocalForge:
     def publish(self, task: Task, head: str) -> None:
         return None
 
+    def restacked(self, task: Task, head: str, expected: str, base_branch: str) -> bool:
+        return True  # local branches only: moving the task's branch is all there is
+
     def link_screenshots(self, task: Task, head: str, paths: Sequence[str]) -> None:
         return None
 
