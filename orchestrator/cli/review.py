@@ -34,6 +34,13 @@ def review_run(
     if llm is None:
         err().print(f"swarm review: no API key in ${settings.llm.api_key_env}", markup=False)
         raise typer.Exit(TEMPFAIL)
+    from orchestrator.budget import check_llm
+
+    try:  # over the day's budget: not judged now (the monitor asks again at a later tick)
+        check_llm(settings, world.layout.state_dir, world.registry, world.clock(), "review")
+    except OperationalError as exc:
+        err().print(f"swarm review: {exc}", markup=False)
+        raise typer.Exit(TEMPFAIL) from None
     try:
         result = reviewing.review_lens(llm, settings, world.git, found, lens, head,
                                        world.forge.base_ref(found.base_branch))
@@ -63,6 +70,9 @@ def review(
     llm = llm_from(settings)
     if llm is None:
         raise UsageError(f"no API key in ${settings.llm.api_key_env}: AI review needs one")
+    from orchestrator.budget import check_llm
+
+    check_llm(settings, world.layout.state_dir, world.registry, world.clock(), "review")
     lenses = lens or [r.removeprefix("swarm:") for r in settings.done.reviewers if r.startswith("swarm:")] or ["logic"]
     try:
         for line in review_now(world, settings, llm, found, lenses):

@@ -62,6 +62,13 @@ def status(
             width = status_view.table_width(console())
             wide = console() if console().width == width else Console(soft_wrap=True, width=width)
             wide.print(status_view.table(tasks, utc_now(), width))
+        from orchestrator.budget import today
+
+        spend = today(settings, world.layout.state_dir, world.registry, utc_now())
+        if spend is not None:  # [budget]: today $x of $y (held in yellow when over)
+            (err() if spend.over else console()).print(spend.line() + (f" — held: {spend.reason}" if spend.over
+                                                                        else ""), markup=False, highlight=False,
+                                                       style="yellow" if spend.over else None)
         for warning in status_view.blocked(sorted(world.registry.read().tasks.values(), key=lambda t: t.created_at)):
             err().print(warning, markup=False, highlight=False, style="yellow")
         serving = serve_running(world.layout.state_dir, utc_now())

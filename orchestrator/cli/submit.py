@@ -39,8 +39,13 @@ def submit_request(
     if not request.strip():
         raise UsageError("the request is empty: say what you want built (swarm submit \"...\" or --file FILE)")
     settings, world = load_world()
+    llm = llm_from(settings)
+    if llm is not None:  # planning is a model call: not over the day's budget
+        from orchestrator.budget import check_llm
+
+        check_llm(settings, world.layout.state_dir, world.registry, world.clock(), "planning")
     try:
-        report = submit_tasks(world, settings, request, dry_run=dry_run, llm=llm_from(settings))
+        report = submit_tasks(world, settings, request, dry_run=dry_run, llm=llm)
     except (PlanError, LlmError, SubmitError) as exc:
         raise OperationalError(" ".join(str(exc).split())) from None
     spawned = [t.task_id for t in report.tasks if t.task_id]
