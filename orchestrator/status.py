@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor.durations import format_duration
+from monitor.merge.stack import stack_json, stack_position, stack_wait
 from registry.models import Status, Task
 
 STYLE = {
@@ -21,7 +22,8 @@ STYLE = {
 }
 
 
-def task_json(task: Task) -> dict[str, Any]:
+def task_json(task: Task, tasks: Mapping[str, Task] | None = None) -> dict[str, Any]:
+    """One task for scripts; ``tasks`` (the registry's) lets a stacked task name its dependency's PR."""
     attempt = task.attempt
     return {
         "id": task.id,
@@ -37,6 +39,7 @@ def task_json(task: Task) -> dict[str, Any]:
         "checks": dict(task.checks),
         "reason": task.reason,
         "after": list(task.after),
+        "stack": stack_json(task, tasks or {}),  # null, or where the branch stands: {"on", "pr", "position", ...}
         "tokens": task.tokens,
         "cost_usd": task.cost_usd,
         "cost_known": task.cost_known,  # false: some tokens were spent on a model with no price (cost_usd is a floor)
@@ -58,13 +61,15 @@ PIPED_WIDTH = 200  # no terminal and no $COLUMNS: wide enough that nothing is cu
 # as its content), narrow enough for a pager
 
 
-def _cells(task: Task, now: datetime) -> dict[str, str]:
+def _cells(task: Task, now: datetime, tasks: Mapping[str, Task] | None = None) -> dict[str, str]:
     age = format_duration(max(0.0, (now - task.created_at).total_seconds()))
+    position = stack_position(task, tasks or {})
+    reason = f"{position}: {task.reason}" if position else task.reason
     return {
         "task": task.id, "status": task.status.value, "att": str(len(task.attempts)), "agent": task.agent,
         "age": age, "tokens": f"{task.tokens:,}" if task.tokens else "",
         "cost": task_cost(task) if task.cost_usd or not task.cost_known else "",
-        "reason": " ".join(task.reason.split())[:90],
+        "reason": " ".join(reason.split())[:90],
     }
 
 
@@ -78,7 +83,8 @@ def table(tasks: list[Task], now: datetime, width: int | None = None) -> Table:
     """The tasks as a table at most ``width`` characters wide. Every id and status is shown whole: columns
     are dropped (tokens, cost, agent, attempts, age, in that order), the reason is shortened, and at the
     very narrowest the frame goes. Every cell is a Text: titles, reasons and ids are data, never markup."""
-    rows = [_cells(task, now) for task in tasks]
+    by_id = {t.id: t for t in tasks}
+    rows = [_cells(task, now, by_id) for task in tasks]
     names = ["task", "status", "att", "agent", "age", "tokens", "cost", "reason"]
     widths = {n: max([len(n), *(len(r[n]) for r in rows)]) for n in names}
     limit = width or 10_000
@@ -163,7 +169,7 @@ def cost_footer(tasks: list[Task]) -> str:
     return f"cost per ready PR: {each} ({done} ready/merged, {money(total)} total)"
 
 
-def detail(console: Console, task: Task) -> None:
+def detail(console: Console, task: Task, tasks: Mapping[str, Task] | None = None) -> None:
     """One task in full. Nothing here is markup: titles come from users, Sentry and the planner."""
     def say(*parts: str | Text) -> None:
         console.print(Text.assemble(*parts), highlight=False)
@@ -177,6 +183,10 @@ def detail(console: Console, task: Task) -> None:
         say(f"pr        #{task.pr.number} {task.pr.url}")
     if task.after:
         say(f"after     {', '.join(task.after)}")
+    if task.stacked_on:
+        wait = stack_wait(task, tasks or {})
+        say(f"stacked   {stack_position(task, tasks or {})}, based on {(task.stack_base_sha or '?')[:10]}"
+            + (f"; {wait}" if wait else ""))
     if task.checks:
         say("checks    " + ", ".join(f"{k}: {v}" for k, v in task.checks.items()))
     say(f"tokens    {task.tokens:,}    cost {f'${task.cost_usd:.4f}' if task.cost_known else 'unknown'}"

@@ -320,11 +320,15 @@ def _undo(world: World, ids: Mapping[str, str], failed: str, exc: Exception) -> 
     return message
 
 
-def _record_spend(world: World, tasks: Sequence[SubmittedTask], ids: Mapping[str, str], usage: Usage) -> None:
+def _record_spend(world: World, tasks: Sequence[SubmittedTask], ids: Mapping[str, str], usage: Usage,
+                  owners: frozenset[str] = frozenset()) -> None:
     """The planning spend, split over the tasks, and each task's acceptance criteria (for the PR body; the
     prompt has them already, so they are not passed to spawn, which would add them a second time)."""
     shares = dict(zip([t.planned.id for t in tasks], split_usage(usage, len(tasks)), strict=True))
     acceptance = {t.planned.id: t.planned.acceptance for t in tasks}
+    # dependencies that own a contract of the plan: [plan] stack = "contracts" starts the dependent on their branch
+    contract_deps = {t.planned.id: tuple(ids[d] for d in t.planned.depends_on if d in owners and d in ids)
+                     for t in tasks}
 
     def apply(state: RegistryState) -> RegistryState:
         for plan_id, task_id in ids.items():
@@ -336,6 +340,7 @@ def _record_spend(world: World, tasks: Sequence[SubmittedTask], ids: Mapping[str
                 "llm_tokens": current.llm_tokens + tokens,
                 "llm_cost_usd": round(current.llm_cost_usd + cost, 6),
                 "acceptance": acceptance[plan_id],
+                "contract_deps": contract_deps[plan_id],
             }))
         return state
 
@@ -363,7 +368,7 @@ def submit(world: World, settings: Settings, request: str, *, dry_run: bool, llm
         more = f" (and {len(problems) - 1} more; `swarm submit --dry-run` lists them)" if len(problems) > 1 else ""
         raise UsageError(f"{problems[0]}{more}; nothing was spawned")
     ids = _spawn_all(world, settings, tasks)
-    _record_spend(world, tasks, ids, usage)
+    _record_spend(world, tasks, ids, usage, frozenset(c.owner for c in plan.contracts if c.owner))
     first_line = request.splitlines()[0].strip()[:200]
     world.events.append(world.clock(), "", "submitted", request=first_line, tasks=[t.planned.id for t in tasks],
                         task_ids=dict(ids), planned=llm is not None, tokens=usage.tokens, cost_usd=usage.cost_usd)

@@ -33,10 +33,11 @@ def status(
     settings, world = load_view()  # read only: no tmux, git or forge to set up
     if task:
         found = find_task(world.registry, world.layout.state_dir, task)
+        everyone = world.registry.read().tasks  # a stacked task names its dependency's PR
         if as_json:
-            print(json.dumps(status_view.task_json(found), indent=1))
+            print(json.dumps(status_view.task_json(found, everyone), indent=1))
         else:
-            status_view.detail(console(), found)
+            status_view.detail(console(), found, everyone)
         return
 
     def current() -> list[Task]:
@@ -44,7 +45,8 @@ def status(
         return [t for t in listed if not active or t.status.active]
 
     if as_json:
-        print(json.dumps([status_view.task_json(t) for t in current()], indent=1))
+        everyone = world.registry.read().tasks
+        print(json.dumps([status_view.task_json(t, everyone) for t in current()], indent=1))
     elif watch:
         with Live(status_view.table(current(), utc_now(), console().width), console=console(),
                   refresh_per_second=1) as live:
