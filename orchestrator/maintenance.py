@@ -113,6 +113,18 @@ def discovery_chore(world: World, settings: Settings) -> tuple[float, Callable[[
     return every, run
 
 
+def github_chore(world: World, settings: Settings) -> tuple[float, Callable[[], list[str]]]:
+    """Issue intake and the `/swarm` commands of the repository's comments, every ``[github] intake_every``."""
+    def run() -> list[str]:
+        from orchestrator.discovery.comment_commands import discover_github
+
+        report, commands = discover_github(world, settings, dry_run=False, now=world.clock())
+        return [*report.lines(), *commands]
+
+    every = settings.github.intake_every if settings.project.forge == "github" else 0.0
+    return every, run
+
+
 def service_tick(world: World, settings: Settings, stop: threading.Event) -> tuple[TickReport, list[str]]:
     """What the timer and the daemon run: one tick inside a cron check-in (when self-monitoring is on), then
     the chores that are due (not when the tick was skipped or asked to stop)."""
@@ -122,4 +134,17 @@ def service_tick(world: World, settings: Settings, stop: threading.Event) -> tup
         report = run_tick(world, stop)
     if report.skipped or stop.is_set():
         return report, []
-    return report, run_due(world, settings, {"sentry": discovery_chore(world, settings)})
+    return report, run_due(world, settings, {"sentry": discovery_chore(world, settings),
+                                             "github": github_chore(world, settings),
+                                             "notes": notes_chore(world, settings)})
+
+
+def notes_chore(world: World, settings: Settings) -> tuple[float, Callable[[], list[str]]]:
+    """Meeting notes every ``[discovery] notes_every``: new proposals, never tasks (a person approves)."""
+    def run() -> list[str]:
+        from orchestrator.brain.llm import llm_from
+        from orchestrator.discovery.notes import discover_notes
+
+        return discover_notes(world, settings, llm_from(settings), world.clock()).lines()
+
+    return (settings.discovery.notes_every if settings.discovery.notes else 0.0), run

@@ -18,7 +18,7 @@ from orchestrator.errors import OperationalError, UsageError
 # The command modules, in the order `swarm --help` lists their commands: each registers on the apps.
 COMMANDS = ("init", "spawn", "submit", "status", "monitor", "serve", "logs", "attach", "retry", "cancel", "cleanup",
             "merge", "doctor", "demo", "review", "learn", "agent_run", "discover", "github",
-            "systemd", "registry", "budget")
+            "systemd", "registry", "budget", "proposals")
 for _name in COMMANDS:
     importlib.import_module(f"orchestrator.cli.{_name}")
 
