@@ -347,6 +347,8 @@ def decide_checking(task: Task, obs: Observation, policy: Policy, now: datetime)
         return failed(FailureKind.phantom, "the branch has no commits ahead of the base", "")
     # the forge's mergeability is about the PR's head: a newer local head (not pushed yet) is judged by git
     sync = forge.sync if forge is not None and forge.pr_head == head else ""
+    if task.stacked_on and sync in ("conflict", "behind"):
+        sync = ""  # against the dependency's moving branch: restacks follow it (monitor/merge/stack.py)
     if done.no_conflict:
         conflict = bool(obs.conflicts) or sync == "conflict"
         checks["conflict"] = "conflict" if conflict else "ok"

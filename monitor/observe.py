@@ -146,8 +146,11 @@ class Observer:
         return self._checking(task, job_panes, head, worktree_exists)
 
     def _facts(self, task: Task, head: str) -> BranchFacts:
-        base = self.forge.base_ref(task.base_branch)
-        key = f"{self.base_heads.get(task.base_branch) or self.git.head(base)}:{head}"
+        # a stacked branch is judged against the dependency head it is built on: following the dependency's
+        # newer heads is the restack's work (monitor/merge), not a conflict or a lag of its own
+        stacked = task.stack_base_sha if task.stacked_on else None
+        base = stacked or self.forge.base_ref(task.base_branch)
+        key = f"{stacked or self.base_heads.get(task.base_branch) or self.git.head(base)}:{head}"
         if task.branch_facts is not None and task.branch_facts.key == key:
             return task.branch_facts
         divergence = self.git.divergence(base, task.branch)
@@ -187,7 +190,8 @@ class Observer:
         )
         if liveness is Liveness.alive or liveness.blind or not worktree_exists:
             return obs
-        ahead = self.git.divergence(self.forge.base_ref(task.base_branch), task.branch).ahead if head else 0
+        base = (task.stack_base_sha if task.stacked_on else None) or self.forge.base_ref(task.base_branch)
+        ahead = self.git.divergence(base, task.branch).ahead if head else 0
         new_commits = self.git.commits_between(attempt.start_head, head) if head and attempt.start_head else ahead
         transcript = readable(read_tail(run_dir / LOG, lines=400, max_bytes=131072, chars=120000))
         return replace(obs, log_tail=transcript, ahead=ahead, new_commits=new_commits,

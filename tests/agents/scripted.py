@@ -48,6 +48,17 @@ def main() -> int:
         subprocess.run(["git", "fetch", "-q", "origin", "main"], check=True)
         subprocess.run(["git", "merge", "--no-edit", "-q", "-X", "ours", "FETCH_HEAD"], check=True)
         return 0
+    if scenario.startswith("write:"):  # write:NAME:WORD commits NAME holding WORD (stacked-task tests)
+        _, name, word = scenario.split(":", 2)
+        commit(name, f"{word}\n")
+        return 0
+    if scenario == "restack-resolve":  # run the restack command the evidence names, keeping our commit's side
+        found = re.search(r"git rebase --onto ([0-9a-f]{40}) ([0-9a-f]{40})", prompt)
+        if found is None:
+            print("no restack command in the prompt", flush=True)
+            return 4
+        subprocess.run(["git", "rebase", "-X", "theirs", "--onto", found.group(1), found.group(2)], check=True)
+        return 0
     if scenario == "commit-good":
         commit("value.txt", "good\n")
         return 0
