@@ -50,10 +50,11 @@ PLANTED = {
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def _task(task_id: str, title: str, status: Status, **extra: Any) -> Task:
+def _task(task_id: str, title: str, status: Status, worktrees: Path | None = None, **extra: Any) -> Task:
     created = NOW - timedelta(hours=3)
+    worktree = (worktrees or Path("/nonexistent")) / task_id  # never created: only a retry makes it
     return Task(id=task_id, title=title, prompt="p", agent="scripted", status=status, base_branch="main",
-                branch=f"swarm/{task_id}", worktree=f"/nonexistent/{task_id}", created_at=created,
+                branch=f"swarm/{task_id}", worktree=str(worktree), created_at=created,
                 updated_at=NOW - timedelta(minutes=5), **extra)
 
 
@@ -114,6 +115,8 @@ def seed(repo: Path) -> dict[str, str]:
     ]
     for task_id in (ids["running"], ids["failed"]):
         (layout.run_dir(task_id, 1) / LOG).write_text(agent_output())
+
+    tasks = [t.model_copy(update={"worktree": str(layout.worktree(t.id))}) for t in tasks]
 
     def put(state: RegistryState) -> RegistryState:
         for task in tasks:

@@ -96,7 +96,7 @@ def test_every_page_is_escaped_has_a_strict_csp_and_no_secret(site: Site) -> Non
 def test_a_link_from_the_registry_is_only_ever_http(site: Site) -> None:
     from registry.models import PullRequest
 
-    def evil(state):  # type: ignore[no-untyped-def]
+    def evil(state):
         task = state.tasks[site.ids["checking"]]
         return state.with_task(task.model_copy(update={"pr": PullRequest(number=9, url="javascript:alert(1)")}))
 
