@@ -34,6 +34,7 @@ from monitor.heartbeat import record_tick
 from monitor.issue_mirror import mirror_issues
 from monitor.layout import Layout
 from monitor.merge.stack import RESTACKABLE, plan_restacks
+from monitor.merge.train import step as train_step
 from monitor.messages import outage_message
 from monitor.observation import Observation
 from monitor.observe import Observer, read_panes
@@ -280,6 +281,11 @@ def _tick(world: World, report: TickReport, stop: threading.Event, only: set[str
             return _finish(world, report, actor, now)
         actor.restack(restack)
     state = world.registry.read() if restacks else state
+    try:  # [merge] mode = "queue": approvals join the train, its first task is updated, gated or merged
+        train_step(actor)
+    except (ForgeUnavailable, GitError) as exc:
+        log.warning("merge train: %s; the next tick goes on", exc)
+    state = world.registry.read()
     # Starts are planned from the state the tick leaves behind: a dependency merged in this tick counts.
     busy = sum(1 for t in state.tasks.values() if t.status.holds_slot)
     starts, _ = plan_starts(state, world.policy, busy, held)

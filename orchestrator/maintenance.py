@@ -134,7 +134,10 @@ def service_tick(world: World, settings: Settings, stop: threading.Event) -> tup
         report = run_tick(world, stop)
     if report.skipped or stop.is_set():
         return report, []
-    return report, run_due(world, settings, {"sentry": discovery_chore(world, settings),
+    from orchestrator.after_merge import safe_check
+
+    chores = safe_check(world, settings, world.clock())  # [after_merge]: a swarm PR merged in this tick
+    return report, chores + run_due(world, settings, {"sentry": discovery_chore(world, settings),
                                              "github": github_chore(world, settings),
                                              "notes": notes_chore(world, settings)})
 

@@ -223,6 +223,7 @@ class RegistryState(Frozen):
     tasks: dict[str, Task] = Field(default_factory=dict)
     outbox: tuple[OutboxMessage, ...] = ()
     outage_since: datetime | None = None  # a fleet-wide provider outage was announced then (cleared when over)
+    train_landed: tuple[str, ...] = ()  # tasks the merge train merged since it was last empty (one notice)
     spend: tuple[Spend, ...] = ()  # the orchestrator's spend on no task (reading notes), last 8 days
 
     def with_task(self, task: Task) -> RegistryState:

@@ -32,6 +32,7 @@ from monitor.redact import redact
 from monitor.world.forge import ForgeUnavailable
 from monitor.world.git import Git, GitError
 from monitor.world.github_api import GitHubApi, GraphQLRefused, askpass_env
+from monitor.world.github_merge import GitHubMerges, approvals_of
 from monitor.world.github_query import (
     OPEN_PULLS,
     PAGE_SIZE,
@@ -113,6 +114,7 @@ class GitHubForge:
         self._closed: dict[int, dict[str, Any]] = {}
         self._fetched = False
         self._problem = ""
+        self.merges = GitHubMerges(api, clock)  # the merge train's writes
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -512,6 +514,19 @@ class GitHubForge:
             if exc.status == 422:
                 return False  # a conflict, or the head moved: the next tick looks again
             raise ForgeUnavailable(f"update-branch failed: {_message(exc)}") from exc
+
+    def approvals(self, task: Task, head: str) -> tuple[str, ...]:
+        return approvals_of(self._node(task), head, self.wanted)
+
+    def merge_queue(self, base_branch: str) -> bool:
+        numbers = [int(n["number"]) for n in self._open.values() if n.get("baseRefName") == base_branch]
+        return bool(numbers) and self.merges.merge_queue(base_branch, numbers[0])
+
+    def enqueue(self, task: Task, head: str) -> None:
+        self.merges.enqueue(task, head)
+
+    def merge(self, task: Task, head: str, method: str) -> None:
+        self.merges.merge(task, head, method)
 
     def link_screenshots(self, task: Task, head: str, paths: Sequence[str]) -> None:
         """Put the committed screenshots (at ``head``) into the PR body, replacing an older section."""

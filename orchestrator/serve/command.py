@@ -91,14 +91,18 @@ class Service:
         self.handler = WebhookHandler(
             secret=webhook_secret(settings), deliveries=DeliveryLog(self.state_dir / DELIVERIES_FILE),
             read_state=world.registry.read, wake=self.reconciler.request, on_accepted=self._accepted,
-            repo=settings.github.repo,
+            repo=settings.github.repo, on_issue_event=self._issue_event if settings.project.forge == "github" else None,
         )
         self.server: Any = None
 
     def _tick(self, stop: threading.Event, only: set[str] | None) -> TickReport:
         if only is not None:
+            from orchestrator.after_merge import safe_check
+
             report = run_tick(self.world, stop, only=only)
-            lines = report.actions
+            # a push to the base wakes the tasks on it: one that merged may be due a chore ([after_merge])
+            lines = [*report.actions, *([] if report.skipped else safe_check(self.world, self.settings,
+                                                                            self.world.clock()))]
         elif self.chores:
             from orchestrator.maintenance import service_tick
 
@@ -110,6 +114,12 @@ class Service:
         for line in lines:
             self.out(line)
         return report
+
+    def _issue_event(self, event: str, payload: dict[str, Any]) -> set[str]:
+        """An issue to take, or a `/swarm` comment to obey (orchestrator/discovery); the tasks it touched."""
+        from orchestrator.discovery.comment_commands import on_webhook
+
+        return on_webhook(self.world, self.settings, event, payload)
 
     def _accepted(self, event: str, delivery: str, tasks: int) -> None:
         try:

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 5 * 1024 * 1024  # GitHub caps payloads at 25 MB; the events swarm reads are far below this
 EVENTS = frozenset({"check_run", "check_suite", "status", "pull_request", "pull_request_review", "issue_comment",
-                    "push"})
+                    "push", "issues"})
 DELIVERIES_FILE = "webhook-deliveries"
 KEEP_DELIVERIES = 2000
 _DELIVERY_RE = re.compile(r"^[A-Za-z0-9-]{1,100}$")
@@ -232,6 +232,8 @@ class WebhookHandler:
     on_accepted: Callable[[str, str, int], None]
     repo: str = ""
     max_body: int = MAX_BODY
+    # issue intake and `/swarm` comment commands (orchestrator/discovery): the tasks they made or touched
+    on_issue_event: Callable[[str, dict[str, Any]], set[str]] | None = None
 
     def check(self, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         """(HTTP status, reason) for a delivery whose body is ``body``: 202 means "do the work next"."""
@@ -271,6 +273,13 @@ class WebhookHandler:
         if not belongs(payload, self.repo):
             log.info("webhook %s (%s) is for another repository; ignored", delivery, event)
             return set()
+        if self.on_issue_event is not None and event in ("issues", "issue_comment"):
+            touched = self.on_issue_event(event, payload)
+            if touched:
+                self.wake(touched)
+            if event == "issues":
+                self.on_accepted(event, delivery, len(touched))
+                return touched
         if not changes_something(event, payload):
             self.on_accepted(event, delivery, 0)
             return set()

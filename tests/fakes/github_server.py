@@ -55,6 +55,7 @@ from typing import Any, Literal, TypeVar
 import graphql
 import jwt
 
+from tests.fakes.github_issues import IssuesMixin, issue_routes
 from tests.fakes.github_schema import github_schema, node_count, pagination_errors, rate_limit_cost
 
 DEFAULT_TOKEN = "ghp_" + "fake" * 9
@@ -533,7 +534,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the fake keeps its own request log."""
 
 
-class FakeGitHub:
+class FakeGitHub(IssuesMixin):
     """A fake GitHub API server backed by real bare git repositories.
 
     Serves, under ``/repos/{owner}/{name}``: the repository, pull requests (list with ``state``/``head``/
@@ -567,7 +568,7 @@ class FakeGitHub:
     latest APPROVED or CHANGES_REQUESTED one, nothing for a reviewer whose latest such review was dismissed.
 
     Not modelled: required status checks and BLOCKED (branch protection is only ``strict`` and
-    ``required_approvals``), forks, labels, issues that are not pull requests, rebase merges, stale-review
+    ``required_approvals``), forks, labels of pull requests, rebase merges, stale-review
     dismissal, write access (``writersOnly`` keeps every reviewer), diff positions of review comments
     (``position`` is the line).
     """
@@ -2790,6 +2791,7 @@ _ROUTE_TABLE: list[tuple[str, str, _RouteHandler]] = [
     ("PATCH", _R + r"/hooks/(?P<hook>\d+)", FakeGitHub._h_edit_hook),
     ("GET", _R + r"/hooks/(?P<hook>\d+)/deliveries", FakeGitHub._h_hook_deliveries),
 ]
+_ROUTE_TABLE[:0] = issue_routes(_R)  # issues, their comments (pull requests' too), permissions: github_issues.py
 _ROUTES = [(verb, re.compile(pattern), handler) for verb, pattern, handler in _ROUTE_TABLE]
 
 
