@@ -39,6 +39,10 @@ class Policy:
     # restacks rebase ("rebase") or merge ("merge") the dependent onto its dependency's new head.
     stack: str = "contracts"
     restack: str = "rebase"
+    # The merge train ([merge]): "manual" (the human merges) or "queue" (human-approved PRs land one at a
+    # time behind the CI gate), merged with "merge", "squash" or "rebase".
+    merge_mode: str = "manual"
+    merge_method: str = "merge"
     done: DonePolicy = field(default_factory=DonePolicy)
     budget: Limits = field(default_factory=Limits)  # [budget]: spend limits (monitor/budget.py)
     timezone: str = ""  # where the budget's day starts at midnight ("" = this machine's zone)

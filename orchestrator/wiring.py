@@ -49,6 +49,7 @@ def policy_from(settings: Settings) -> Policy:
         token_budget=settings.llm.task_token_budget,
         stack=settings.plan.stack_mode,
         restack=settings.plan.restack,
+        merge_mode=settings.merge.mode, merge_method=settings.merge.method,
         budget=budget_limits(settings), timezone=settings.budget.timezone,
         done=DonePolicy(
             commits=done.commits, pr=done.pr, no_conflict=done.no_conflict, up_to_date=done.up_to_date,

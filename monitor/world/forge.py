@@ -14,6 +14,10 @@ class ForgeUnavailable(Exception):
     """The forge cannot be asked right now (rate limit, outage): affected tasks are 'unknown', not failed."""
 
 
+class MergeRefused(Exception):
+    """The forge refused to merge (the head moved, a conflict, a rule of the repository); one line."""
+
+
 class Forge(Protocol):
     supports_pr: bool
 
@@ -44,6 +48,24 @@ class Forge(Protocol):
     def restacked(self, task: Task, head: str, expected: str, base_branch: str) -> bool:
         """Publish a branch the monitor rewrote (a restack, monitor/merge/restack.py): push ``head`` over
         ``expected`` with a lease, and point the PR at ``base_branch``. False: the remote moved; try later."""
+        ...
+
+    def approvals(self, task: Task, head: str) -> tuple[str, ...]:
+        """Who approved ``head`` of the task's PR as a human (no bot, no configured AI reviewer): the merge
+        train's approval; () where there are no PRs (the local forge: `swarm merge` is the approval)."""
+        ...
+
+    def merge_queue(self, base_branch: str) -> bool:
+        """Whether the repository runs its own merge queue on ``base_branch`` (then the train enqueues)."""
+        ...
+
+    def enqueue(self, task: Task, head: str) -> None:
+        """Hand the PR at ``head`` to the repository's merge queue; MergeRefused when it will not take it."""
+        ...
+
+    def merge(self, task: Task, head: str, method: str) -> None:
+        """Merge exactly ``head`` into the base with ``method`` ("merge" | "squash" | "rebase");
+        MergeRefused when the head moved or the forge will not merge it."""
         ...
 
     def publish(self, task: Task, head: str) -> None:

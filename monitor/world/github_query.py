@@ -165,3 +165,25 @@ def pulls_by_branch(count: int) -> str:
         "  }\n"
         "}\n" + PR_FIELDS
     )
+
+MERGE_QUEUE = """
+query SwarmMergeQueue($owner: String!, $name: String!, $branch: String!, $number: Int!) {
+  rateLimit { cost remaining resetAt }
+  repository(owner: $owner, name: $name) {
+    mergeQueue(branch: $branch) { id }
+    pullRequest(number: $number) { id headRefOid }
+  }
+}
+"""
+"""Whether the repository runs GitHub's merge queue on the base branch (``Repository.mergeQueue`` is null
+without one), and the pull request's node id that :data:`ENQUEUE` needs: 1 point."""
+
+ENQUEUE = """
+mutation SwarmEnqueue($pr: ID!, $head: GitObjectID!) {
+  enqueuePullRequest(input: {pullRequestId: $pr, expectedHeadOid: $head}) {
+    mergeQueueEntry { id position }
+  }
+}
+"""
+"""Add the pull request to its base branch's merge queue, only if its head is still ``$head``
+(``expectedHeadOid``: GitHub refuses a head that moved)."""

@@ -12,7 +12,8 @@ from pathlib import Path
 from monitor.layout import Layout
 from monitor.observation import ForgeView, Review
 from monitor.runner import Runner
-from monitor.world.git import Git
+from monitor.world.forge import MergeRefused
+from monitor.world.git import Git, GitError
 from monitor.world.jobs import fill, job_name, job_state
 from monitor.world.tmux import Pane
 from registry.models import PullRequest, Task
@@ -87,6 +88,26 @@ class LocalForge:
 
     def update_branch(self, task: Task) -> bool:
         return self.git.merge_base_into(Path(task.worktree), task.base_branch)
+
+    def approvals(self, task: Task, head: str) -> tuple[str, ...]:
+        return ()
+
+    def merge_queue(self, base_branch: str) -> bool:
+        return False
+
+    def enqueue(self, task: Task, head: str) -> None:
+        raise MergeRefused("the local forge has no merge queue")
+
+    def merge(self, task: Task, head: str, method: str) -> None:
+        """A real git merge into the local base branch (the branch is up to date with it: the train made it so)."""
+        from monitor.merge.gitops import land_locally
+
+        if self.git.head(task.branch) != head:
+            raise MergeRefused(f"{task.branch} moved from {head[:10]}; not merging a head CI did not pass")
+        try:
+            land_locally(self.git, task.base_branch, head, method, f"{task.title} (swarm task {task.id})")
+        except GitError as exc:
+            raise MergeRefused(str(exc)) from None
 
     def publish(self, task: Task, head: str) -> None:
         return None
