@@ -147,10 +147,14 @@ def _enqueue_all(actor: TrainActor, order: list[Task]) -> None:
         actor._event(task.id, "train_enqueued", head=head[:12])
 
 
+def _places(actor: TrainActor, order: list[Task]) -> None:
+    for place, task in enumerate(order[1:], start=2):
+        _wait(actor, task, f"{ordinal(place)} in train; waiting for {order[0].id}")
+
+
 def _advance(actor: TrainActor, order: list[Task]) -> None:
     first = order[0]
-    for place, task in enumerate(order[1:], start=2):
-        _wait(actor, task, f"{ordinal(place)} in train; waiting for {first.id}")
+    _places(actor, order)
     head = actor.git.head(first.branch)
     base = actor.git.head(actor.forge.base_ref(first.base_branch))
     if head is None or base is None:
@@ -196,6 +200,10 @@ def _merge(actor: TrainActor, task: Task, head: str) -> None:
     actor._event(task.id, "train_merged", head=head[:12], method=actor.policy.merge_method, by=request.by)
     actor.registry.update(lambda s: s.model_copy(update={"train_landed": (*s.train_landed, task.id)}))
     actor.run(MarkMerged(task.id))  # the same path as a human's merge: event, clean-up, dependents start
+    rest = train_order(actor.registry.read().tasks.values())
+    if rest:  # its turn comes on the next tick, against the base as the forge then shows it
+        _wait(actor, rest[0], f"1st in train; next: bring it up to date with {rest[0].base_branch}")
+        _places(actor, rest)
 
 
 def _wait(actor: TrainActor, task: Task, why: str, message: OutboxMessage | None = None,

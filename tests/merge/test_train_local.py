@@ -6,6 +6,7 @@ never merged; the human is told when the train lands and when it stops."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,55 @@ def test_an_approved_task_lands_and_a_second_whose_updated_head_fails_ci_goes_to
     assert ("train", "stopped") in kinds and ("train", "landed") in kinds
     landed = next(m for m in notifier.sent if m.data.get("status") == "landed")
     assert a.id in landed.text and b.id not in landed.text
+
+
+def test_two_approved_tasks_that_conflict_the_second_goes_to_the_fixer_never_merged(
+        git_repo: Path, tmux_socket: str, tmp_path: Path) -> None:
+    _setup(git_repo)
+    steps = tmp_path / "steps"
+    world, _clock, notifier = steps_world(git_repo, tmux_socket, steps, ci=CI, extra=QUEUE)
+    step(steps, 1, BY_BRANCH + "value = 2 if 'two' in branch else 3\n"
+                   "commit({'m.py': f'def helper():\\n    return {value}\\n'}, f'helper returns {value}')\n")
+    step(steps, 2, "import time\ntime.sleep(60)\n")
+    a = spawn(world, "Return two")
+    b = spawn(world, "Return three")
+    tick_until(world, "both ready", lambda s: all(s.tasks[t.id].status is Status.ready for t in (a, b)), timeout=90)
+    b_head = git(git_repo, "rev-parse", b.branch)
+    request_merge(git_repo, b.id, "bob")  # approved first: it goes first
+    request_merge(git_repo, a.id, "alice")
+    state = tick_until(world, "B merged", lambda s: s.tasks[b.id].status is Status.merged)
+    assert state.tasks[a.id].merge_request is not None
+    assert state.tasks[a.id].merge_request.waiting.startswith("1st in train") or state.tasks[a.id].status is \
+        Status.running
+    state = tick_until(world, "A handed to the fixer", lambda s: len(s.tasks[a.id].attempts) == 2, timeout=60)
+    fixer = state.tasks[a.id].attempts[1]
+    assert fixer.fix is not None and fixer.fix.kind is FailureKind.conflict
+    prompt = Path(fixer.prompt_path).read_text()
+    assert "<<<<<<<" in prompt and "return 2" in prompt and "return 3" in prompt
+    assert git(git_repo, "show", "main:m.py") == "def helper():\n    return 3"
+    assert _is_ancestor(git_repo, b_head, "main")
+    assert not _is_ancestor(git_repo, git(git_repo, "rev-parse", a.branch), "main")
+    assert any(m.kind == "train" and m.data.get("status") == "stopped" and a.id in m.text for m in notifier.sent)
+
+
+def test_swarm_merge_on_the_command_line_lands_the_task(git_repo: Path, tmux_socket: str, tmp_path: Path) -> None:
+    _setup(git_repo)
+    steps = tmp_path / "steps"
+    world, _clock, _ = steps_world(git_repo, tmux_socket, steps, ci=CI, extra=QUEUE.replace('"merge"', '"squash"'))
+    step(steps, 1, "commit({'c.py': 'C = 1\\n'}, 'add c')\n")
+    task = spawn(world, "Add c")
+    tick_until(world, "ready", lambda s: s.tasks[task.id].status is Status.ready)
+    swarm = str(Path(sys.executable).parent / "swarm")
+    done = subprocess.run([swarm, "merge", task.id[:8], "--by", "carol"], cwd=git_repo, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"{task.id}: approved by carol" in done.stdout and "1st in the merge train" in done.stdout
+    again = subprocess.run([swarm, "merge", "no-such-task"], cwd=git_repo, capture_output=True, text=True)
+    assert again.returncode == 2 and again.stderr.startswith("swarm: error: no task 'no-such-task'")
+    assert len(again.stderr.strip().splitlines()) == 1
+    subprocess.run([swarm, "monitor", "run-once"], cwd=git_repo, check=True, capture_output=True)
+    state = world.registry.read()
+    assert state.tasks[task.id].status is Status.merged
+    assert git(git_repo, "log", "-1", "--format=%s%n%P", "main").splitlines()[0] == f"Add c (swarm task {task.id})"
+    assert len(git(git_repo, "log", "-1", "--format=%P", "main").split()) == 1, "squash: one parent"
+    assert git(git_repo, "show", "main:c.py") == "C = 1"
