@@ -394,6 +394,8 @@ class _Repo:
     statuses: list[_Status] = field(default_factory=list)
     hooks: dict[int, _Hook] = field(default_factory=dict)
     next_number: int = 1
+    merge_queue: bool = False  # GitHub's merge queue runs on the default branch (enqueuePullRequest)
+    queued: list[int] = field(default_factory=list)  # pull requests enqueued there, in order
 
     @property
     def full_name(self) -> str:
@@ -652,7 +654,7 @@ class FakeGitHub(IssuesMixin):
     # ------------------------------------------------------------------------------ world set-up
 
     def add_repo(self, owner: str, name: str, bare: Path, default_branch: str = "main", strict: bool = False,
-                 *, required_approvals: int = 0) -> str:
+                 *, required_approvals: int = 0, merge_queue: bool = False) -> str:
         """Serve ``owner/name`` from the bare repository ``bare``; returns ``"owner/name"``.
 
         ``strict``: branch protection requires branches to be up to date (mergeStateStatus BEHIND).
@@ -663,7 +665,8 @@ class FakeGitHub(IssuesMixin):
         if git.run("rev-parse", "--is-bare-repository").strip() != "true":
             raise ValueError(f"{bare} is not a bare git repository")
         with self._lock:
-            repo = _Repo(owner, name, git, default_branch, strict, required_approvals, next(self._ids), _now())
+            repo = _Repo(owner, name, git, default_branch, strict, required_approvals, next(self._ids), _now(),
+                         merge_queue=merge_queue)
             self._repos[repo.full_name.lower()] = repo
         return repo.full_name
 
@@ -929,9 +932,16 @@ class FakeGitHub(IssuesMixin):
             "head_sha": self._head_sha(r, pull, refs), "state": pull.state, "merged": pull.merged,
             "draft": pull.draft, "user": self._rest_login(pull.user, pull.user_bot),
             "merge_commit_sha": pull.merge_commit_sha,
+            # what the PR's Commits tab lists: the head's commits its base lacks (live while open)
+            "commits": r.git.ahead_behind(self._base_sha(r, pull, refs), self._head_sha(r, pull, refs))[0],
             "comments": [c.body for c in r.issue_comments.values() if c.number == number],
             "reviews": [(self._rest_login(v.login, v.bot), v.state) for v in r.reviews.values() if v.number == number],
         }
+
+    def queued(self, repo: str) -> list[int]:
+        """The pull requests enqueued in the repository's merge queue (``add_repo(merge_queue=True)``)."""
+        with self._lock:
+            return list(self._repo(repo).queued)
 
     def branch_sha(self, repo: str, branch: str) -> str | None:
         with self._lock:
@@ -2442,6 +2452,27 @@ class _GqlRoot:
                     break
         return found
 
+    def enqueuePullRequest(self, info: graphql.GraphQLResolveInfo, input: dict[str, Any], **_: Any) -> dict[str, Any]:
+        """The mutation: the pull request (by node id) joins its repository's merge queue, if it has one and
+        the head is still ``expectedHeadOid``; enqueued twice is refused as GitHub does."""
+        for repo in self._fake._repos.values():
+            for pull in repo.pulls.values():
+                if _node_id("PR", pull.id) != input.get("pullRequestId"):
+                    continue
+                if not repo.merge_queue or pull.base != repo.default_branch:
+                    raise _GqlTypedError("UNPROCESSABLE", "Merge queue is not enabled for this branch")
+                head = self._fake._head_sha(repo, pull, repo.git.branches())
+                expected = input.get("expectedHeadOid")
+                if expected and expected != head:
+                    raise _GqlTypedError("UNPROCESSABLE", "The expected head OID does not match the head")
+                if pull.number in repo.queued:
+                    raise _GqlTypedError("UNPROCESSABLE", "Pull request is already in the merge queue")
+                repo.queued.append(pull.number)
+                entry = {"id": _node_id("MQE", pull.id), "position": len(repo.queued), "state": "QUEUED"}
+                return {"clientMutationId": input.get("clientMutationId"), "mergeQueueEntry": entry}
+        raise _GqlTypedError("NOT_FOUND", f"Could not resolve to a node with the global id of "
+                                          f"'{input.get('pullRequestId')}'")
+
     def repository(self, info: graphql.GraphQLResolveInfo, owner: str, name: str, **_: Any) -> _GqlRepository:
         repo = self._fake._repos.get(f"{owner}/{name}".lower())
         if repo is None:
@@ -2504,6 +2535,12 @@ class _GqlRepository:
         pulls.sort(key=key, reverse=descending)
         return _connection(pulls, key, self._node, name="pullRequests", first=first, after=after, last=last,
                            before=before, descending=descending)
+
+    def mergeQueue(self, info: graphql.GraphQLResolveInfo, branch: str | None = None, **_: Any) -> Any:
+        """Null unless the repository runs a merge queue on that branch (its default branch here)."""
+        if not self._repo.merge_queue or (branch or self._repo.default_branch) != self._repo.default_branch:
+            return None
+        return {"id": _node_id("MQ", self._repo.id), "entries": {"totalCount": len(self._repo.queued)}}
 
     def pullRequest(self, info: graphql.GraphQLResolveInfo, number: int, **_: Any) -> _GqlPull:
         pull = self._repo.pulls.get(number)
