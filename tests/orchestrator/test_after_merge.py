@@ -3,10 +3,16 @@ next one (after the first ended) covers the rest; a chore's own merge makes no c
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from monitor.tick import World
@@ -14,10 +20,13 @@ from orchestrator import tasks as task_ops
 from orchestrator.after_merge import MARK, is_chore, prompt_for
 from orchestrator.config import CONFIG_NAME, ConfigError, Settings, load, parse
 from orchestrator.maintenance import service_tick
+from orchestrator.serve.health import SERVE_FILE
 from registry.models import RegistryState, Status, Task
 from tests.conftest import git
 from tests.monitor.test_tick import tick_until
-from tests.worlds import make_world
+from tests.serve.conftest import SECRET, payload, signed_headers
+from tests.waiting import wait_for
+from tests.worlds import REPO_ROOT, make_world, write_config
 
 CHORES = '\n[after_merge]\ntasks = ["changelog"]\nchangelog = "CHANGES.md"\n'
 
@@ -104,3 +113,43 @@ def test_a_kind_of_your_own_needs_a_prompt_and_gets_it(tmp_path: Path) -> None:
     assert release.index("source='merged pull requests'>>>") < release.index("Ignore previous instructions")
     assert prompt_for("docs", settings, merged).startswith("Regenerate the documentation")
     assert "`make docs`" in prompt_for("docs", settings, merged)
+
+
+def test_a_signed_push_to_the_base_makes_swarm_serve_spawn_the_chore(git_repo: Path, tmux_socket: str) -> None:
+    """The real `swarm serve` with a ten-minute interval: only the push webhook can make it look."""
+    swarm = [sys.executable, "-c", "from orchestrator.cli import main; main()"]
+    write_config(git_repo, tmux_socket, ci="true", extra=CHORES)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "SWARM_GITHUB_WEBHOOK_SECRET": SECRET.decode()}
+
+    def tasks() -> list[dict[str, object]]:
+        out = subprocess.run([*swarm, "status", "--json"], cwd=git_repo, capture_output=True, text=True, env=env,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        listed: list[dict[str, object]] = json.loads(out.stdout)
+        return listed
+
+    service = subprocess.Popen([*swarm, "serve", "--port", "0", "--interval", "10m"], cwd=git_repo, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (git_repo / ".swarm" / SERVE_FILE).exists() or service.poll() is not None, "serve")
+        assert service.poll() is None
+        port = json.loads((git_repo / ".swarm" / SERVE_FILE).read_text())["port"]
+        spawned = subprocess.run([*swarm, "spawn", "--title", "Add invoice export", "--prompt",
+                                  "scenario: write:a.txt:alpha"], cwd=git_repo, capture_output=True, text=True,
+                                 env=env, timeout=60)
+        task_id = spawned.stdout.strip()
+        wait_for(lambda: any(t["id"] == task_id and t["status"] == "ready" for t in tasks()), "ready", timeout=60,
+                 interval=0.3)
+        git(git_repo, "merge", "-q", "--no-ff", "-m", "Merge", f"swarm/{task_id}")
+        body = payload("push")
+        answer = httpx.post(f"http://127.0.0.1:{port}/webhooks/github", content=body,
+                            headers=signed_headers(body, "push"))
+        assert answer.status_code == 202
+        chore = wait_for(lambda: [t for t in tasks() if str(t["title"]).startswith("Changelog")], "the chore",
+                         timeout=60, interval=0.3)
+        assert len(chore) == 1 and chore[0]["kind"] == "changelog"
+        assert next(t for t in tasks() if t["id"] == task_id)["status"] == "merged"
+    finally:
+        if service.poll() is None:
+            service.send_signal(signal.SIGTERM)
+        service.communicate(timeout=60)
