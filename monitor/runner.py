@@ -6,8 +6,10 @@ monitor starts is visible in tmux, survives the monitor, and leaves a ``result.j
 Run directories are 0700 and their files 0600. A ``forge_token = true`` profile gets the forge token
 through a one-shot 0600 file written just before its session starts: the wrapper reads and unlinks it
 at once (see :mod:`monitor.agent_run`), and :meth:`Runner.launch` removes it if the wrapper has not
-taken it within ``HANDOVER_TIMEOUT``. Not argv or ``new-session -e`` (visible in ``ps``), not run.json
-(kept for weeks), not the tmux server's environment (every pane would inherit it).
+taken it within ``HANDOVER_TIMEOUT``. In a container the entry does the same with a file of its own
+(:mod:`monitor.runtime.secretfile`), never the container's configuration. Not argv or ``new-session -e``
+(visible in ``ps``), not run.json (kept for weeks), not the tmux server's environment (every pane would
+inherit it).
 
 A full disk (ENOSPC, or a quota) while creating the worktree or writing prompt.md/run.json raises
 :class:`DiskFull` naming the path: a transient condition the monitor waits out, not a failed task. Those
@@ -236,8 +238,7 @@ class Runner:
             self.tmux.launch(attempt.session, self._wrapper_argv(run_dir), worktree)
             return
         handover = run_dir / str(spec["secret_file"])
-        values = {name: os.environ[name].strip() for name in sorted(self.forge_env) if os.environ.get(name, "").strip()}
-        write_secret_once(handover, values)
+        write_secret_once(handover, self._forge_values())
         try:
             self.tmux.launch(attempt.session, self._wrapper_argv(run_dir), worktree)
             deadline = time.monotonic() + HANDOVER_TIMEOUT
@@ -254,9 +255,6 @@ class Runner:
         runtime = self.runtime_of(attempt)
         if not isinstance(runtime, ContainerRuntime):
             raise LaunchError(f"runtime {attempt.runtime!r} cannot run an attempt")
-        if spec.get("secret_file"):
-            raise LaunchError(f"profile {task.agent!r} has forge_token = true, which does not run in a container "
-                              "yet: give it runtime = \"tmux\"")
         argv = spec.get("argv")
         if not isinstance(argv, list) or not argv:
             raise LaunchError(f"task {task.id}: {run_dir / SPEC} has no agent argv")
@@ -269,8 +267,13 @@ class Runner:
         mounts += [(common / name, True) for name in ("hooks", "config") if (common / name).exists()]
         env = {**self._git_identity(), **env}
         prompt_mode = str(spec.get("prompt_mode") or "stdin")
+        # a forge_token profile's token: a one-shot file the entry takes, never the container's configuration
+        handover = self._forge_values() if spec.get("secret_file") else None
         runtime.launch_attempt(attempt.session, entry_argv(run_dir, prompt_mode, [str(a) for a in argv]),
-                               Path(task.worktree), env, mounts=mounts, task=task.id)
+                               Path(task.worktree), env, mounts=mounts, task=task.id, handover=handover)
+
+    def _forge_values(self) -> dict[str, str]:
+        return {name: os.environ[name].strip() for name in sorted(self.forge_env) if os.environ.get(name, "").strip()}
 
     def _git_identity(self) -> dict[str, str]:
         """Who the agent commits as: the user's git identity, which the container's empty HOME lacks."""

@@ -463,10 +463,6 @@ def parse(raw: dict[str, Any], path: Path) -> Settings:
     if in_containers and not settings.runtime.container.image.strip():
         raise ConfigError(f"{path}: runtime.container.image: required when agents run in containers (profile "
                           f"{in_containers[0]!r}); name the image with your toolchain, git and the agent's CLI")
-    for name in in_containers:
-        if profiles[name].forge_token:
-            raise ConfigError(f"{path}: agents.{name}: forge_token = true does not run in a container yet (the token "
-                              "would sit in the container's configuration); give this profile runtime = \"tmux\"")
     if settings.runtime.container.hosts and settings.runtime.container.engine.strip():
         raise ConfigError(f"{path}: runtime.container.engine: set with [[runtime.container.hosts]]; list this "
                           "engine as a host too (with its slots) and remove engine")

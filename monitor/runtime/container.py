@@ -43,6 +43,8 @@ REPO_LABEL = "swarm.repo"
 TASK_LABEL = "swarm.task"
 PHASE_FILE = "phase"
 MEMORY_FILE = "memory"
+ERROR_FILE = "error"
+SECRET_ENV_FILE = ".secret-env"  # a forge_token profile's one-shot NAME=VALUE file in the run directory
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.I)
@@ -51,12 +53,33 @@ _RUNNING = ("running", "paused", "restarting", "created", "configured")
 KILL_RETRY_DELAYS: tuple[float | None, ...] = (0.2, 0.5, 1.0, None)
 OOM_SHARE = 0.9  # a SIGKILLed agent whose peak memory reached this share of the limit ran out of memory
 
-# $1 run dir, $2 prompt mode ("stdin" | "file" | "none"), then the agent's argv.
+# $1 run dir, $2 prompt mode ("stdin" | "file" | "none"), then the agent's argv. A profile's forge token
+# (SWARM_SECRET_FILE names its one-shot file, NAME=VALUE lines) is read and the file deleted first, kept in
+# unexported shell variables (not for the setup command) and exported only in the agent's own subshell.
 ENTRY = r"""set -u
 run=$1; mode=$2; shift 2
 log="$run/output.log"
-setup=${SWARM_SETUP:-}; marker=${SWARM_SETUP_MARKER:-}
-unset SWARM_SETUP SWARM_SETUP_MARKER
+setup=${SWARM_SETUP:-}; marker=${SWARM_SETUP_MARKER:-}; secret=${SWARM_SECRET_FILE:-}
+unset SWARM_SETUP SWARM_SETUP_MARKER SWARM_SECRET_FILE
+names=
+if [ -n "$secret" ]; then
+  if [ ! -r "$secret" ]; then
+    echo launch > "$run/phase"
+    echo "the forge token was not handed over (its one-shot file was gone: the monitor removes it when the \
+container does not start in time); the next attempt gets a fresh one" > "$run/error"
+    exit 125
+  fi
+  exec 3<"$secret"
+  rm -f "$secret"
+  while IFS= read -r line <&3 || [ -n "$line" ]; do
+    name=${line%%=*}
+    case $name in ''|[!A-Za-z_]*|*[!A-Za-z0-9_]*) continue ;; esac
+    eval "secret_$name=\${line#*=}"
+    names="$names $name"
+  done
+  exec 3<&-
+fi
+give() { for n in $names; do eval "export $n=\"\$secret_$n\""; done; }
 if [ -n "$setup" ] && [ ! -e "$marker" ]; then
   echo setup > "$run/phase"
   printf '$ %s\n' "$setup" >> "$log"
@@ -66,7 +89,8 @@ if [ -n "$setup" ] && [ ! -e "$marker" ]; then
   touch "$marker"
 fi
 echo agent > "$run/phase"
-if [ "$mode" = stdin ]; then "$@" <"$run/prompt.md" >>"$log" 2>&1; else "$@" </dev/null >>"$log" 2>&1; fi
+if [ "$mode" = stdin ]; then (give; exec "$@") <"$run/prompt.md" >>"$log" 2>&1
+else (give; exec "$@") </dev/null >>"$log" 2>&1; fi
 code=$?
 cg=$(sed -n 's/^[0-9]*:[^:]*memory[^:]*:\(.*\)$/\1/p' /proc/self/cgroup 2>/dev/null | head -n 1)
 for d in "/sys/fs/cgroup/memory$cg" /sys/fs/cgroup/memory; do
@@ -270,10 +294,13 @@ class ContainerRuntime:
         *,
         mounts: Sequence[tuple[Path, bool]],
         task: str,
+        handover: Mapping[str, str] | None = None,
     ) -> None:
         """Create and start container ``name`` running ``argv`` in ``cwd``; a no-op when it exists (running
         or exited: an exited one is judged by the next tick, never run twice). ``mounts`` are extra host
-        paths as (path, read_only), mounted at the same path; ``cwd`` is mounted read-write."""
+        paths as (path, read_only), mounted at the same path; ``cwd`` is mounted read-write. ``handover``
+        (a forge token) reaches the entry through a one-shot file (:mod:`monitor.runtime.secretfile`),
+        never the container's configuration."""
         import docker.errors
 
         _check_name(name)
@@ -298,6 +325,14 @@ class ContainerRuntime:
                 self._call("start", existing.start)
             return
         environment = {**env, "HOME": "/tmp"}  # noqa: S108 - the container's own /tmp
+        secret = None
+        if handover:
+            run_dir = run_dir_of(argv)
+            if run_dir is None:
+                raise ValueError("a secret is handed over only to an attempt's entry")
+            secret = run_dir / SECRET_ENV_FILE
+            environment["SWARM_SECRET_FILE"] = str(secret)
+            self._write_handover(secret, handover)
         try:
             container = self._call(
                 "create", client.containers.create, self.image, argv, name=name, detach=True,
@@ -317,6 +352,22 @@ class ContainerRuntime:
         except (RuntimeFailure, docker.errors.NotFound) as exc:
             self.kill(name)  # never leave a created container that a later launch would take as started
             raise RuntimeFailure(f"container {name} did not start: {exc}") from exc
+        finally:
+            if secret is not None:
+                self._await_handover(secret)
+
+    def _write_handover(self, path: Path, values: Mapping[str, str]) -> None:
+        """The one-shot secret file where the entry will look (here: the bind-mounted run directory)."""
+        from monitor.runtime.secretfile import write_env_once
+
+        write_env_once(path, values)
+
+    def _await_handover(self, path: Path) -> None:
+        """Wait for the entry to take the file, and remove it if it has not (see :mod:`.secretfile`)."""
+        from monitor.runtime.secretfile import wait_taken
+
+        if not wait_taken(path):
+            log.warning("the container's entry did not take its one-shot secret file %s in time; removed", path)
 
     def _storage(self, cwd: Path, mounts: Sequence[tuple[Path, bool]]) -> dict[str, Any]:
         """The container's filesystem beyond the image: ``cwd`` and ``mounts`` bind-mounted at their paths."""
@@ -353,6 +404,17 @@ def _check_name(name: str) -> str:
     if not _NAME.fullmatch(name):
         raise ValueError(f"invalid container name {name!r}: must match {_NAME.pattern}")
     return name
+
+
+def run_dir_of(argv: Sequence[str]) -> Path | None:
+    """The run directory of an attempt's container command (the entry's, or the remote host's wrapping of
+    it: ``sh -c SCRIPT swarm-remote WORKTREE RUN_DIR ...``); None for any other command."""
+    argv = list(argv)
+    if len(argv) > 5 and argv[:4] == ["/bin/sh", "-c", ENTRY, "swarm-entry"]:
+        return Path(argv[4])
+    if len(argv) > 6 and argv[:2] == ["/bin/sh", "-c"] and argv[3] == "swarm-remote":
+        return Path(argv[5])
+    return None
 
 
 def entry_argv(run_dir: Path, prompt_mode: str, argv: Sequence[str]) -> list[str]:
@@ -408,7 +470,10 @@ def exit_record(run_dir: Path, pane: ContainerPane, parser: str, started_at: dat
     if phase == "agent" and code == 127 and not error:
         phase, error = "launch", "the agent's command was not found in the container image ([runtime.container] image)"
     if phase == "launch" and not error:
-        error = f"the container exited {code} before its entry ran (does the image have /bin/sh?)"
+        try:  # the entry says why it stopped before the agent (a forge token it was not handed)
+            error = (run_dir / ERROR_FILE).read_text(encoding="utf-8", errors="replace").strip()[:500]
+        except OSError:
+            error = f"the container exited {code} before its entry ran (does the image have /bin/sh?)"
     try:
         text = redact((run_dir / "output.log").read_text(encoding="utf-8", errors="replace"))
     except OSError:

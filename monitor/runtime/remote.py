@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.runtime.base import RuntimeFailure, RuntimeUnavailable
-from monitor.runtime.container import ENTRY, ContainerPane, ContainerRuntime, _time
+from monitor.runtime.container import ContainerPane, ContainerRuntime, _time, run_dir_of
 from monitor.world import proc
 from monitor.world.tmux import Pane
 
@@ -56,13 +56,6 @@ exit "$code"
 """
 
 
-def _run_dir_of(argv: Sequence[str]) -> Path | None:
-    """The run directory of an attempt's entry argv (``entry_argv``), or None for any other command."""
-    if len(argv) > 5 and list(argv[:4]) == ["/bin/sh", "-c", ENTRY, "swarm-entry"]:
-        return Path(argv[4])
-    return None
-
-
 class RemoteContainerRuntime(ContainerRuntime):
     """One engine whose containers see nothing of this machine: clone in, fetch back (see the module)."""
 
@@ -83,10 +76,12 @@ class RemoteContainerRuntime(ContainerRuntime):
         *,
         mounts: Sequence[tuple[Path, bool]],
         task: str,
+        handover: Mapping[str, str] | None = None,
     ) -> None:
         """Start the attempt's container with its own empty worktree, push the task's branch and the prompt
-        in, then let the entry run (a no-op when the container was started and filled already)."""
-        run_dir = _run_dir_of(argv)
+        (and a forge token's one-shot file) in, then let the entry run (a no-op when the container was
+        started and filled already)."""
+        run_dir = run_dir_of(argv)
         if run_dir is None:
             raise RuntimeFailure(f"container host {self.engine} cannot see this machine's disk "
                                  "(shares_worktree = false): only agent attempts run there")
@@ -95,12 +90,25 @@ class RemoteContainerRuntime(ContainerRuntime):
         # The tmpfs roots belong to root: git must trust them (the agent's and the monitor's exec git alike).
         environment = {**env, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory",
                        "GIT_CONFIG_VALUE_0": "*"}
-        super().launch_attempt(name, command, cwd, environment, mounts=[(run_dir, False)], task=task)
+        self._handing: dict[str, bytes] = {}
+        super().launch_attempt(name, command, cwd, environment, mounts=[(run_dir, False)], task=task,
+                               handover=handover)
         try:
             self._fill(name, cwd, run_dir, branch)
         except (RuntimeFailure, RuntimeUnavailable):
             self.kill(name)  # never leave a container waiting for a push that will not come
             raise
+        finally:
+            self._handing = {}
+
+    def _write_handover(self, path: Path, values: Mapping[str, str]) -> None:
+        """Kept in memory until :meth:`_fill` copies it into the container's own run directory."""
+        from monitor.runtime.secretfile import env_lines
+
+        self._handing[path.name] = env_lines(values)
+
+    def _await_handover(self, path: Path) -> None:
+        return None  # the entry waits for `.pushed`, which comes after the copy
 
     def _fill(self, name: str, cwd: Path, run_dir: Path, branch: str) -> None:
         from monitor.runtime.gitexec import push_into
@@ -122,9 +130,12 @@ class RemoteContainerRuntime(ContainerRuntime):
                 if time.monotonic() > deadline:
                     raise RuntimeFailure(f"{last} (after {FILL_TIMEOUT:.0f} s)") from exc
                 time.sleep(0.2)
+        files = dict(getattr(self, "_handing", {}))
         prompt = run_dir / "prompt.md"
         if prompt.exists():
-            self._call("copy the prompt", container.put_archive, str(run_dir), _tar(prompt, self.user))
+            files[prompt.name] = prompt.read_bytes()
+        if files:
+            self._call("copy the prompt", container.put_archive, str(run_dir), _tar(files, self.user))
         code, out = self._exec(container, ["touch", str(run_dir / PUSHED_FILE)])
         if code != 0:
             raise RuntimeFailure(f"container {name}: could not start its entry: {out[-300:]}")
@@ -176,7 +187,7 @@ class RemoteContainerRuntime(ContainerRuntime):
         text = self._poll(container, run_dir)
         if not text.lstrip("-").isdigit():
             return None  # the agent still runs
-        for small in ("phase", "memory"):
+        for small in ("phase", "memory", "error"):
             found, body = self._exec(container, ["cat", str(run_dir / small)])
             if found == 0:
                 (run_dir / small).write_text(body, encoding="utf-8")
@@ -251,15 +262,15 @@ def _branch(cwd: Path) -> str:
     return found.stdout.strip()
 
 
-def _tar(path: Path, user: str) -> bytes:
-    """``path`` as a one-file tar owned by the container's user (mode 0600)."""
+def _tar(files: Mapping[str, bytes], user: str) -> bytes:
+    """``files`` (name -> content) as a tar of files owned by the container's user (mode 0600)."""
     uid, _, gid = user.partition(":")
-    data = path.read_bytes()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo(path.name)
-        info.size, info.mode = len(data), 0o600
-        info.uid, info.gid = int(uid or 0), int(gid or 0)
-        info.mtime = int(time.time())
-        archive.addfile(info, io.BytesIO(data))
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o600
+            info.uid, info.gid = int(uid or 0), int(gid or 0)
+            info.mtime = int(time.time())
+            archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()

@@ -33,8 +33,6 @@ def test_two_lines_move_a_profile_into_containers() -> None:
     ({"runtime": {"container": {"image": "x", "memory": "lots"}}}, 'runtime.container.memory: invalid memory size'),
     ({"runtime": {"container": {"image": "x", "cpus": 0}}}, "runtime.container.cpus"),
     ({"runtime": {"container": {"image": "x", "gpus": 1}}}, "runtime.container.gpus: unknown key"),
-    ({"agents": {"gh": {"command": ["gh-agent"], "forge_token": True, "runtime": "container"}},
-      "runtime": {"container": {"image": "x"}}}, 'agents.gh: forge_token = true does not run in a container yet'),
 ])
 def test_bad_runtime_settings_are_one_line_errors(raw: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
