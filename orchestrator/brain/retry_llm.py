@@ -248,7 +248,7 @@ def insert_guidance(body: str, guidance: str, attempt_number: int, max_attempts:
     return body[:at].rstrip() + "\n\n" + section + body[at:]
 
 
-def registry_recorder(registry: Registry) -> UsageSink:
+def registry_recorder(registry: Registry, what: str = "retry prompt") -> UsageSink:
     """A ``UsageSink`` adding the spend to the task's ``llm_tokens`` / ``llm_cost_usd`` in one registry update."""
 
     def record(task_id: str, usage: Usage) -> None:
@@ -256,7 +256,7 @@ def registry_recorder(registry: Registry) -> UsageSink:
             task = state.tasks.get(task_id)
             if task is None:
                 return state
-            spend = Spend(at=datetime.now(UTC), tokens=usage.tokens, cost_usd=usage.cost_usd)
+            spend = Spend(at=datetime.now(UTC), tokens=usage.tokens, cost_usd=usage.cost_usd, what=what)
             return state.with_task(task.model_copy(update={
                 "llm_tokens": task.llm_tokens + usage.tokens,
                 "llm_cost_usd": round(task.llm_cost_usd + usage.cost_usd, 6),

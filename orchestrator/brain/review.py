@@ -148,7 +148,7 @@ def record_usage(registry: Registry, task_id: str, usage: Usage) -> None:
     """The orchestrator's spend on a task, added in one registry update (the retry prompter's recorder)."""
     from orchestrator.brain.retry_llm import registry_recorder
 
-    registry_recorder(registry)(task_id, usage)
+    registry_recorder(registry, "review")(task_id, usage)
 
 
 def save(job_dir: Path, review: LensReview) -> None:

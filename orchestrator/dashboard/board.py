@@ -10,8 +10,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from monitor.budget import Spent, period_starts, spent_since
+from monitor.budget_override import budget_verdict, zone_of
 from monitor.durations import format_duration
 from monitor.heartbeat import last_tick
+from monitor.policy import Policy
 from orchestrator.serve import health
 from orchestrator.status import money, task_cost
 from registry.models import RegistryState, Status, Task
@@ -53,6 +56,7 @@ class Fleet:
     github_budget: str
     today: str  # "12,300 tokens, $0.42"
     week: str
+    held: str  # the day's or week's budget is spent: nothing new starts (why)
     running: int
     max_parallel: int
     counts: dict[str, int] = field(default_factory=dict)
@@ -120,27 +124,24 @@ def card(task: Task, now: datetime, max_attempts: int) -> Card:
     )
 
 
-def spend_since(tasks: list[Task], start: datetime) -> tuple[int, float]:
-    """Tokens and dollars spent since ``start``: each attempt counted by when it started, the orchestrator's
-    own spend (planning, retry prompts, reviews) by when its task was created."""
-    tokens, cost = 0, 0.0
-    for task in tasks:
-        for attempt in task.attempts:
-            if attempt.started_at >= start:
-                tokens += attempt.tokens
-                cost += attempt.cost_usd
-        if task.created_at >= start:
-            tokens += task.llm_tokens
-            cost += task.llm_cost_usd
-    return tokens, cost
+def spend(state: RegistryState, state_dir: Path, now: datetime, policy: Policy) -> tuple[str, str, str]:
+    """(today, this week, why new work is held or ""): the spend as `swarm budget` counts it
+    (``monitor.budget``: each record on its day, local midnight), against the limits when any are set."""
+    verdict = budget_verdict(state_dir, policy, state, now)
+    if verdict is None:
+        day_start, week_start = period_starts(now, zone_of(policy.timezone))
+        day, week = spent_since(state, day_start), spent_since(state, week_start)
+        return _spent(day, 0.0), _spent(week, 0.0), ""
+    limits = verdict.limits
+    return (_spent(verdict.day, limits.per_day_usd), _spent(verdict.week, limits.per_week_usd),
+            verdict.reason if verdict.over else "")
 
 
-def _spend(tasks: list[Task], start: datetime) -> str:
-    tokens, cost = spend_since(tasks, start)
-    return f"{tokens:,} tokens, {money(cost)}"
+def _spent(spent: Spent, limit: float) -> str:
+    return f"{spent.tokens:,} tokens, {money(spent.usd)}" + (f" of {money(limit)}" if limit else "")
 
 
-def fleet(state: RegistryState, state_dir: Path, now: datetime, max_parallel: int, interval: float) -> Fleet:
+def fleet(state: RegistryState, state_dir: Path, now: datetime, policy: Policy, interval: float) -> Fleet:
     tasks = list(state.tasks.values())
     running = health.serve_running(state_dir, now)
     if running is not None:
@@ -158,28 +159,26 @@ def fleet(state: RegistryState, state_dir: Path, now: datetime, max_parallel: in
     hook = _read(state_dir / health.WEBHOOK_FILE)
     hook_at = _when(hook.get("at"))
     last_webhook = f"{_ago(now, hook_at)} ({str(hook.get('event', '?'))[:40]})" if hook_at else "none"
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    week = day - timedelta(days=day.weekday())
+    today, week, held = spend(state, state_dir, now, policy)
     counts = {s.value: 0 for s in Status}
     for task in tasks:
         counts[task.status.value] += 1
     return Fleet(
         serving=serving, last_tick=_ago(now, tick), next_tick=next_tick, last_webhook=last_webhook,
         github_budget=health.github_budget(state_dir, now) or "no GitHub calls recorded",
-        today=_spend(tasks, day), week=_spend(tasks, week),
-        running=sum(1 for t in tasks if t.status.holds_slot), max_parallel=max_parallel, counts=counts,
+        today=today, week=week, held=held,
+        running=sum(1 for t in tasks if t.status.holds_slot), max_parallel=policy.max_parallel, counts=counts,
     )
 
 
-def board(state: RegistryState, state_dir: Path, now: datetime, *, max_attempts: int, max_parallel: int,
-          interval: float) -> Board:
+def board(state: RegistryState, state_dir: Path, now: datetime, *, policy: Policy, interval: float) -> Board:
     """Every task as a card in its column, newest first; "needs you" (ready PRs, failed tasks) on top."""
     ordered = sorted(state.tasks.values(), key=lambda t: t.updated_at, reverse=True)
     by_status: dict[Status, list[Card]] = {s: [] for s in Status}
     for task in ordered:
-        by_status[task.status].append(card(task, now, max_attempts))
+        by_status[task.status].append(card(task, now, policy.max_attempts))
     columns = [Column(s.value, by_status[s]) for s in COLUMNS]
     columns.append(Column("done", [c for s in FOLDED for c in by_status[s]], folded=True))
     needs = by_status[Status.ready] + by_status[Status.failed]
-    return Board(fleet=fleet(state, state_dir, now, max_parallel, interval), needs_you=needs, columns=columns,
+    return Board(fleet=fleet(state, state_dir, now, policy, interval), needs_you=needs, columns=columns,
                  total=len(ordered))

@@ -132,9 +132,13 @@ def attempt_view(layout: Layout, task: Task, attempt: Attempt) -> AttemptView:
     )
 
 
+LLM_SOURCES = {"retry prompt": "retry prompts (model)", "review": "reviews (model)"}
+
+
 def costs(task: Task) -> list[CostLine]:
-    """Where the money went: the first attempt's agent, the retries' agents, and the orchestrator's model
-    (planning share, retry prompts, reviews: the registry keeps these as one sum per task)."""
+    """Where the money went: the first attempt's agent, the retries' agents, and the orchestrator's model by
+    what it did (``Task.llm_spend``: retry prompts, reviews); the rest of ``llm_tokens`` is the task's share
+    of planning (recorded at submit, and all of it for registries older than ``llm_spend``)."""
     first = task.attempts[:1]
     retries = task.attempts[1:]
 
@@ -143,12 +147,19 @@ def costs(task: Task) -> list[CostLine]:
         return CostLine(source, f"{sum(a.tokens for a in attempts):,}",
                         money(sum(a.cost_usd for a in attempts)) if known else "unknown")
 
-    return [
-        line("agent (attempt 1)", first),
-        line(f"retries (attempts 2–{len(task.attempts)})" if len(retries) > 1 else "retries", retries),
-        CostLine("orchestrator: planning, retry prompts, reviews", f"{task.llm_tokens:,}", money(task.llm_cost_usd)),
-        CostLine("total", f"{task.tokens:,}", money(task.cost_usd) if task.cost_known else "unknown"),
-    ]
+    model: dict[str, tuple[int, float]] = {}
+    for spend in task.llm_spend:
+        name = LLM_SOURCES.get(spend.what, f"{spend.what or 'other'} (model)")
+        tokens, usd = model.get(name, (0, 0.0))
+        model[name] = (tokens + spend.tokens, usd + spend.cost_usd)
+    rest_tokens = task.llm_tokens - sum(s.tokens for s in task.llm_spend)
+    rest_usd = task.llm_cost_usd - sum(s.cost_usd for s in task.llm_spend)
+    lines = [line("agent (attempt 1)", first),
+             line(f"retries (attempts 2–{len(task.attempts)})" if len(retries) > 1 else "retries (agent)", retries),
+             CostLine("planning (its share)", f"{max(rest_tokens, 0):,}", money(max(rest_usd, 0.0)))]
+    lines += [CostLine(name, f"{tokens:,}", money(usd)) for name, (tokens, usd) in sorted(model.items())]
+    lines.append(CostLine("total", f"{task.tokens:,}", money(task.cost_usd) if task.cost_known else "unknown"))
+    return lines
 
 
 def task_page(layout: Layout, task: Task, now: datetime, max_attempts: int) -> TaskPage:

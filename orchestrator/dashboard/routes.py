@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from monitor.agent_run import LOG
+from monitor.budget_override import OVERRIDE_FILE
 from monitor.heartbeat import LAST_TICK
 from monitor.layout import Layout
 from orchestrator.config import Settings
@@ -31,6 +32,7 @@ from orchestrator.dashboard.detail import task_page, transcript
 from orchestrator.dashboard.stream import Streams
 from orchestrator.errors import OperationalError
 from orchestrator.serve.health import WEBHOOK_FILE
+from orchestrator.wiring import policy_from
 from registry.models import TASK_ID_RE, Task
 from registry.store import Registry, RegistryError
 
@@ -69,14 +71,13 @@ class Dashboard:
         self.interval = interval
         self.clock = clock
         self.registry = Registry(layout.state_dir)
+        self.policy = policy_from(settings)
         self.streams = Streams()
 
     # -- what the pages show -------------------------------------------------------------------------
 
     def board_context(self) -> dict[str, Any]:
-        monitor = self.settings.monitor
-        return {"board": board(self.registry.read(), self.layout.state_dir, self.clock(),
-                               max_attempts=monitor.max_attempts, max_parallel=monitor.max_parallel,
+        return {"board": board(self.registry.read(), self.layout.state_dir, self.clock(), policy=self.policy,
                                interval=self.interval),
                 "can_submit": self.actions.can_submit()}
 
@@ -86,11 +87,12 @@ class Dashboard:
         return self.registry.read().tasks.get(task_id)
 
     def task_context(self, task: Task) -> dict[str, Any]:
-        return {"page": task_page(self.layout, task, self.clock(), self.settings.monitor.max_attempts)}
+        return {"page": task_page(self.layout, task, self.clock(), self.policy.max_attempts)}
 
     def board_files(self) -> dict[str, list[Path]]:
         d = self.layout.state_dir
-        return {"board": [d / "registry.json", d / LAST_TICK, d / WEBHOOK_FILE, d / "github.json"]}
+        return {"board": [d / "registry.json", d / LAST_TICK, d / WEBHOOK_FILE, d / "github.json",
+                          d / OVERRIDE_FILE]}
 
     def task_files(self, task_id: str) -> dict[str, list[Path]]:
         d = self.layout.state_dir

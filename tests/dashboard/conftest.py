@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +31,7 @@ from orchestrator.dashboard.routes import Dashboard, dashboard_routes
 from orchestrator.serve.app import build_app
 from orchestrator.serve.webhooks import DELIVERIES_FILE, DeliveryLog, WebhookHandler
 from orchestrator.wiring import build_world, register_secrets
-from registry.models import Attempt, Failure, FailureKind, PullRequest, RegistryState, Status, Task
+from registry.models import Attempt, Failure, FailureKind, PullRequest, RegistryState, Spend, Status, Task
 from registry.store import Registry
 from tests.serve.conftest import Uvicorn
 from tests.worlds import write_config
@@ -104,7 +104,9 @@ def seed(repo: Path) -> dict[str, str]:
         _task(ids["ready"], "Ready work", Status.ready, reason="ready for your review",
               pr=PullRequest(number=43, url="https://github.com/acme/shop/pull/43"),
               checks={"commits": "ok", "pr": "ok", "ci": "success", "reviews": "1/1"},
-              attempts=(_attempt(layout, ids["ready"], 1, ended=True),), llm_tokens=900, llm_cost_usd=0.02),
+              attempts=(_attempt(layout, ids["ready"], 1, ended=True),), llm_tokens=900, llm_cost_usd=0.02,
+              llm_spend=(Spend(at=NOW, tokens=300, cost_usd=0.01, what="review"),
+                         Spend(at=NOW, tokens=200, cost_usd=0.004, what="retry prompt"))),
         _task(ids["failed"], "Failed work", Status.failed, reason=f"attempts exhausted: {SCRIPT}",
               attempts=(_attempt(layout, ids["failed"], 1, ended=True, failure=fail),
                         _attempt(layout, ids["failed"], 2, ended=True, failure=fail)),
@@ -141,7 +143,7 @@ class Site:
         return httpx.Client(base_url=self.url, headers=headers, timeout=10, **kwargs)
 
 
-def serve_dashboard(repo: Path, *, token: bool, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+def serve_dashboard(repo: Path, *, token: bool, monkeypatch: pytest.MonkeyPatch) -> Generator[Site, None, None]:
     for name, value in PLANTED.items():
         monkeypatch.setenv(name, value)
     if not token:

@@ -64,10 +64,14 @@ def test_the_task_page_shows_the_timeline_evidence_prompts_transcript_checks_and
     assert '"type": "assistant"' not in html
     assert "tool Bash" in html
     assert "Retry" in html and "Cancel task" not in html  # a failed task: retry, nothing to cancel
-    for part in ("Definition of done", "ci", "success", "reviews", "1/1", "agent (attempt 1)", "retries",
-                 "orchestrator: planning, retry prompts, reviews", "900 tokens", "$0.02", "total", "2,100 tokens",
-                 "Open PR #43", "https://github.com/acme/shop/pull/43"):
+    for part in ("Definition of done", "ci", "success", "reviews", "1/1", "Open PR #43",
+                 "https://github.com/acme/shop/pull/43"):
         assert part in ready, part
+    costs = re.findall(r"<tr><th>([^<]*)</th><td>([^<]*)</td><td>([^<]*)</td></tr>", ready)
+    assert costs == [("agent (attempt 1)", "1,200 tokens", "$0.05"), ("retries (agent)", "0 tokens", "$0.00"),
+                     ("planning (its share)", "400 tokens", "$0.0060"), ("retry prompts (model)", "200 tokens",
+                                                                          "$0.0040"),
+                     ("reviews (model)", "300 tokens", "$0.01"), ("total", "2,100 tokens", "$0.07")]
 
 
 def test_every_page_is_escaped_has_a_strict_csp_and_no_secret(site: Site) -> None:
@@ -114,3 +118,23 @@ def test_a_page_that_fails_says_so_without_details(site: Site) -> None:
     assert page.status_code in (500, 503)
     assert PLANTED["GITHUB_TOKEN"] not in page.text and "Traceback" not in page.text
     assert 'class="error"' in page.text
+
+
+def test_the_header_counts_spend_as_the_budget_does_and_says_when_new_work_is_held(
+        git_repo, tmux_socket, monkeypatch) -> None:
+    from tests.dashboard.conftest import serve_dashboard
+    from tests.worlds import write_config
+
+    write_config(git_repo, tmux_socket, extra="[budget]\nper_day_usd = 0.2\n")
+    served = serve_dashboard(git_repo, token=False, monkeypatch=monkeypatch)
+    site = next(served)
+    try:
+        with site.client() as client:
+            html = client.get("/").text
+    finally:
+        served.close()
+    today = re.search(r"<dt>today</dt><dd id=\"today\">([^<]*)</dd>", html)
+    assert today is not None
+    # five attempts of 1,200 tokens and $0.05, and the model's 900 tokens and $0.02, all recorded today
+    assert today.group(1) == "6,900 tokens, $0.27 of $0.20", today.group(1)
+    assert "held:" in html and "budget" in html

@@ -67,9 +67,9 @@ def test_a_spawned_task_crosses_the_open_board_to_ready(browser: Any, git_repo: 
 
 def test_on_every_address_with_the_token_the_pages_ask_for_it(git_repo: Path, tmux_socket: str) -> None:
     write_config(git_repo, tmux_socket)
-    with serving(git_repo, "--host", "0.0.0.0", "--interval", "10m", token=True) as url:
-        with httpx.Client(base_url=url, timeout=10) as client:
-            assert client.get("/").status_code == 401
-            assert client.get("/healthz").status_code == 200
-            signed = client.get("/", headers={"Authorization": f"Bearer {PLANTED['SWARM_SERVE_TOKEN']}"})
-            assert signed.status_code == 200 and PLANTED["SWARM_SERVE_TOKEN"] not in signed.text
+    with serving(git_repo, "--host", "0.0.0.0", "--interval", "10m", token=True) as url, \
+            httpx.Client(base_url=url, timeout=10) as client:
+        assert client.get("/").status_code == 401
+        assert client.get("/healthz").status_code == 200
+        signed = client.get("/", headers={"Authorization": f"Bearer {PLANTED['SWARM_SERVE_TOKEN']}"})
+        assert signed.status_code == 200 and PLANTED["SWARM_SERVE_TOKEN"] not in signed.text
