@@ -13,6 +13,7 @@ GIT_ASKPASS, never argv.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -139,6 +140,11 @@ class GitHubForge:
                            env=self._git_env())
         except (GitError, ForgeUnavailable) as exc:  # an App token that cannot be minted: the reads say why
             log.warning("could not fetch %s from %s: %s", ", ".join(bases), self.remote, exc)
+            if isinstance(exc, GitError) and len(bases) > 1:  # one gone (a stacked PR's merged base): the rest
+                for base in bases:
+                    with contextlib.suppress(GitError, ForgeUnavailable):
+                        self.git.fetch(self.remote, [f"+refs/heads/{base}:refs/remotes/{self.remote}/{base}"],
+                                       env=self._git_env())
         try:
             if self._few(tasks):
                 self._read_tasks(tasks)

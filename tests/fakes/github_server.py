@@ -913,7 +913,8 @@ class FakeGitHub(IssuesMixin):
 
     def pr(self, repo: str, number: int) -> dict[str, Any]:
         """The stored state of a pull request: number, title, body, head, base, head_sha, state, merged,
-        draft, user, merge_commit_sha, comments (issue comment bodies) and reviews ((login, state) pairs)."""
+        draft, user, merge_commit_sha, commits (how many the base lacks), comments (issue comment bodies) and
+        reviews ((login, state) pairs)."""
         with self._lock:
             r = self._repo(repo)
             return self._pr_state(r, self._pull(r, number), r.git.branches())

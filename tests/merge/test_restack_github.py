@@ -48,10 +48,19 @@ def test_a_stacked_pr_targets_its_dependency_then_main_after_a_squash_merge(git_
     a, b = stacked_pair(stage, "scenario: write:api.txt:api", "scenario: write:client.txt:client")
     a_pr, b_pr = stage.task(a)["pr"]["number"], stage.task(b)["pr"]["number"]
     assert fake.pr(REPO, b_pr)["base"] == f"swarm/{a}"  # GitHub shows only b's own diff
+    assert fake.pr(REPO, b_pr)["commits"] == 1
     assert remote(stage, "log", "--format=%s", f"swarm/{a}..swarm/{b}").splitlines() == ["add client.txt"]
     status = json.loads(stage.swarm("status", "--json"))
     stack = next(t["stack"] for t in status if t["id"] == b)
     assert stack["position"] == f"on #{a_pr} ({a}, ready)" and stack["on"] == a
+    # a second commit on the dependency (its author's fix): b follows it, and the squash below then differs from
+    # every commit of a, so only `rebase --onto` keeps a's first commit out of b (a plain rebase would conflict)
+    a_tree = Path(stage.task(a)["worktree"])
+    (a_tree / "api.txt").write_text("api v2\n")
+    git(a_tree, "commit", "-qam", "api v2")
+    a_new = git(a_tree, "rev-parse", "HEAD")
+    stage.tick_until(b, lambda t: t["stack_base_sha"] == a_new and t["reason"] == "ready for review")
+    assert fake.branch_sha(REPO, f"swarm/{a}") == a_new
     old_b = fake.branch_sha(REPO, f"swarm/{b}")
 
     fake.merge_pr(REPO, a_pr, squash=True)
@@ -59,13 +68,15 @@ def test_a_stacked_pr_targets_its_dependency_then_main_after_a_squash_merge(git_
                      and t["reason"] == "ready for review")
     pull = fake.pr(REPO, b_pr)
     assert pull["base"] == "main" and pull["state"] == "open"
+    assert pull["commits"] == 1  # retargeted without the restack it would list a's squashed-away commit too
     new_b = fake.branch_sha(REPO, f"swarm/{b}")
     assert new_b != old_b and new_b == stage.head(b)
     # the PR's commits: b's one, on top of the squashed dependency (its original commit is not carried again)
     assert remote(stage, "log", "--format=%s", f"main..swarm/{b}").splitlines() == ["add client.txt"]
     assert remote(stage, "rev-parse", f"swarm/{b}^") == remote(stage, "rev-parse", "main")
-    pushes = [r for r in fake.requests if r.method == "PATCH" and r.path.endswith(f"/pulls/{b_pr}")]
-    assert len(pushes) == 1  # one retarget
+    retargets = [r for r in fake.requests if r.method == "PATCH" and r.path.endswith(f"/pulls/{b_pr}")]
+    assert len(retargets) == 1
+    assert len(stage.task(b)["attempts"]) == 1  # no agent was needed
 
 
 def test_a_conflicting_restack_pushes_nothing_and_hands_the_hunks_to_an_attempt(git_repo: Path, tmux_socket: str,
