@@ -5,6 +5,7 @@ templates lay these out, and everything from users, agents, CI and models stays 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,9 +22,11 @@ from registry.models import RegistryState, Status, Task
 
 COLUMNS = (Status.queued, Status.running, Status.checking, Status.ready, Status.failed)
 FOLDED = (Status.merged, Status.cancelled)  # one folded column: done with, rarely looked at
+FOLDED_SHOWN = 50
+_SPACE = re.compile(r"\s")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Card:
     id: str
     title: str
@@ -45,6 +48,7 @@ class Column:
     status: str
     cards: list[Card]
     folded: bool = False
+    total: int = 0  # the folded column shows only the newest FOLDED_SHOWN of its cards
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def since(task: Task) -> datetime:
 
 def safe_url(url: str) -> str:
     """A link target from the registry only when it is http(s): never ``javascript:`` or ``data:``."""
-    return url if url.startswith(("https://", "http://")) and not any(c.isspace() for c in url) else ""
+    return url if url.startswith(("https://", "http://")) and not _SPACE.search(url) else ""
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -176,9 +180,12 @@ def board(state: RegistryState, state_dir: Path, now: datetime, *, policy: Polic
     ordered = sorted(state.tasks.values(), key=lambda t: t.updated_at, reverse=True)
     by_status: dict[Status, list[Card]] = {s: [] for s in Status}
     for task in ordered:
-        by_status[task.status].append(card(task, now, policy.max_attempts))
-    columns = [Column(s.value, by_status[s]) for s in COLUMNS]
-    columns.append(Column("done", [c for s in FOLDED for c in by_status[s]], folded=True))
+        if task.status not in FOLDED:
+            by_status[task.status].append(card(task, now, policy.max_attempts))
+    columns = [Column(s.value, by_status[s], total=len(by_status[s])) for s in COLUMNS]
+    done = sorted((t for t in ordered if t.status in FOLDED), key=lambda t: t.ended_at or t.updated_at, reverse=True)
+    columns.append(Column("done", [card(t, now, policy.max_attempts) for t in done[:FOLDED_SHOWN]], folded=True,
+                          total=len(done)))
     needs = by_status[Status.ready] + by_status[Status.failed]
     return Board(fleet=fleet(state, state_dir, now, policy, interval), needs_you=needs, columns=columns,
                  total=len(ordered))

@@ -36,7 +36,7 @@ def _finalize(value: Any) -> Any:
 
 ENV = Environment(loader=PackageLoader("orchestrator.dashboard", "templates"),
                   autoescape=select_autoescape(default=True, default_for_string=True), finalize=_finalize,
-                  trim_blocks=True, lstrip_blocks=True)
+                  trim_blocks=True, lstrip_blocks=True, auto_reload=False)  # templates ship with the package
 
 
 def html(name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:

@@ -63,7 +63,8 @@ async def read_form(request: Request) -> dict[str, str]:
 
 class Dashboard:
     def __init__(self, layout: Layout, settings: Settings, guard: Guard, actions: Actions,
-                 interval: float, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 interval: float, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 stopping: Callable[[], bool] = lambda: False) -> None:
         self.layout = layout
         self.settings = settings
         self.guard = guard
@@ -72,7 +73,7 @@ class Dashboard:
         self.clock = clock
         self.registry = Registry(layout.state_dir)
         self.policy = policy_from(settings)
-        self.streams = Streams()
+        self.streams = Streams(stopping=stopping)
 
     # -- what the pages show -------------------------------------------------------------------------
 

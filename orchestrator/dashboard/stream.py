@@ -37,9 +37,10 @@ def signature(paths: list[Path]) -> Signature:
 class Streams:
     """Counts the open streams, so a page left open in many tabs cannot take every connection."""
 
-    def __init__(self, limit: int = MAX_STREAMS) -> None:
+    def __init__(self, limit: int = MAX_STREAMS, stopping: Callable[[], bool] = lambda: False) -> None:
         self.limit = limit
         self.open = 0
+        self.stopping = stopping  # the service is stopping: end every stream, so SIGTERM does not wait on them
 
     async def events(self, watch: Callable[[], dict[str, list[Path]]], disconnected: Callable[[], object],
                      poll: float = POLL) -> AsyncIterator[str]:
@@ -53,7 +54,7 @@ class Streams:
             quiet_since = refreshed = loop.time()
             while True:
                 await asyncio.sleep(poll)
-                if await disconnected():  # type: ignore[misc]
+                if self.stopping() or await disconnected():  # type: ignore[misc]
                     return
                 now = loop.time()
                 sent = False

@@ -147,7 +147,8 @@ class Service:
         name = self.settings.serve.token_env
         guard = Guard(token=lambda: os.environ.get(name, "").strip(), loopback=is_loopback(self.host))
         actions = Actions(self.world.layout.repo, self.settings, wake=self.reconciler.request)
-        return dashboard_routes(Dashboard(self.world.layout, self.settings, guard, actions, self.interval))
+        return dashboard_routes(Dashboard(self.world.layout, self.settings, guard, actions, self.interval,
+                                          stopping=self.reconciler.stop.is_set))
 
     def run(self, sock: socket.socket | None = None) -> None:
         import uvicorn
