@@ -14,6 +14,7 @@ from rich.text import Text
 
 from monitor.durations import format_duration
 from monitor.merge.stack import stack_json, stack_position, stack_wait
+from monitor.merge.train import train_json, train_reason
 from registry.models import Status, Task
 
 STYLE = {
@@ -40,6 +41,7 @@ def task_json(task: Task, tasks: Mapping[str, Task] | None = None) -> dict[str, 
         "reason": task.reason,
         "after": list(task.after),
         "stack": stack_json(task, tasks or {}),  # null, or where the branch stands: {"on", "pr", "position", ...}
+        "merge": train_json(task, (tasks or {}).values()),  # null, or the merge train: who approved, place, why
         "tokens": task.tokens,
         "cost_usd": task.cost_usd,
         "cost_known": task.cost_known,  # false: some tokens were spent on a model with no price (cost_usd is a floor)
@@ -65,6 +67,7 @@ def _cells(task: Task, now: datetime, tasks: Mapping[str, Task] | None = None) -
     age = format_duration(max(0.0, (now - task.created_at).total_seconds()))
     position = stack_position(task, tasks or {})
     reason = f"{position}: {task.reason}" if position else task.reason
+    reason = train_reason(task) or reason  # in the merge train: its place and what it waits for
     return {
         "task": task.id, "status": task.status.value, "att": str(len(task.attempts)), "agent": task.agent,
         "age": age, "tokens": f"{task.tokens:,}" if task.tokens else "",
@@ -187,6 +190,10 @@ def detail(console: Console, task: Task, tasks: Mapping[str, Task] | None = None
         wait = stack_wait(task, tasks or {})
         say(f"stacked   {stack_position(task, tasks or {})}, based on {(task.stack_base_sha or '?')[:10]}"
             + (f"; {wait}" if wait else ""))
+    if task.merge_request is not None:
+        request = task.merge_request
+        say(f"merge     approved by {request.by} ({request.via}) for {request.head[:7]} at "
+            f"{request.at:%Y-%m-%d %H:%M}" + (f"; {request.waiting}" if request.waiting else ""))
     if task.checks:
         say("checks    " + ", ".join(f"{k}: {v}" for k, v in task.checks.items()))
     say(f"tokens    {task.tokens:,}    cost {f'${task.cost_usd:.4f}' if task.cost_known else 'unknown'}"

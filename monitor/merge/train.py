@@ -48,6 +48,23 @@ def position(tasks: Iterable[Task], task_id: str) -> int | None:
     return None
 
 
+def train_json(task: Task, tasks: Iterable[Task]) -> dict[str, object] | None:
+    """``swarm status --json``'s "merge": null, or who approved which head, the place and why it waits."""
+    request = task.merge_request
+    if request is None:
+        return None
+    return {"by": request.by, "via": request.via, "at": request.at.isoformat(), "head": request.head,
+            "position": position(tasks, task.id), "enqueued": request.enqueued, "waiting": request.waiting}
+
+
+def train_reason(task: Task) -> str:
+    """The task's line in `swarm status` while it is in the train ("2nd in train; waiting for CI on abc1234")."""
+    request = task.merge_request
+    if request is None or not in_train(task) or not request.waiting:
+        return ""
+    return request.waiting
+
+
 def ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
