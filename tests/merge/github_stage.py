@@ -20,7 +20,7 @@ REPO = "acme/shop"
 
 
 def github_world(repo: Path, socket: str, fake: FakeGitHub, steps: Path, monkeypatch: pytest.MonkeyPatch, *,
-                 merge_queue: bool = False, done: str = "", merge: str = 'mode = "queue"',
+                 merge_queue: bool = False, done: str = "", merge: str = 'mode = "queue"', monitor: str = "",
                  ) -> tuple[World, RecordingNotifier]:
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     steps.mkdir(parents=True, exist_ok=True)
@@ -48,7 +48,7 @@ command = ["{sys.executable}", "-m", "tests.merge.steps_agent"]
 prompt = "stdin"
 env = {{ PYTHONPATH = "{REPO_ROOT}", STEPS_DIR = "{steps}" }}
 """
-    write_config(repo, socket, extra=extra, forge="github")
+    write_config(repo, socket, extra=extra, forge="github", monitor=monitor)
     notifier = RecordingNotifier()
     world = build_world(repo, load(repo / CONFIG_NAME), notifier, need_forge=True)
     clock = Clock()
