@@ -10,6 +10,7 @@ from importlib import resources
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
 from monitor.redact import redact
@@ -29,6 +30,8 @@ STATIC = {"dashboard.css": "text/css; charset=utf-8", "dashboard.js": "text/java
 def _finalize(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, Markup):  # a macro's output: its values went through here already
+        return value
     if isinstance(value, str):
         return redact(value)
     return value
