@@ -22,8 +22,9 @@ class MergeError(UsageError):
     """The merge cannot be requested as asked (unknown task, not ready, merge mode manual); one line."""
 
 
-def request_merge(root: Path, task_id: str, by: str) -> str:
+def request_merge(root: Path, task_id: str, by: str, *, via: str = "cli") -> str:
     """Record ``by``'s approval of the task's current head for the merge train; returns a one-line message.
+    ``via`` says where it came from ("cli", "comment" for a `/swarm merge` PR comment).
 
     Raises MergeError for an unknown task, a task that is not ready, or ``[merge] mode = "manual"``.
     Asking again for a task already in the train keeps its place (and its first approval).
@@ -56,13 +57,13 @@ def request_merge(root: Path, task_id: str, by: str) -> str:
         if current.merge_request is not None:
             already.append(True)
             return state
-        request = MergeRequest(by=who, at=now, head=head, via="cli", waiting="queued")
+        request = MergeRequest(by=who, at=now, head=head, via=via, waiting="queued")
         return state.with_task(current.model_copy(update={"merge_request": request, "updated_at": now}))
 
     state = view.registry.update(approve)
     place = position(state.tasks.values(), task.id) or 1
     if not already:
-        EventLog(view.layout.events_path).append(now, task.id, "merge_requested", by=who, head=head)
+        EventLog(view.layout.events_path).append(now, task.id, "merge_requested", by=who, head=head, via=via)
         wake(view.layout.state_dir, [task.id])
         return f"{task.id}: approved by {who} for {head[:7]}; {ordinal(place)} in the merge train"
     return f"{task.id}: already in the merge train ({ordinal(place)})"
