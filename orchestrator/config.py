@@ -240,6 +240,22 @@ class ContainerHost(Section):
     # the host sees the worktree at the same path (this machine, a shared mount); false: the branch is pushed
     # into the container and the agent's commits fetched back (docs/runtimes.md)
     shares_worktree: bool = True
+    # shares_worktree = false only: the agent may push its branch (only it) to a per-attempt endpoint of the
+    # monitor with a per-attempt token, never to the forge; listened on push_listen, reached at push_host
+    push_credential: bool = False
+    push_listen: str = "127.0.0.1"
+    push_host: str = ""  # the address the container reaches this machine at; "" = push_listen
+    push_force: bool = False  # take non-fast-forward pushes (an agent that rebases its branch)
+
+    @model_validator(mode="after")
+    def _push(self) -> ContainerHost:
+        if self.push_credential and self.shares_worktree:
+            raise ValueError("push_credential needs shares_worktree = false (on a host that sees the worktree the "
+                             "agent's commits are on the branch already)")
+        for value in (self.push_listen, self.push_host):
+            if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,252}", value):
+                raise ValueError(f"{value!r} is not a host name or address (push_listen, push_host)")
+        return self
 
     @field_validator("engine")
     @classmethod

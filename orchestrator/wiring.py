@@ -172,11 +172,16 @@ def host_pool_from(layout: Layout, settings: Settings) -> HostPool | None:
     from monitor.runtime.placement import Host
     from monitor.runtime.remote import RemoteContainerRuntime
 
+    from monitor.runtime.pushgate import PushSettings
+
     limits = Limits(memory=container.memory, cpus=container.cpus, pids=container.pids)
     return HostPool([(Host(host.label, host.slots),
-                      (ContainerRuntime if host.shares_worktree else RemoteContainerRuntime)(
+                      ContainerRuntime(host.engine, image=container.image, owner=str(layout.repo),
+                                       network=container.network, limits=limits) if host.shares_worktree
+                      else RemoteContainerRuntime(
                           host.engine, image=container.image, owner=str(layout.repo), network=container.network,
-                          limits=limits))
+                          limits=limits, push=PushSettings(host.push_listen, host.push_host, host.push_force)
+                          if host.push_credential else None))
                      for host in container.hosts])
 
 

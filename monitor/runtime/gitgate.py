@@ -19,7 +19,8 @@ accepts. What lands in the staging repository is brought into the task's branch 
 The gate is one small process per attempt (``python -m monitor.runtime.gitgate RUN_DIR``), detached from
 the monitor so it serves the agent while ``swarm monitor run-once`` comes and goes; it stops when the
 monitor writes ``stop`` in its directory (the attempt ended, was killed or cancelled), when the attempt's
-``result.json`` or run directory appears or goes, or after :data:`MAX_LIFETIME`. Its token dies with it.
+``result.json`` appears, its run directory goes or a later attempt's appears, or after :data:`MAX_LIFETIME`.
+Its token dies with it.
 """
 
 from __future__ import annotations
@@ -250,9 +251,15 @@ def serve(gate: Gate, host: str = "127.0.0.1", port: int = 0) -> GateServer:
 
 
 def _ended(gate_dir: Path, started: float) -> bool:
+    """The attempt is over: stopped by the monitor, its result written, its run directory gone, a later
+    attempt of the task started (``runs/<task>/<n+1>``), or the gate has lived too long."""
     run_dir = gate_dir.parent
-    return (not run_dir.is_dir() or (gate_dir / STOP).exists() or (run_dir / "result.json").exists()
-            or time.monotonic() - started > MAX_LIFETIME)
+    if not run_dir.is_dir() or (gate_dir / STOP).exists() or (run_dir / "result.json").exists():
+        return True
+    if run_dir.name.isdigit() and any(p.name.isdigit() and int(p.name) > int(run_dir.name)
+                                      for p in run_dir.parent.iterdir()):
+        return True
+    return time.monotonic() - started > MAX_LIFETIME
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,12 +15,16 @@ lets the entry end with the agent's code. The container is reported exited only 
 every later check (commits ahead, phantom, CI) reads the local branch as with a shared host. A container
 that ends before the fetch (killed, its host gone) is a death, and its unfetched commits are lost.
 
-The agent gets no credential of any kind: the monitor's own git does the talking. (An opt-in push
-credential limited to the task's branch is designed in docs/runtimes.md, not built.)
+The agent gets no forge credential: the monitor's own git does the talking. With the host's
+``push_credential`` the agent may push its branch itself, to the attempt's push gate only
+(:mod:`monitor.runtime.gitgate`): ``origin`` in its repository points there, with a per-attempt token in
+a credential file of its run directory; what it pushed is brought into the local branch when the
+attempt ends (:mod:`monitor.runtime.pushgate`), and the forge push stays the monitor's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -31,8 +35,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from monitor.runtime import pushgate
 from monitor.runtime.base import RuntimeFailure, RuntimeUnavailable
 from monitor.runtime.container import ContainerPane, ContainerRuntime, _time, run_dir_of
+from monitor.runtime.gitgate import GATE_DIR
+from monitor.runtime.pushgate import PushSettings
 from monitor.world import proc
 from monitor.world.tmux import Pane
 
@@ -56,10 +63,27 @@ exit "$code"
 """
 
 
+# Points the container's repository at the push gate: origin, the branch's upstream, the credential file.
+PUSH_SETUP = r"""set -e
+wt=$1; url=$2; branch=$3; store=$4
+git -C "$wt" remote add origin "$url"
+git -C "$wt" config "branch.$branch.remote" origin
+git -C "$wt" config "branch.$branch.merge" "refs/heads/$branch"
+git -C "$wt" config credential.helper "store --file=$store"
+"""
+CREDENTIAL_FILE = ".push-credential"
+
+
 class RemoteContainerRuntime(ContainerRuntime):
-    """One engine whose containers see nothing of this machine: clone in, fetch back (see the module)."""
+    """One engine whose containers see nothing of this machine: clone in, fetch back (see the module).
+    With ``push`` (the host's ``push_credential``) the agent may also push its branch itself, through
+    the attempt's push gate (:mod:`monitor.runtime.pushgate`), never to the forge."""
 
     shares_worktree = False
+
+    def __init__(self, *args: Any, push: PushSettings | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.push = push
 
     def _storage(self, cwd: Path, mounts: Sequence[tuple[Path, bool]]) -> dict[str, Any]:
         """No bind mount at all: empty tmpfs at the worktree and run directory paths (the user's uid writes
@@ -134,8 +158,17 @@ class RemoteContainerRuntime(ContainerRuntime):
         prompt = run_dir / "prompt.md"
         if prompt.exists():
             files[prompt.name] = prompt.read_bytes()
+        access = pushgate.start(run_dir, cwd, branch, self.push) if self.push is not None else None
+        if access is not None:
+            files[CREDENTIAL_FILE] = access.credential_line().encode("utf-8")
         if files:
             self._call("copy the prompt", container.put_archive, str(run_dir), _tar(files, self.user))
+        if access is not None:
+            code, out = self._exec(container, ["/bin/sh", "-c", PUSH_SETUP, "swarm-push-setup", str(cwd), access.url,
+                                               branch, str(run_dir / CREDENTIAL_FILE)])
+            if code != 0:
+                raise RuntimeFailure(f"container {name}: could not point its repository at the push gate: "
+                                     f"{out[-300:]}")
         code, out = self._exec(container, ["touch", str(run_dir / PUSHED_FILE)])
         if code != 0:
             raise RuntimeFailure(f"container {name}: could not start its entry: {out[-300:]}")
@@ -194,6 +227,7 @@ class RemoteContainerRuntime(ContainerRuntime):
         self._fetch(name, cwd, branch)
         (run_dir / EXIT_FILE).write_text(text + "\n", encoding="utf-8")
         (run_dir / FETCHED_FILE).touch()  # here too: a later tick or kill has nothing left to fetch
+        pushgate.stop(run_dir)  # the container's branch is the truth now; the agent's token dies
         self._exec(container, ["touch", str(run_dir / FETCHED_FILE)])
         return ContainerPane(name, True, None, int(text.strip()), self.owner, str(cwd),
                              started_at=_time(str(state.get("StartedAt", ""))),
@@ -206,7 +240,24 @@ class RemoteContainerRuntime(ContainerRuntime):
             self._salvage(name)
         except (RuntimeFailure, RuntimeUnavailable) as exc:
             log.warning("container %s: its last commits were not fetched before the kill: %s", name, exc)
+        with contextlib.suppress(RuntimeUnavailable):
+            self._land(name)
         return super().kill(name)
+
+    def _land(self, name: str) -> None:
+        """What the agent pushed through its gate, into the local branch (fast-forward only: a container
+        that ended before its last fetch keeps its pushed commits); then the gate stops."""
+        container = self._get(name)
+        cmd = list(container.attrs.get("Config", {}).get("Cmd") or []) if container is not None else []
+        if len(cmd) < 7 or cmd[3] != MARK or not (Path(cmd[5]) / GATE_DIR).is_dir():
+            return
+        cwd, run_dir, branch = Path(cmd[4]), Path(cmd[5]), cmd[6]
+        try:
+            if pushgate.land(run_dir, cwd, branch):
+                log.info("container %s: the commits its agent pushed are on %s", name, branch)
+        except RuntimeFailure as exc:
+            log.warning("container %s: what its agent pushed was not brought into %s: %s", name, branch, exc)
+        pushgate.stop(run_dir)
 
     def _salvage(self, name: str) -> None:
         container = self._get(name)
