@@ -7,6 +7,7 @@ from what the comment says (``issue_mirrored``, a digest) does a request go out:
 The comment's id is kept on the tasks (``issue_comment_id``) and the comment carries a hidden marker, so a
 comment posted just before a crash is found and edited, never posted twice; one a human deleted is posted
 again. A forge that is unavailable (a rate limit) leaves the digest as it was: the next tick tries again.
+At most ``WRITES_PER_TICK`` comments are written per tick; the rest wait for the next one.
 Titles and failure summaries may hold text from issues and agents: redacted, with markup and @mentions
 made inert.
 """
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MARKER = "<!-- swarm-issue: {number} -->"
+WRITES_PER_TICK = 20
+"""Comments written in one tick at most: PyGithub spaces writes a second apart and GitHub allows about 80
+content creations a minute, so a hundred issues taken at once are mirrored over five ticks, not one long one."""
 COMMANDS = ("`/swarm status`, `/swarm retry [note]`, `/swarm cancel` or `/swarm merge` in a comment "
             "(people with write access)")
 
@@ -109,7 +113,7 @@ def _mirror(registry: Registry, forge: Forge, tracker: IssueTracker | None) -> l
     if tracker is None:
         return []
     done: list[str] = []
-    for number, tasks in sorted(pending.items()):
+    for number, tasks in sorted(pending.items())[:WRITES_PER_TICK]:
         body = render(number, tasks)
         known = next((t.issue_comment_id for t in tasks if t.issue_comment_id), None)
         comment_id: int | None = known

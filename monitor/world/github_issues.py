@@ -15,9 +15,10 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from github import GithubException
+from github.GithubObject import GithubObject
 from github.Repository import Repository
 
 from monitor.world.forge import Forge, ForgeUnavailable
@@ -71,10 +72,19 @@ def _number_of(url: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _aware(moment: datetime | None) -> datetime:
-    if moment is None:
+def _when(value: object) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
         return datetime.fromtimestamp(0, UTC)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _raw(item: GithubObject) -> dict[str, Any]:
+    """The fields as the list answered them. PyGithub's ``raw_data`` would first GET the object again
+    (lazy mode), one request per issue or comment listed."""
+    raw: dict[str, Any] = item._rawData
+    return raw
 
 
 class GitHubIssues:
@@ -88,7 +98,7 @@ class GitHubIssues:
             found: list[IssueInfo] = []
             for issue in _first(repo.get_issues(state="open", labels=[label], sort="created", direction="asc"),
                                 MAX_ISSUES):
-                raw = issue.raw_data
+                raw = _raw(issue)
                 found.append(IssueInfo(
                     number=int(raw["number"]), title=str(raw.get("title") or ""), body=str(raw.get("body") or ""),
                     author=str((raw.get("user") or {}).get("login") or ""),
@@ -123,13 +133,13 @@ class GitHubIssues:
                       if since is not None else repo.get_issues_comments(sort="updated", direction="asc"))
             out: list[CommentInfo] = []
             for comment in _first(listed, MAX_COMMENTS):
-                raw = comment.raw_data
+                raw = _raw(comment)
                 user = raw.get("user") or {}
                 url = str(raw.get("html_url") or "")
                 out.append(CommentInfo(
                     id=int(raw["id"]), number=_number_of(str(raw.get("issue_url") or url)),
                     author=str(user.get("login") or ""), body=str(raw.get("body") or ""), url=url,
-                    updated_at=_aware(comment.updated_at), is_pull="/pull/" in url,
+                    updated_at=_when(raw.get("updated_at") or raw.get("created_at")), is_pull="/pull/" in url,
                     is_bot=str(user.get("type") or "") == "Bot"))
             return out
 
@@ -156,8 +166,8 @@ class GitHubIssues:
         there): how a comment posted just before a crash is found instead of posted twice."""
         def find(repo: Repository) -> int | None:
             for comment in _first(repo.get_issue(number).get_comments(), MAX_COMMENTS):
-                if marker in str(comment.raw_data.get("body") or ""):
-                    return int(comment.raw_data["id"])
+                if marker in str(_raw(comment).get("body") or ""):
+                    return int(_raw(comment)["id"])
             return None
 
         return self.api.rest("find comment", find)
