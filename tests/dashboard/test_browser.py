@@ -172,3 +172,37 @@ def test_a_phone_width_shows_everything_without_sideways_scrolling(browser: Any,
     assert site.registry.read().tasks[site.ids["failed"]].notes[-1] == "from my phone"
     _no_overflow(page)
     context.close()
+
+
+def test_the_submit_box_plans_a_request_as_swarm_submit_does(browser: Any, git_repo: Path, tmux_socket: str,
+                                                              monkeypatch: Any) -> None:
+    from tests.dashboard.conftest import serve_dashboard
+    from tests.fakes.messages_api import ScriptedMessagesServer
+    from tests.orchestrator.test_submit import NO_LLM_CONFIG, plan_turn, planned
+    from tests.worlds import write_config
+
+    write_config(git_repo, tmux_socket, extra=NO_LLM_CONFIG)
+    api = ScriptedMessagesServer([plan_turn([planned("csv", "Export invoices as CSV.", scope=["csv.py"])])]).start()
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
+    served = serve_dashboard(git_repo, token=False, monkeypatch=monkeypatch)
+    site = next(served)
+    try:
+        context, page, dialogs = _page(browser, site)
+        page.goto(site.url + "/")
+        page.fill("#request", f"Add a CSV export of invoices {SCRIPT}")
+        with page.expect_navigation(url="**/?said=submitted"):
+            page.click("form.submit button")
+        page.wait_for_selector("text=Task csv")
+        [task] = [t for t in site.registry.read().tasks.values() if t.title == "Task csv"]
+        assert task.status in (Status.running, Status.queued) and task.llm_tokens > 0
+        assert "Add a CSV export of invoices" in json.dumps(api.agent_requests[0])  # the request reached the model
+        assert dialogs == []
+        context.close()
+        monkeypatch.delenv("ANTHROPIC_API_KEY")  # without a key there is no box
+        page2 = browser.new_page()
+        page2.goto(site.url + "/")
+        assert page2.locator("form.submit").count() == 0
+        page2.close()
+    finally:
+        served.close()
+        api.stop()
