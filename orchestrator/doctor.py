@@ -168,7 +168,7 @@ def _containers(repo: Path, settings: Settings, commands: list[str]) -> Iterator
     from monitor.layout import Layout
     from monitor.runner import Runner
     from monitor.runtime.container import ContainerRuntime
-    from monitor.runtime.probe import commit_check, engine_check, image_check
+    from monitor.runtime.probe import commit_check, engine_check, gate_check, image_check
     from orchestrator.wiring import runtimes_from
 
     layout = Layout.for_repo(repo, settings.project.worktree_root)
@@ -195,6 +195,8 @@ def _containers(repo: Path, settings: Settings, commands: list[str]) -> Iterator
         yield present, line
         if present:
             yield commit_check(runtime, repo, layout.worktree_root, mounts, identity, commands)
+            if getattr(runtime, "push", None) is not None:
+                yield gate_check(runtime)
 
 
 def _anthropic(settings: Settings) -> Iterator[Check]:

@@ -3,6 +3,9 @@ engine and API version), is the image on it, and can a container write a commit 
 repository with the mounts and the user an attempt gets. Each answer is one line, with the fix when it
 is wrong.
 
+On a host with ``push_credential`` a container there must reach this machine's push gate: a probe
+container asks a throwaway gate for its refs and must be asked for credentials (:func:`gate_check`).
+
 The commit probe makes a throwaway worktree (detached, so no branch is left behind), runs one container
 in it as an attempt would run (the worktree and the repository's ``.git`` at their host paths, ``hooks``
 and ``config`` read-only, the user's uid, the limits, the user's git identity, no other environment), has
@@ -123,6 +126,46 @@ def _commit_in(
         return False, (f"container commit: works, but {', '.join(missing)} is not on the image's PATH — add the "
                        "agent's CLI to the image ([runtime.container] image)")
     return True, f"container commit: a container wrote a commit in a throwaway worktree as uid:gid {runtime.user}"
+
+
+def gate_check(runtime: ContainerRuntime) -> Check:
+    """On a host with ``push_credential``: a container there reaches a push gate on this machine at the
+    address it is told (``push_host``) and is asked for credentials (an HTTP answer: the route works)."""
+    import tempfile
+
+    from monitor.runtime.gitgate import Gate, serve
+    from monitor.runtime.remote import RemoteContainerRuntime
+
+    push = runtime.push if isinstance(runtime, RemoteContainerRuntime) else None
+    if push is None:
+        return True, "push gate: not used on this host (push_credential is off)"
+    tag = secrets.token_hex(4)
+    name = f"swarm-doctor-{tag}"
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            server = serve(Gate(Path(tmp), "swarm-doctor", secrets.token_urlsafe(24), "/doctor.git"), push.listen)
+        except OSError as exc:
+            return False, (f"push gate: cannot listen on {push.listen} ({_short(exc)}) — set push_listen to an "
+                           "address of this machine")
+        url = f"http://{push.host or push.listen}:{server.server_address[1]}/doctor.git"
+        try:
+            ContainerRuntime.launch_attempt(runtime, name, ["/bin/sh", "-c", 'git ls-remote "$1" 2>&1 | tail -n 3',
+                                                            "swarm-probe", url], Path("/tmp/swarm-doctor"),  # noqa: S108
+                                            {"GIT_TERMINAL_PROMPT": "0"}, mounts=(), task="doctor")
+            pane = _ended(runtime, name)
+            output = runtime.capture(name, 20) if pane is not None else ""
+        except (RuntimeUnavailable, RuntimeFailure) as exc:
+            return False, f"push gate: the probe container did not start ({_short(exc)})"
+        finally:
+            server.shutdown()
+            with contextlib.suppress(RuntimeUnavailable, RuntimeFailure):
+                runtime.kill(name)
+    if "Username" in output or "Authentication failed" in output:
+        return True, f"push gate: a container on {runtime.engine} reaches this machine at {url.rsplit('/', 1)[0]}"
+    tail = " | ".join(output.strip().splitlines()[-2:]) or "no answer"
+    return False, (f"push gate: a container on {runtime.engine} cannot reach {url.rsplit('/', 1)[0]} "
+                   f"({tail[-200:]}) — set push_host to this machine's address as that host sees it, push_listen "
+                   "to an address it can reach, and a [runtime.container] network that routes there")
 
 
 def _ended(runtime: ContainerRuntime, name: str) -> ContainerPane | None:
