@@ -227,3 +227,16 @@ def test_issue_text_with_instructions_and_tokens_is_fenced_and_redacted_everywhe
         for token in PLANTED:
             assert token not in text
     assert "<b>" not in comment["body"] and "@everyone" not in comment["body"]
+
+
+def test_a_rate_limit_stops_intake_in_one_line_and_no_call_is_made_until_the_reset(stage: Stage) -> None:
+    fake = stage.fake
+    fake.add_issue(REPO, "Totals are wrong", "scenario: commit", user="alice")
+    fake.rate_limit(300, status=429, retry_after=120)
+    out = stage.swarm("discover", "github", check=1)
+    (line,) = [line for line in out.splitlines() if line.startswith("swarm:")]
+    assert line.startswith("swarm: error: GitHub intake: GitHub rate limit")
+    assert registry(stage) == {}
+    fake.reset_log()
+    assert "GitHub rate limit: no calls until" in stage.swarm("discover", "github", check=1)
+    assert fake.requests == []  # the block is kept across runs (.swarm/github.json)
