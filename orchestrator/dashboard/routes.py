@@ -8,6 +8,7 @@ milliseconds, but it must not stall the event loop that also answers webhooks)."
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 MAX_FORM = 64 * 1024
+_LOCAL_PATH = re.compile(r"/(?:[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*)?")
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -216,7 +218,7 @@ class Dashboard:
         if request.method == "POST":
             form = await read_form(request)
             given, next_path = form.get("token", ""), form.get("next", "/")
-        if not next_path.startswith("/") or next_path.startswith("//"):
+        if not _LOCAL_PATH.fullmatch(next_path):  # only this site's own paths: no open redirect ("//", "/\\")
             next_path = "/"
         if not self.guard.token():
             return RedirectResponse("/", status_code=303)

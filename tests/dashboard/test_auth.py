@@ -49,8 +49,11 @@ def test_with_a_token_every_page_needs_it(token_site: Site) -> None:
     with httpx.Client(base_url=token_site.url, timeout=10) as form_user:
         wrong = form_user.post("/login", data={"token": "nope", "next": "/"})
         assert wrong.status_code == 401 and "not the one" in wrong.text
-        right = form_user.post("/login", data={"token": token, "next": "//evil.example/"})
-        assert right.status_code == 303 and right.headers["location"] == "/?said=signed-in"  # no open redirect
+        for elsewhere in ("//evil.example/", "/\\evil.example", "https://evil.example/"):
+            right = form_user.post("/login", data={"token": token, "next": elsewhere})
+            assert right.status_code == 303 and right.headers["location"] == "/?said=signed-in", elsewhere
+        back = form_user.post("/login", data={"token": token, "next": f"/tasks/{token_site.ids['failed']}"})
+        assert back.headers["location"] == f"/tasks/{token_site.ids['failed']}?said=signed-in"
         assert form_user.get("/").status_code == 200
 
 
