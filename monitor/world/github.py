@@ -424,14 +424,15 @@ class GitHubForge:
         self.git.push(self.remote, head, task.branch, expect=remote, env=self._git_env())
 
     def restacked(self, task: Task, head: str, expected: str, base_branch: str) -> bool:
-        """Push a restacked head over ``expected`` with a lease (``--force-with-lease=<branch>:<expected>``; a
-        branch never pushed is left to the PR step), then retarget the PR to ``base_branch`` (PyGithub
-        ``edit(base=...)``). False when the remote branch is neither ``expected`` nor ``head``: it moved."""
+        """Push a restacked head over the remote branch with a lease on what was read
+        (``--force-with-lease=<branch>:<sha>``), when that is ``expected`` (the head that was rebased) or older
+        than it (not pushed yet); a branch never pushed is left to the PR step. Then retarget the PR to
+        ``base_branch`` (PyGithub ``edit(base=...)``). False when the remote holds commits ``expected`` lacks."""
         remote = self._remote_head(task.branch)
         if remote is not None and remote != head:
-            if remote != expected:
-                return False
-            self.git.push(self.remote, head, task.branch, expect=expected, env=self._git_env())
+            if remote != expected and not self.git.is_ancestor(remote, expected):
+                return False  # someone else's commits are there (update-branch, a push): never pushed over
+            self.git.push(self.remote, head, task.branch, expect=remote, env=self._git_env())
         node = self._node(task) if task.pr is not None else None
         if task.pr is not None and (node is None or str(node.get("baseRefName") or "") != base_branch):
             number = task.pr.number
