@@ -30,7 +30,7 @@ from orchestrator.dashboard.actions import ActionRefused, Actions
 from orchestrator.dashboard.auth import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, Guard
 from orchestrator.dashboard.board import board
 from orchestrator.dashboard.detail import task_page, transcript
-from orchestrator.dashboard.stream import Streams
+from orchestrator.dashboard.stream import Streams, signature
 from orchestrator.errors import OperationalError
 from orchestrator.serve.health import WEBHOOK_FILE
 from orchestrator.wiring import policy_from
@@ -97,13 +97,23 @@ class Dashboard:
         return {"board": [d / "registry.json", d / LAST_TICK, d / WEBHOOK_FILE, d / "github.json",
                           d / OVERRIDE_FILE]}
 
-    def task_files(self, task_id: str) -> dict[str, list[Path]]:
+    def task_files(self, task_id: str) -> Callable[[], dict[str, list[Path]]]:
+        """What a task page watches: the registry, and its current attempt's output (looked up again only
+        when the registry changed: a poll is two stats, not a registry read)."""
         d = self.layout.state_dir
-        files = {"task": [d / "registry.json", d / LAST_TICK]}
-        task = self.task(task_id)
-        if task is not None and task.attempt is not None:
-            files["tail"] = [self.layout.run_dir(task_id, task.attempt.number) / LOG]
-        return files
+        registry = [d / "registry.json", d / LAST_TICK]
+        seen: dict[str, Any] = {"registry": None, "log": []}
+
+        def watch() -> dict[str, list[Path]]:
+            now = signature(registry[:1])
+            if now != seen["registry"]:
+                seen["registry"] = now
+                task = self.task(task_id)
+                seen["log"] = [self.layout.run_dir(task_id, task.attempt.number) / LOG] \
+                    if task is not None and task.attempt is not None else []
+            return {"task": registry, "tail": seen["log"]}
+
+        return watch
 
     # -- plumbing ------------------------------------------------------------------------------------
 
@@ -178,7 +188,7 @@ class Dashboard:
 
     async def task_events(self, request: Request) -> Response:
         task_id = request.path_params["task_id"]
-        return await self.stream(lambda: self.task_files(task_id))(request)
+        return await self.stream(self.task_files(task_id))(request)
 
     async def act(self, request: Request) -> Response:
         try:
