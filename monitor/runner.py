@@ -28,6 +28,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitor.agent_run import RESULT, SECRET_FILE, SPEC
 from monitor.agents import AgentProfile, render_argv
@@ -36,13 +37,17 @@ from monitor.layout import Layout, job_session_for, session_for
 from monitor.private import FILE_MODE, private_dir, write_private, write_secret_once
 from monitor.retry import with_footer
 from monitor.runtime.base import TMUX, Runtime
+
+if TYPE_CHECKING:
+    from monitor.runtime.container import ContainerRuntime
 from monitor.world import proc
 from monitor.world.git import Git, GitError
-from monitor.world.jobs import TEMPFAIL
+from monitor.world.jobs import TEMPFAIL, is_lens_job
 from monitor.world.tmux import Tmux
 from registry.models import Attempt, Task
 
 HANDOVER_TIMEOUT = 20.0  # seconds the wrapper has to take the forge token before the runner removes it
+JOB_GRACE = 60.0  # a check job in a container keeps its own time limit; the wrapper's is this much later
 
 
 class LaunchError(Exception):
@@ -262,9 +267,7 @@ class Runner:
         setup = spec.get("setup")
         if isinstance(setup, dict) and setup.get("command"):
             env.update(SWARM_SETUP=str(setup["command"]), SWARM_SETUP_MARKER=str(setup["marker"]))
-        common = self.git_common_dir()
-        mounts: list[tuple[Path, bool]] = [(run_dir.parent, False), (common, False)]
-        mounts += [(common / name, True) for name in ("hooks", "config") if (common / name).exists()]
+        mounts = [(run_dir.parent, False), *self._repository_mounts()]
         env = {**self._git_identity(), **env}
         prompt_mode = str(spec.get("prompt_mode") or "stdin")
         # a forge_token profile's token: a one-shot file the entry takes, never the container's configuration
@@ -274,6 +277,11 @@ class Runner:
 
     def _forge_values(self) -> dict[str, str]:
         return {name: os.environ[name].strip() for name in sorted(self.forge_env) if os.environ.get(name, "").strip()}
+
+    def _repository_mounts(self) -> list[tuple[Path, bool]]:
+        """The main repository's ``.git`` (a worktree needs it), its hooks and config read-only."""
+        common = self.git_common_dir()
+        return [(common, False)] + [(common / name, True) for name in ("hooks", "config") if (common / name).exists()]
 
     def _git_identity(self) -> dict[str, str]:
         """Who the agent commits as: the user's git identity, which the container's empty HOME lacks."""
@@ -299,6 +307,17 @@ class Runner:
                 return admin.parent.parent if admin.parent.name == "worktrees" else admin
         return dot_git
 
+    def _job_runtime(self, task: Task, job: str) -> ContainerRuntime | None:
+        """The container runtime a check job of ``task`` runs in: its last attempt's, unless the job is one of
+        swarm's AI review lenses (they need the model key and run no agent code: they stay on the host)."""
+        from monitor.runtime.container import ContainerRuntime
+
+        attempt = task.attempt
+        if attempt is None or attempt.runtime == TMUX or is_lens_job(job):
+            return None
+        runtime = self.runtimes.get(attempt.runtime)
+        return runtime if isinstance(runtime, ContainerRuntime) else None
+
     def launch_job(self, task: Task, sha: str, job: str, command: str, timeout: float) -> None:
         """Start a check job at ``sha`` (idempotent per sha: a finished job is never re-run)."""
         job_dir = self.layout.job_dir(task.id, sha, job)
@@ -314,7 +333,7 @@ class Runner:
         self.tmux.kill(session)  # a job of an older head, or a dead pane
         private_dir(self.layout.runs_dir)
         private_dir(job_dir)
-        spec = {
+        spec: dict[str, object] = {
             "task": task.id,
             "job": job,
             "sha": sha,
@@ -327,5 +346,12 @@ class Runner:
             "timeout": timeout,
             "setup": None,
         }
+        box = self._job_runtime(task, job)
+        if box is not None:  # the agent's code is tested where the agent ran: in a container like its own
+            from monitor.runtime.checkjob import settings
+
+            spec.update(job_argv=spec["argv"], argv=[self.python, "-m", "monitor.runtime.checkjob", str(job_dir)],
+                        job_timeout=timeout, timeout=timeout + JOB_GRACE, container_name=session,
+                        container=settings(box, self._repository_mounts()))
         write_private(spec_path, json.dumps(spec, indent=1))
         self.tmux.launch(session, self._wrapper_argv(job_dir), Path(task.worktree))

@@ -1,5 +1,7 @@
 """Check jobs (local CI, local reviewers, swarm's AI review lenses) as both forges read them: a job runs
 once per head SHA in a tmux session through the agent-run wrapper, and its ``result.json`` is the verdict.
+When the task's agent ran in a container, its CI and local reviewers run in one like it (the wrapper runs
+:mod:`monitor.runtime.checkjob`); the AI review lenses stay on the host (:func:`is_lens_job`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ def job_name(reviewer: str) -> str:
     """The job (directory and session) name of a reviewer: ``review-<slug>``."""
     slug = "".join(c if c.isalnum() else "-" for c in reviewer.lower()).strip("-")[:30] or "reviewer"
     return f"review-{slug}"
+
+
+def is_lens_job(job: str) -> bool:
+    """Whether a job (by its name) is one of swarm's AI review lenses (``review-swarm-<lens>``)."""
+    return job.startswith(job_name(LENS_PREFIX + "x")[:-1])
 
 
 def job_state(layout: Layout, task_id: str, head: str, job: str, panes: Mapping[str, Pane] | None) -> tuple[str, str]:
