@@ -113,9 +113,9 @@ def test_a_killed_check_job_leaves_no_container(
 def test_lenses_and_tmux_tasks_keep_their_jobs_on_the_host(git_repo: Path, tmux_socket: str, podman: Podman) -> None:
     world = make(git_repo, tmux_socket, podman, "true")
     now = world.clock()
+    first = Attempt(number=1, session="swarm-t1", prompt_path="p", started_at=now, runtime="container")
     boxed = Task(id="t1", title="t", prompt="p", agent="boxed", branch="swarm/t1", worktree=str(git_repo),
-                 base_branch="main", created_at=now, updated_at=now, attempts=(Attempt(number=1, session="swarm-t1", prompt_path="p",
-                                                       started_at=now, runtime="container"),))
+                 base_branch="main", created_at=now, updated_at=now, attempts=(first,))
     runner = world.runner
     assert runner._job_runtime(boxed, "ci") is runner.runtimes["container"]
     assert runner._job_runtime(boxed, "review-lint") is runner.runtimes["container"]
