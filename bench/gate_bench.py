@@ -93,6 +93,10 @@ def push_figures(rounds: int) -> dict[str, float]:
             "land_ms": statistics.median(lands) * 1000}
 
 
+def _started(job_dir: Path) -> Callable[[], bool]:
+    return lambda: (job_dir / LOG).exists() and b"started" in (job_dir / LOG).read_bytes()
+
+
 def _job_times(world: Any, task: Task, jobs: int) -> tuple[float, float]:
     first, verdict = [], []
     sha = _git(Path(task.worktree), "rev-parse", "HEAD")
@@ -101,9 +105,9 @@ def _job_times(world: Any, task: Task, jobs: int) -> tuple[float, float]:
         job_dir = world.layout.job_dir(task.id, sha, job)
         began = time.perf_counter()
         world.runner.launch_job(task, sha, job, "sh -c 'echo started'", 120)
-        _wait(lambda d=job_dir: (d / LOG).exists() and b"started" in (d / LOG).read_bytes())
+        _wait(_started(job_dir))
         first.append(time.perf_counter() - began)
-        _wait(lambda d=job_dir: (d / RESULT).exists())
+        _wait((job_dir / RESULT).exists)
         verdict.append(time.perf_counter() - began)
         assert json.loads((job_dir / RESULT).read_text())["exit_code"] == 0
     return statistics.median(first) * 1000, statistics.median(verdict) * 1000
