@@ -35,7 +35,7 @@ from tests.worlds import Clock, RecordingNotifier, make_world
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_DUMP = [sys.executable, "-m", "tests.agents.env_dump"]
 SWARM_SECRETS = ("GITHUB_TOKEN", "GH_TOKEN", "SLACK_BOT_TOKEN", "SLACK_WEBHOOK_URL", "SENTRY_AUTH_TOKEN",
-                 "SENTRY_DSN", "SWARM_GITHUB_WEBHOOK_SECRET")
+                 "SENTRY_DSN", "SWARM_GITHUB_WEBHOOK_SECRET", "SWARM_SERVE_TOKEN")
 
 
 def _letters(n: int) -> str:
@@ -59,6 +59,7 @@ def planted(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         "SENTRY_DSN": f"https://{secrets.token_hex(16)}@o{secrets.randbelow(10**6)}.ingest.sentry.io/"
         f"{secrets.randbelow(10**7)}",
         "SWARM_GITHUB_WEBHOOK_SECRET": "whsec-" + _letters(40),
+        "SWARM_SERVE_TOKEN": "serve-" + _letters(40),  # the dashboard's token
         "ANTHROPIC_API_KEY": "sk-ant-api03-" + _letters(48),  # the agent's own key: for contrast
     }
     assert set(SWARM_SECRETS) == set(Settings().secret_env_names()), "keep this test in step with the config"
@@ -300,9 +301,11 @@ def test_result_json_does_not_copy_a_printed_token(
     result = world.layout.run_dir(task.id, 1) / "result.json"
     wait_for(result)
 
-    # Not the webhook secret: a random string with no token shape, which only its value could mask, and the
-    # wrapper never holds swarm's values. What keeps it out of an agent's output is that no agent gets it.
-    shaped = {name: value for name, value in planted.items() if name != "SWARM_GITHUB_WEBHOOK_SECRET"}
+    # Not the webhook secret nor the serve token: random strings with no token shape, which only their values
+    # could mask, and the wrapper never holds swarm's values. What keeps them out of an agent's output is that
+    # no agent gets them.
+    shapeless = ("SWARM_GITHUB_WEBHOOK_SECRET", "SWARM_SERVE_TOKEN")
+    shaped = {name: value for name, value in planted.items() if name not in shapeless}
     assert found_in(result.read_text(), shaped) == []
 
 
