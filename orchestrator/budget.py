@@ -8,19 +8,28 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from monitor.budget import Verdict
+from monitor.budget import Limits, Verdict
 from monitor.budget_override import budget_verdict
+from monitor.policy import Policy
 from orchestrator.config import Settings
 from orchestrator.errors import OperationalError
 from registry.models import RegistryState, Spend
 from registry.store import Registry
 
 
-def today(settings: Settings, state_dir: Path, registry: Registry, now: datetime) -> Verdict | None:
-    """Spend today and this week against the effective limits (None: no day or week limit is set)."""
-    from orchestrator.wiring import policy_from
+def limits_from(settings: Settings) -> Limits:
+    """``[budget]`` as the monitor's values; ``[llm] task_token_budget`` is the older name of per_task_tokens."""
+    b = settings.budget
+    return Limits(per_task_usd=b.per_task_usd, per_day_usd=b.per_day_usd, per_week_usd=b.per_week_usd,
+                  per_task_tokens=b.per_task_tokens or settings.llm.task_token_budget,
+                  per_day_tokens=b.per_day_tokens, per_week_tokens=b.per_week_tokens)
 
-    return budget_verdict(state_dir, policy_from(settings), registry.read(), now)
+
+def today(settings: Settings, state_dir: Path, registry: Registry, now: datetime) -> Verdict | None:
+    """Spend today and this week against the effective limits (None: no day or week limit is set). Loads no
+    world (git, tmux): `swarm status` calls it."""
+    policy = Policy(budget=limits_from(settings), timezone=settings.budget.timezone)
+    return budget_verdict(state_dir, policy, registry.read(), now)
 
 
 def check_llm(settings: Settings, state_dir: Path, registry: Registry, now: datetime, what: str) -> None:

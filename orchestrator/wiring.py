@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.agents import AgentProfile, resolve_profiles
-from monitor.budget import Limits
 from monitor.layout import Layout
 from monitor.policy import DonePolicy, Policy
 from monitor.retry import RetryPrompter, TemplateRetryPrompter
@@ -23,6 +22,7 @@ from monitor.world.git import Git
 from monitor.world.local import LocalForge
 from monitor.world.notify import Notifier
 from monitor.world.tmux import Tmux
+from orchestrator.budget import limits_from
 from orchestrator.config import CONFIG_NAME, ConfigError, Settings, load
 from orchestrator.errors import UsageError
 from orchestrator.notifiers import notifier_from
@@ -50,21 +50,13 @@ def policy_from(settings: Settings) -> Policy:
         stack=settings.plan.stack_mode,
         restack=settings.plan.restack,
         merge_mode=settings.merge.mode, merge_method=settings.merge.method,
-        budget=budget_limits(settings), timezone=settings.budget.timezone,
+        budget=limits_from(settings), timezone=settings.budget.timezone,
         done=DonePolicy(
             commits=done.commits, pr=done.pr, no_conflict=done.no_conflict, up_to_date=done.up_to_date,
             ci=done.ci, reviews=done.reviews, reviewers=tuple(done.reviewers),
             screenshots_for=tuple(done.screenshots_for),
         ),
     )
-
-
-def budget_limits(settings: Settings) -> Limits:
-    """``[budget]`` as the monitor's values; ``[llm] task_token_budget`` is the older name of per_task_tokens."""
-    b = settings.budget
-    return Limits(per_task_usd=b.per_task_usd, per_day_usd=b.per_day_usd, per_week_usd=b.per_week_usd,
-                  per_task_tokens=b.per_task_tokens or settings.llm.task_token_budget,
-                  per_day_tokens=b.per_day_tokens, per_week_tokens=b.per_week_tokens)
 
 
 def profiles_from(settings: Settings) -> dict[str, AgentProfile]:
