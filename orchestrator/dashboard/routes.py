@@ -164,7 +164,8 @@ class Dashboard:
         task = await run_in_threadpool(self.task, request.path_params["task_id"])
         if task is None:
             return pages.text("no such task", 404)
-        return self.page(request, "_task.html", await run_in_threadpool(self.task_context, task))
+        name = "_task_head.html" if request.query_params.get("part") == "head" else "_task.html"
+        return self.page(request, name, await run_in_threadpool(self.task_context, task))
 
     async def tail_fragment(self, request: Request) -> Response:
         task = await run_in_threadpool(self.task, request.path_params["task_id"])

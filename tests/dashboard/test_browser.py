@@ -104,6 +104,16 @@ def test_a_running_agents_transcript_is_tailed_live(browser: Any, site: Site) ->
     expect(page.locator("#tail pre")).to_contain_text("now the tests pass", timeout=5000)
     log.write_text(agent_output("plain line from the agent <b>bold?</b>\n"))
     expect(page.locator("#tail pre")).to_contain_text("<b>bold?</b>", timeout=5000)
+
+    def checking(state: RegistryState) -> RegistryState:  # the agent exited: the head follows, no reload
+        task = state.tasks[task_id]
+        return state.with_task(task.model_copy(update={"status": Status.checking, "reason": "waiting for CI"}))
+
+    page.evaluate("window.__same_page = true")
+    site.registry.update(checking)
+    expect(page.locator("#head .badge")).to_have_text("checking", timeout=5000)
+    expect(page.locator("#head .reason")).to_have_text("waiting for CI")
+    assert page.evaluate("window.__same_page") is True
     context.close()
 
 

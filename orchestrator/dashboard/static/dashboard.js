@@ -1,5 +1,6 @@
 // swarm dashboard: live updates without a framework. The server sends only event names over SSE
-// ("board", "task", "tail", "refresh"); on each, the matching HTML fragment is fetched and swapped in.
+// ("board", "task", "tail", "refresh"); each element with data-fragment and data-on (the event names it
+// follows) fetches its HTML fragment again on those events and swaps it in.
 // The fragments are rendered and escaped by the server; nothing here builds markup from data.
 (function () {
   "use strict";
@@ -28,18 +29,16 @@
   }
 
   function start() {
-    const live = document.getElementById("live");
-    if (!live || !window.EventSource) { return; }
-    const swapLive = swapper(live);
-    const tail = document.getElementById("tail");
-    const swapTail = tail ? swapper(tail) : null;
-    const source = new EventSource(live.dataset.events);
-    ["board", "task", "refresh"].forEach(function (name) { source.addEventListener(name, swapLive); });
-    if (swapTail) { source.addEventListener("tail", swapTail); source.addEventListener("task", swapTail); }
+    const url = document.body.dataset.events;
+    if (!url || !window.EventSource) { return; }
+    const source = new EventSource(url);
+    document.querySelectorAll("[data-fragment][data-on]").forEach(function (target) {
+      const swap = swapper(target);
+      target.dataset.on.split(" ").forEach(function (name) { source.addEventListener(name, swap); });
+    });
     source.addEventListener("open", function () { document.body.dataset.live = "on"; });
     source.addEventListener("error", function () { document.body.dataset.live = "off"; });
-    const log = tail && tail.querySelector("pre.log");
-    if (log) { log.scrollTop = log.scrollHeight; }
+    document.querySelectorAll("pre.log").forEach(function (log) { log.scrollTop = log.scrollHeight; });
   }
 
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
