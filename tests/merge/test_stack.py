@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from monitor.decide import plan_starts
 from monitor.merge.stack import plan_restacks, stack_json, stack_position, stack_target
 from monitor.policy import Policy
 from orchestrator.config import parse
+from orchestrator.status import table
 from registry.models import PullRequest, RegistryState, Status, Task
 from tests.merge.stack_scenario import git, land, stack_world, three_level_plan
 
@@ -94,6 +96,9 @@ def test_status_names_the_dependency_and_its_pull_request() -> None:
         "on": "a", "pr": 12, "base_branch": "swarm/a", "base_sha": A_HEAD, "position": "on #12 (a, ready)",
         "waits": "lands after a merges (its PR targets swarm/a until then)"}
     assert stack_json(dep, tasks) is None
+    shown = Console(width=200, record=True)
+    shown.print(table([dep, child.model_copy(update={"reason": "ready for review"})], NOW, 200))
+    assert "on #12 (a, ready): ready for review" in shown.export_text()
 
 
 def test_plan_settings_parse_and_refuse_a_bad_value(tmp_path: Path) -> None:
