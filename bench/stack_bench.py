@@ -76,7 +76,7 @@ def main() -> int:
         print("--rounds must be at least 1 and --review-ticks at least 0", file=sys.stderr)
         return 2
     os.environ.update({k: v for k, v in IDENTITY.items() if k not in os.environ})
-    figures = {
+    figures: dict[str, Any] = {
         "stacked": summary([one_plan(True, args.review_ticks) for _ in range(args.rounds)]),
         "unstacked": summary([one_plan(False, args.review_ticks) for _ in range(args.rounds)]),
     }
