@@ -13,10 +13,10 @@ from orchestrator.cli.apps import app
 @app.command("serve")
 def serve(
     host: Annotated[str | None, typer.Option(
-        help="Address to listen on (default [serve] host, 127.0.0.1); any other than loopback needs the serve "
-             "token ([serve] token_env, SWARM_SERVE_TOKEN)", show_default=False)] = None,
+        help="Address to listen on (default: serve.host in swarm.toml, else 127.0.0.1); any other than loopback "
+             "needs the dashboard's token in $SWARM_SERVE_TOKEN (serve.token_env)", show_default=False)] = None,
     port: Annotated[int | None, typer.Option(
-        help="HTTP port (default [serve] port, 8765; 0: any free port, written to .swarm/serve.json)",
+        help="HTTP port (default: serve.port, else 8765; 0: any free port, written to .swarm/serve.json)",
         show_default=False)] = None,
     interval: Annotated[str, typer.Option(help="Time between full reconciles, e.g. 10m")] = "10m",
 ) -> None:
