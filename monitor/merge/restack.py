@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from monitor.actions import Fail
+from monitor.decide import ASKED
 from monitor.layout import job_session_for
 from monitor.merge.stack import RESTACKABLE, Restack
+from monitor.messages import waiting_message
 from monitor.redact import redact
 from monitor.world.forge import ForgeUnavailable
 from monitor.world.git import GitError, changed_paths
@@ -87,10 +89,16 @@ def _restack(actor: RestackCore, action: Restack) -> None:
     if head is None or not worktree.is_dir():
         return  # decide tells the human about a missing worktree
     dirty = actor.git.is_dirty(worktree)
-    if dirty:
+    if dirty:  # never touched; the human is told once per head (the key is a question's: not a failed head)
+        key = f"{ASKED}restack:{head}"
         reason = f"restack waits: uncommitted files in the worktree ({changed_paths(dirty)}); commit or remove them"
-        if actor._update(task.id, lambda t: t.model_copy(update={"reason": reason}) if t.reason != reason
-                         else None) is not None:
+
+        def wait(current: Task) -> Task | None:
+            return None if key in current.fired else current.model_copy(
+                update={"reason": reason, "fired": (*current.fired, key)})
+
+        if key not in task.fired and actor._update(
+                task.id, wait, waiting_message(task, key, reason, "\n".join(dirty[:20]), actor.now)) is not None:
             actor._event(task.id, "restack_waiting", why=reason)
         return
     onto = action.onto if SHA_RE.fullmatch(action.onto) else actor.git.head(actor.forge.base_ref(action.onto))

@@ -126,15 +126,19 @@ def test_a_real_conflict_goes_to_an_attempt_with_both_sides_and_nothing_is_moved
 
 
 def test_a_dirty_worktree_is_never_restacked(git_repo: Path, tmux_socket: str) -> None:
-    world, _, _ = stack_world(git_repo, tmux_socket)
+    world, _, notifier = stack_world(git_repo, tmux_socket)
     a, b = stacked_pair(world, "write:api.txt:api", "write:client.txt:client")
     b_tree = Path(world.registry.read().tasks[b].worktree)
     (b_tree / "client.txt").write_text("half-done edit\n")
     old_b = git(git_repo, "rev-parse", f"swarm/{b}")
     human_merge(git_repo, f"swarm/{a}")
     tick_until(world, "the restack waits", lambda s: s.tasks[b].reason.startswith("restack waits: uncommitted"))
+    for _ in range(2):
+        run_tick(world)
     assert git(git_repo, "rev-parse", f"swarm/{b}") == old_b
     assert (b_tree / "client.txt").read_text() == "half-done edit\n"
+    told = [m for m in notifier.sent if "restack waits" in m.text]
+    assert len(told) == 1 and "client.txt" in told[0].text  # once, naming the file
 
 
 def test_conflict_hunks_keep_context_and_line_numbers() -> None:
