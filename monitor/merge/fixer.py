@@ -66,9 +66,11 @@ def plan_fix(git: Git, task: Task, failure: Failure, base_ref: str) -> tuple[Fix
         files, hunks = conflict_hunks(git, target.head, target.base)
         if hunks:
             common = merge_base(git, target.head, target.base)
-            parts.append(f"Merging {task.base_branch} ({target.base[:10]}) into this branch ({target.head[:10]}, "
-                         f"merge base {(common or '?')[:10]}) conflicts in {len(files)} file(s); the hunks, both "
-                         "sides:\n" + hunks)
+            shown = base_ref.removeprefix("refs/remotes/").removeprefix("refs/heads/")
+            parts.append(f"Merging {shown} ({target.base[:10]}) into this branch ({target.head[:10]}, merge base "
+                         f"{(common or '?')[:10]}) conflicts in {len(files)} file(s): run `git merge {shown}`, "
+                         "resolve each hunk keeping both sides' intent, and commit. The hunks, both sides:\n"
+                         + hunks)
     return target, "\n\n".join(parts)
 
 
