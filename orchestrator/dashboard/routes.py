@@ -179,7 +179,7 @@ class Dashboard:
             if self.streams.open >= self.streams.limit:
                 return pages.text("too many open dashboard pages; close some", 503)
             headers = {**pages.HEADERS, "X-Accel-Buffering": "no"}
-            return StreamingResponse(self.streams.events(watch, request.is_disconnected),
+            return StreamingResponse(self.streams.events(watch, request.receive),
                                      media_type="text/event-stream", headers=headers)
 
         return events

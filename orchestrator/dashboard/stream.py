@@ -14,8 +14,10 @@ import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from starlette.types import Receive
+
 POLL = 0.1  # seconds between stats: a change reaches an open page well within a second
-KEEPALIVE = 15.0  # a comment line: proxies keep the connection, a closed tab is noticed
+KEEPALIVE = 15.0  # a comment line: proxies keep the connection open
 REFRESH = 30.0  # "time in state" moves even when nothing else does
 MAX_STREAMS = 32  # open pages at once; uvicorn's limit is 64 connections and actions need some
 
@@ -42,11 +44,20 @@ class Streams:
         self.open = 0
         self.stopping = stopping  # the service is stopping: end every stream, so SIGTERM does not wait on them
 
-    async def events(self, watch: Callable[[], dict[str, list[Path]]], disconnected: Callable[[], object],
+    async def events(self, watch: Callable[[], dict[str, list[Path]]], receive: Receive,
                      poll: float = POLL) -> AsyncIterator[str]:
         """``event: NAME`` each time a watched group of files changes. ``watch`` is asked again on each
-        poll (a task's running attempt changes between retries)."""
+        poll (a task's running attempt changes between retries). The stream ends when the client goes
+        (``receive`` says ``http.disconnect``) or the service stops."""
         self.open += 1
+        gone = asyncio.Event()
+
+        async def listen() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        listener = asyncio.create_task(listen())
         try:
             yield "retry: 1000\n\n"
             last = {name: signature(paths) for name, paths in watch().items()}
@@ -54,7 +65,7 @@ class Streams:
             quiet_since = refreshed = loop.time()
             while True:
                 await asyncio.sleep(poll)
-                if self.stopping() or await disconnected():  # type: ignore[misc]
+                if self.stopping() or gone.is_set():
                     return
                 now = loop.time()
                 sent = False
@@ -75,3 +86,4 @@ class Streams:
                     yield ": keepalive\n\n"
         finally:
             self.open -= 1
+            listener.cancel()

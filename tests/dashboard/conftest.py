@@ -137,6 +137,7 @@ class Site:
     registry: Registry
     layout: Layout
     token: str
+    dashboard: Dashboard
 
     def client(self, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -162,7 +163,7 @@ def serve_dashboard(repo: Path, *, token: bool, monkeypatch: pytest.MonkeyPatch)
     try:
         with Uvicorn(app) as server:
             yield Site(url=f"http://127.0.0.1:{server.port}", repo=repo, ids=seed(repo), registry=dashboard.registry,
-                       layout=layout, token=PLANTED["SWARM_SERVE_TOKEN"] if token else "")
+                       layout=layout, token=PLANTED["SWARM_SERVE_TOKEN"] if token else "", dashboard=dashboard)
     finally:
         clear_secret_values()
 

@@ -122,10 +122,14 @@ def test_a_page_that_fails_says_so_without_details(site: Site) -> None:
 
 def test_the_header_counts_spend_as_the_budget_does_and_says_when_new_work_is_held(
         git_repo, tmux_socket, monkeypatch) -> None:
+    from datetime import UTC, datetime
+
+    from monitor.budget import period_starts, spent_since
+    from orchestrator.status import money
     from tests.dashboard.conftest import serve_dashboard
     from tests.worlds import write_config
 
-    write_config(git_repo, tmux_socket, extra="[budget]\nper_day_usd = 0.2\n")
+    write_config(git_repo, tmux_socket, extra="[budget]\nper_day_usd = 0.005\n")
     served = serve_dashboard(git_repo, token=False, monkeypatch=monkeypatch)
     site = next(served)
     try:
@@ -133,8 +137,32 @@ def test_the_header_counts_spend_as_the_budget_does_and_says_when_new_work_is_he
             html = client.get("/").text
     finally:
         served.close()
+    day, week = period_starts(datetime.now(UTC), None)
+    state = site.registry.read()
+    spent_today, spent_week = spent_since(state, day), spent_since(state, week)
+    assert spent_today.usd >= 0.01  # the review and the retry prompt were recorded now
     today = re.search(r"<dt>today</dt><dd id=\"today\">([^<]*)</dd>", html)
     assert today is not None
-    # five attempts of 1,200 tokens and $0.05, and the model's 900 tokens and $0.02, all recorded today
-    assert today.group(1) == "6,900 tokens, $0.27 of $0.20", today.group(1)
-    assert "held:" in html and "budget" in html
+    assert today.group(1) == f"{spent_today.tokens:,} tokens, {money(spent_today.usd)} of $0.0050"
+    assert f"<dt>this week</dt><dd>{spent_week.tokens:,} tokens, {money(spent_week.usd)}</dd>" in html
+    assert "held:" in html
+
+
+def test_event_streams_are_bounded_and_closed_ones_are_let_go(site: Site) -> None:
+    from contextlib import ExitStack
+
+    from tests.waiting import wait_for
+
+    site.dashboard.streams.limit = 2
+    with ExitStack() as held, site.client() as three:
+        readers = []  # kept: a dropped iterator closes its response
+        for _ in range(2):
+            client = held.enter_context(site.client())
+            stream = held.enter_context(client.stream("GET", "/events"))
+            readers.append(stream.iter_bytes())
+            assert next(readers[-1]).startswith(b"retry:")
+        assert site.dashboard.streams.open == 2, site.dashboard.streams.open
+        assert three.get("/events").status_code == 503
+    wait_for(lambda: site.dashboard.streams.open == 0, "the closed streams to end")
+    with site.client() as again, again.stream("GET", "/events") as stream:
+        assert stream.status_code == 200
