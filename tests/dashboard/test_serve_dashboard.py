@@ -25,6 +25,7 @@ from tests.worlds import REPO_ROOT, write_config
 @contextmanager
 def serving(repo: Path, *args: str, token: bool = False) -> Iterator[str]:
     env = {**os.environ, **PLANTED, "PYTHONPATH": str(REPO_ROOT)}
+    env["ANTHROPIC_BASE_URL"] = "http://127.0.0.1:9"  # the planted model key must never reach out (discard port)
     if not token:
         env.pop("SWARM_SERVE_TOKEN")
     service = subprocess.Popen([*SWARM, "serve", "--port", "0", *args], cwd=repo, env=env,
