@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monitor.merge.train import ordinal, position
+from monitor.merge.queue import ordinal, position
 from monitor.wake import wake
 from monitor.world.git import Git
 from orchestrator.config import CONFIG_NAME

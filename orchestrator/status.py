@@ -13,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor.durations import format_duration
+from monitor.merge.queue import train_json, train_reason
 from monitor.merge.stack import stack_json, stack_position, stack_wait
-from monitor.merge.train import train_json, train_reason
 from registry.models import Status, Task
 
 STYLE = {

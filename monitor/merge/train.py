@@ -1,81 +1,24 @@
-"""The merge train's order and state: which approved tasks wait to land, in which order (dependency order,
-then approval order), and one line saying why the head of the train waits. Pure: values in, values out;
-the tick's act step (monitor/merge/train_act.py) does the git and forge work."""
+"""The merge train's step, run by each tick after its decisions (its order is ``monitor/merge/queue.py``): a
+human approval seen on GitHub joins the train, a task a fixer took leaves it (its new head needs a new
+approval), GitHub's own merge queue gets every approved PR when the repository has one, else the first task
+is brought up to date with its base, waits for its checks (the CI gate) on that exact head, and is merged
+with ``[merge] method``; one message when the train lands or stops."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
 from monitor.actions import Action, MarkMerged
+from monitor.merge.queue import in_train, ordinal, train_order
 from monitor.policy import Policy
 from monitor.redact import redact
 from monitor.world.forge import Forge, MergeRefused
 from monitor.world.git import Git
 from registry.models import MergeRequest, OutboxMessage, Status, Task
 from registry.store import Registry
-
-IN_TRAIN = (Status.checking, Status.ready)
-
-
-def in_train(task: Task) -> bool:
-    """Approved for the train and still able to land (a fixer at work keeps its place: status running)."""
-    return task.merge_request is not None and task.status in (*IN_TRAIN, Status.running)
-
-
-def train_order(tasks: Iterable[Task]) -> list[Task]:
-    """The approved tasks in the order they land: a task never goes before one it depends on that is also
-    in the train; otherwise the earlier approval goes first (the id breaks ties, so the order is stable)."""
-    waiting = sorted((t for t in tasks if in_train(t)), key=lambda t: (_at(t), t.id))
-    ids = {t.id for t in waiting}
-    placed: list[Task] = []
-    done: set[str] = set()
-    while waiting:
-        pick = next((t for t in waiting if all(d in done or d not in ids for d in t.after)), waiting[0])
-        placed.append(pick)
-        done.add(pick.id)
-        waiting.remove(pick)
-    return placed
-
-
-def position(tasks: Iterable[Task], task_id: str) -> int | None:
-    """1-based place of ``task_id`` in the train, or None when it is not in it."""
-    for index, task in enumerate(train_order(tasks), start=1):
-        if task.id == task_id:
-            return index
-    return None
-
-
-def train_json(task: Task, tasks: Iterable[Task]) -> dict[str, object] | None:
-    """``swarm status --json``'s "merge": null, or who approved which head, the place and why it waits."""
-    request = task.merge_request
-    if request is None:
-        return None
-    return {"by": request.by, "via": request.via, "at": request.at.isoformat(), "head": request.head,
-            "position": position(tasks, task.id), "enqueued": request.enqueued, "waiting": request.waiting}
-
-
-def train_reason(task: Task) -> str:
-    """The task's line in `swarm status` while it is in the train ("2nd in train; waiting for CI on abc1234")."""
-    request = task.merge_request
-    if request is None or not in_train(task) or not request.waiting:
-        return ""
-    return request.waiting
-
-
-def ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def _at(task: Task) -> str:
-    assert task.merge_request is not None
-    return task.merge_request.at.isoformat()
-
-
-# -- the train's step in a tick (I/O through the actor, the forge and git) ----------------------------------
 
 log = logging.getLogger(__name__)
 

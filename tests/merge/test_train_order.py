@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from monitor.merge.train import ordinal, position, train_order, train_reason
+from monitor.merge.queue import ordinal, position, train_order, train_reason
 from registry.models import MergeRequest, Status, Task
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
