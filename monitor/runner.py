@@ -255,7 +255,8 @@ class Runner:
 
     def _launch_container(self, task: Task, attempt: Attempt, run_dir: Path, spec: dict[str, object]) -> None:
         """The agent's argv under the container entry (setup once, prompt, output log, memory figures)."""
-        from monitor.runtime.container import ContainerRuntime, entry_argv
+        from monitor.runtime.container import ContainerRuntime
+        from monitor.runtime.entry import entry_argv
 
         runtime = self.runtime_of(attempt)
         if not isinstance(runtime, ContainerRuntime):

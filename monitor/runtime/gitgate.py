@@ -176,8 +176,13 @@ class Handler(BaseHTTPRequestHandler):
         if parse_qs(url.query).get("service") != ["git-receive-pack"]:
             self._send(403, b"swarm push gate: pushes of the task's branch only (no fetch, no clone)\n")
             return
-        refs = _git("receive-pack", "--stateless-rpc", "--advertise-refs", str(self.server.gate.staging),
-                    env=self._env())
+        try:
+            refs = _git("receive-pack", "--stateless-rpc", "--advertise-refs", str(self.server.gate.staging),
+                        env=self._env())
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("gate: %s", exc)
+            self._send(500, b"swarm push gate: the staging repository cannot be read\n")
+            return
         body = pkt_line("# service=git-receive-pack\n") + b"0000" + refs
         self._send(200, body, "application/x-git-receive-pack-advertisement")
 
@@ -203,8 +208,14 @@ class Handler(BaseHTTPRequestHandler):
                     shutil.copyfileobj(unzipped, plain)
                 plain.seek(0)
                 body = plain
-            done = subprocess.run(["git", "receive-pack", "--stateless-rpc", str(self.server.gate.staging)],
-                                  stdin=body, capture_output=True, timeout=GIT_TIMEOUT, check=False, env=self._env())
+            try:
+                done = subprocess.run(["git", "receive-pack", "--stateless-rpc", str(self.server.gate.staging)],
+                                      stdin=body, capture_output=True, timeout=GIT_TIMEOUT, check=False,
+                                      env=self._env())
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                log.warning("gate: receive-pack: %s", exc)
+                self._send(500, b"swarm push gate: receive-pack failed\n")
+                return
         if done.returncode != 0 and not done.stdout:
             self._send(500, b"swarm push gate: receive-pack failed\n")
             return

@@ -76,7 +76,10 @@ def start(run_dir: Path, worktree: Path, branch: str, push: PushSettings, python
     gate_dir = private_dir(run_dir / GATE_DIR)
     (gate_dir / STOP).unlink(missing_ok=True)
     objects = Path(_git(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir")) / "objects"
-    prepare(gate_dir / STAGING, objects, branch, _git(worktree, "rev-parse", "HEAD"), allow_force=push.allow_force)
+    try:
+        prepare(gate_dir / STAGING, objects, branch, _git(worktree, "rev-parse", "HEAD"), allow_force=push.allow_force)
+    except (RuntimeError, OSError) as exc:
+        raise RuntimeFailure(f"the push gate's staging repository could not be made: {exc}") from exc
     path = "/" + branch.replace("/", "-") + ".git"
     write_private(gate_dir / SPEC, json.dumps({"staging": str(gate_dir / STAGING), "branch": branch,
                                                "listen": push.listen, "path": path}))

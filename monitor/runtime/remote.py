@@ -37,7 +37,8 @@ from typing import Any
 
 from monitor.runtime import pushgate
 from monitor.runtime.base import RuntimeFailure, RuntimeUnavailable
-from monitor.runtime.container import ContainerPane, ContainerRuntime, _time, run_dir_of
+from monitor.runtime.container import ContainerPane, ContainerRuntime, _time
+from monitor.runtime.entry import run_dir_of
 from monitor.runtime.gitgate import GATE_DIR
 from monitor.runtime.pushgate import PushSettings
 from monitor.world import proc
@@ -84,6 +85,7 @@ class RemoteContainerRuntime(ContainerRuntime):
     def __init__(self, *args: Any, push: PushSettings | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.push = push
+        self._handing: dict[str, bytes] = {}  # a forge token's one-shot file, between create and fill
 
     def _storage(self, cwd: Path, mounts: Sequence[tuple[Path, bool]]) -> dict[str, Any]:
         """No bind mount at all: empty tmpfs at the worktree and run directory paths (the user's uid writes
@@ -114,7 +116,7 @@ class RemoteContainerRuntime(ContainerRuntime):
         # The tmpfs roots belong to root: git must trust them (the agent's and the monitor's exec git alike).
         environment = {**env, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory",
                        "GIT_CONFIG_VALUE_0": "*"}
-        self._handing: dict[str, bytes] = {}
+        self._handing = {}
         super().launch_attempt(name, command, cwd, environment, mounts=[(run_dir, False)], task=task,
                                handover=handover)
         try:
@@ -154,7 +156,7 @@ class RemoteContainerRuntime(ContainerRuntime):
                 if time.monotonic() > deadline:
                     raise RuntimeFailure(f"{last} (after {FILL_TIMEOUT:.0f} s)") from exc
                 time.sleep(0.2)
-        files = dict(getattr(self, "_handing", {}))
+        files = dict(self._handing)
         prompt = run_dir / "prompt.md"
         if prompt.exists():
             files[prompt.name] = prompt.read_bytes()

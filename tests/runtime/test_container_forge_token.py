@@ -14,7 +14,8 @@ import pytest
 
 from monitor.layout import session_for
 from monitor.runner import SetupSpec
-from monitor.runtime.container import SECRET_ENV_FILE, ContainerRuntime
+from monitor.runtime.container import ContainerRuntime
+from monitor.runtime.entry import SECRET_ENV_FILE
 from monitor.runtime.secretfile import env_lines
 from monitor.tick import World
 from orchestrator import tasks as task_ops
@@ -119,7 +120,7 @@ def test_a_token_line_cannot_smuggle_another_variable_in() -> None:
 def test_an_entry_that_was_not_handed_the_file_says_so(git_repo: Path, tmux_socket: str, podman: Podman) -> None:
     write_config(git_repo, tmux_socket, extra=shared(podman))
     runtime = ContainerRuntime(podman.url, image=podman.image, owner=str(git_repo), network="none")
-    from monitor.runtime.container import entry_argv, exit_record
+    from monitor.runtime.entry import entry_argv, exit_record
 
     run_dir = git_repo.parent / "run-1"
     run_dir.mkdir()

@@ -22,7 +22,7 @@ from registry.models import FailureKind, RegistryState, Status, Task
 from tests.conftest import git
 from tests.fakes.podman import Podman
 from tests.monitor.test_tick import tick_until as tick_until_in
-from tests.waiting import wait_for
+from tests.waiting import output_of, wait_for
 from tests.worlds import Clock, RecordingNotifier, make_world, write_config
 
 AGENT = Path(__file__).with_name("boxed_agent.py")
@@ -74,7 +74,9 @@ def containers(world: World) -> dict[str, bool]:
 
 
 def output(world: World, task: Task, attempt: int = 1) -> str:
-    return (world.layout.run_dir(task.id, attempt) / "output.log").read_text(errors="replace")
+    """The attempt's output so far ("" before its entry has written a line: a running container's entry may
+    not have created the log yet)."""
+    return output_of(world.layout, task.id, attempt)
 
 
 def test_a_task_reaches_ready_in_a_container(boxed: tuple[World, Clock, RecordingNotifier]) -> None:
