@@ -62,19 +62,28 @@ def three_level_plan(world: World) -> list[Task]:
     return [a, b, c]
 
 
-def land(world: World, clock: Clock, tasks: list[Task], *, review_ticks: int = 4, max_ticks: int = 120,
-         pause: float = 0.15) -> Landing:
-    """Tick (one simulated interval each) until every task merged. The human starts reviewing a PR when it is
-    first ready (a stacked PR shows only its own diff, so it is reviewed while its dependency is) and merges it
-    ``review_ticks`` later, once it is ready and targets main. Returns ticks and wall time to the last ready
-    and to all merged."""
+def settle(world: World, timeout: float = 60.0) -> None:
+    """Wait until no agent or check job is running: every agent here finishes within one interval, so the tick
+    counts do not depend on how loaded the machine is."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(pane.dead for pane in (world.tmux.panes() or {}).values()):
+            return
+        time.sleep(0.05)
+
+
+def land(world: World, clock: Clock, tasks: list[Task], *, review_ticks: int = 4, max_ticks: int = 120) -> Landing:
+    """Tick (one simulated interval each; the clock stands still, so nothing is judged stuck) until every task
+    merged. The human starts reviewing a PR when it is first ready (a stacked PR shows only its own diff, so it
+    is reviewed while its dependency is) and merges it ``review_ticks`` later, once it is ready and targets
+    main. Returns ticks and wall time to the last ready and to all merged."""
     repo = Path(world.layout.repo)
     ids = [t.id for t in tasks]
     result = Landing()
     started = time.monotonic()
     for tick in range(1, max_ticks + 1):
+        settle(world)
         run_tick(world)
-        clock.advance(minutes=INTERVAL_MINUTES)
         state = world.registry.read()
         for task_id in ids:
             task = state.tasks[task_id]
@@ -94,6 +103,5 @@ def land(world: World, clock: Clock, tasks: list[Task], *, review_ticks: int = 4
             reviewed = task_id in result.ready_at and tick - result.ready_at[task_id] >= review_ticks
             if task.status is Status.ready and task.base_branch == "main" and reviewed:
                 human_merge(repo, task.branch)
-        time.sleep(pause)  # the agents run for real: give them a moment between ticks
     raise AssertionError(f"not landed in {max_ticks} ticks: "
                          f"{[(t.id, t.status.value, t.reason) for t in world.registry.read().tasks.values()]}")

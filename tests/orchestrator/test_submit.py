@@ -380,7 +380,8 @@ def test_a_spawn_failing_midway_cancels_the_tasks_already_created(
 def test_end_to_end_two_dependent_tasks_run_in_order(
     git_repo: Path, tmux_socket: str, start_api: Callable[[Sequence[Turn]], ScriptedMessagesServer]
 ) -> None:
-    world, _clock, notifier = make_world(git_repo, tmux_socket, extra=NO_LLM_CONFIG)
+    # without stacking ([plan] stack = false): b waits for a's merge (tests/merge/test_stack.py stacks it)
+    world, _clock, notifier = make_world(git_repo, tmux_socket, extra=NO_LLM_CONFIG + "\n[plan]\nstack = false\n")
     write_context(git_repo, **{"invoices.md": INVOICES})
     api = start_api([plan_turn(
         [planned("a", "scenario: commit-good\nWrite value.txt for the invoices.", scope=["value.txt"],
@@ -399,6 +400,7 @@ def test_end_to_end_two_dependent_tasks_run_in_order(
     a, b = state.tasks[a_id], state.tasks[b_id]
     assert a.status is Status.running and b.status is Status.queued
     assert b.after == (a_id,) and b.reason.startswith(f"waiting for {a_id}")
+    assert b.contract_deps == (a_id,) and a.contract_deps == ()  # a owns a contract: b could stack on it
     assert "scenario: commit-good" in a.prompt and "a owns value.txt" in b.prompt
     assert a.acceptance == ("value.txt says good",), "the criteria reach the PR body, once"
     assert a.prompt.count("value.txt says good") == 1
