@@ -5,8 +5,10 @@ Run: ``.venv/bin/python bench/stack_bench.py`` (``--json`` for the figures as JS
 
 Each round builds two temporary repositories on the local forge (real git, real tmux, the scripted agent
 committing one file per task, ``ci = "true"``) and lands the same plan in both, one tick per simulated
-five-minute interval (tests/merge/stack_scenario.py). A simulated human starts reviewing a pull request when it
-is first ready and merges it ``--review-ticks`` ticks later, once it targets main. Without stacking a dependent
+five-minute interval, each tick once the agents and check jobs of the last one have ended
+(tests/merge/stack_scenario.py), so the tick counts do not depend on the machine's load. A simulated human
+starts reviewing a pull request when it is first ready and merges it ``--review-ticks`` ticks later, once it
+targets main. Without stacking a dependent
 starts only after its dependency merged; with it, it starts on the dependency's checked head, is reviewed
 meanwhile, and is restacked onto main when the dependency lands. The figures: ticks (and simulated minutes) to
 the last ``ready`` and to the last merge, the wall time of the run (the agents here take a second; real ones
