@@ -20,7 +20,7 @@ import re
 import shutil
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from monitor.runtime.entry import (
     MEMORY_FILE,
     PHASE_FILE,
     SECRET_ENV_FILE,
+    ContainerPane,
     entry_argv,
     exit_record,
     memory_facts,
@@ -62,15 +63,6 @@ def parse_size(text: str) -> int:
         raise ValueError(f"invalid memory size {text!r}: write a number with k, m or g, e.g. \"4g\"")
     number, unit = float(found.group(1)), found.group(2).lower()
     return int(number * 1024 ** " kmgt".index(unit or " "))
-
-
-@dataclass(frozen=True)
-class ContainerPane(Pane):
-    """A container as the monitor sees it: a pane, plus what the engine says about how it ended."""
-
-    oom_killed: bool = field(default=False, compare=False)
-    started_at: str = field(default="", compare=False)
-    finished_at: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

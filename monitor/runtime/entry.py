@@ -16,18 +16,27 @@ OOM flag (which reads false on cgroup v1 hosts, hence the figures).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from monitor.runtime.container import ContainerPane
+from monitor.world.tmux import Pane
 
 PHASE_FILE = "phase"
 MEMORY_FILE = "memory"
 ERROR_FILE = "error"
 SECRET_ENV_FILE = ".secret-env"  # a forge_token profile's one-shot NAME=VALUE file in the run directory
 OOM_SHARE = 0.9  # a SIGKILLed agent whose peak memory reached this share of the limit ran out of memory
+
+
+@dataclass(frozen=True)
+class ContainerPane(Pane):
+    """A container as the monitor sees it: a pane, plus what the engine says about how it ended."""
+
+    oom_killed: bool = field(default=False, compare=False)
+    started_at: str = field(default="", compare=False)
+    finished_at: str = field(default="", compare=False)
 
 # $1 run dir, $2 prompt mode ("stdin" | "file" | "none"), then the agent's argv. A profile's forge token
 # (SWARM_SECRET_FILE names its one-shot file, NAME=VALUE lines) is read and the file deleted first, kept in
