@@ -57,7 +57,7 @@ def request_merge(root: Path, task_id: str, by: str, *, via: str = "cli") -> str
         if current.merge_request is not None:
             already.append(True)
             return state
-        request = MergeRequest(by=who, at=now, head=head, via=via, waiting="queued")
+        request = MergeRequest(by=who, at=now, head=head, via=via, waiting="in the merge train; the next tick takes it")
         return state.with_task(current.model_copy(update={"merge_request": request, "updated_at": now}))
 
     state = view.registry.update(approve)

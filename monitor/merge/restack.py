@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from monitor.act_checks import ActorCore
 from monitor.actions import Fail
 from monitor.decide import ASKED
 from monitor.layout import job_session_for
@@ -28,15 +29,8 @@ from monitor.world.git import GitError, changed_paths
 from registry.models import Failure, FailureKind, Task
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from datetime import datetime
 
-    from monitor.policy import Policy
-    from monitor.runner import Runner
-    from monitor.world.forge import Forge
     from monitor.world.git import Git
-    from monitor.world.tmux import Tmux
-    from registry.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
@@ -47,23 +41,8 @@ _IDENT = {f"GIT_{role}_{part}": value for role in ("AUTHOR", "COMMITTER")
           for part, value in (("NAME", "swarm"), ("EMAIL", "swarm@localhost"))}
 
 
-class RestackCore(Protocol):
-    """What a restack uses of ``monitor.act.Actor``."""
-
-    forge: Forge
-    git: Git
-    now: datetime
-    policy: Policy
-    runner: Runner
-    tmux: Tmux
-
-    def _current(self, task_id: str) -> Task | None: ...
-    def _event(self, task_id: str, event: str, **data: object) -> None: ...
-    def _update(
-        self, task_id: str, fn: Callable[[Task], Task | None], message: OutboxMessage | None = None
-    ) -> Task | None: ...
-    def _do_Fail(self, action: Fail) -> None: ...
-    def respawn(self, task_id: str, after: int, failure: Failure) -> bool: ...
+class RestackCore(ActorCore, Protocol):
+    """What a restack uses of ``monitor.act.Actor``: the same as the check actions."""
 
 
 class RestackActions:

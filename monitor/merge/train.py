@@ -62,7 +62,8 @@ def _join_from_forge(actor: TrainActor) -> None:
         who = actor.forge.approvals(task, head) if head else ()
         if not who or head is None:
             continue
-        request = MergeRequest(by=", ".join(who), at=actor.now, head=head, via="github", waiting="queued")
+        request = MergeRequest(by=", ".join(who), at=actor.now, head=head, via="github",
+                               waiting="in the merge train; the next tick takes it")
 
         def join(current: Task, request: MergeRequest = request) -> Task | None:
             if current.status is not Status.ready or current.merge_request is not None:

@@ -4,12 +4,10 @@ templates lay these out, and everything from users, agents, CI and models stays 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from monitor.budget import Spent, period_starts, spent_since
 from monitor.budget_override import budget_verdict, zone_of
@@ -93,21 +91,6 @@ def safe_url(url: str) -> str:
     return url if url.startswith(("https://", "http://")) and not _SPACE.search(url) else ""
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _when(value: object) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else None
-
 
 def _ago(now: datetime, when: datetime | None) -> str:
     if when is None:
@@ -149,7 +132,7 @@ def fleet(state: RegistryState, state_dir: Path, now: datetime, policy: Policy, 
     tasks = list(state.tasks.values())
     running = health.serve_running(state_dir, now)
     if running is not None:
-        started = _when(running.get("started_at"))
+        started = health.aware_time(running.get("started_at"))
         up = f", up {format_duration((now - started).total_seconds())}" if started else ""
         serving = f"running (pid {running.get('pid')}{up})"
         interval = float(running.get("interval") or interval)
@@ -160,8 +143,8 @@ def fleet(state: RegistryState, state_dir: Path, now: datetime, policy: Policy, 
     if tick is not None and interval > 0:
         due = tick + timedelta(seconds=interval)
         next_tick = f"in {format_duration((due - now).total_seconds())}" if due > now else "due now"
-    hook = _read(state_dir / health.WEBHOOK_FILE)
-    hook_at = _when(hook.get("at"))
+    hook = health.read_object(state_dir / health.WEBHOOK_FILE)
+    hook_at = health.aware_time(hook.get("at"))
     last_webhook = f"{_ago(now, hook_at)} ({str(hook.get('event', '?'))[:40]})" if hook_at else "none"
     today, week, held = spend(state, state_dir, now, policy)
     counts = {s.value: 0 for s in Status}

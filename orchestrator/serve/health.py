@@ -24,7 +24,7 @@ HEARTBEAT_EVERY = 30.0
 STALE_AFTER = 120.0
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_object(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -32,7 +32,7 @@ def _read(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _when(value: object) -> datetime | None:
+def aware_time(value: object) -> datetime | None:
     try:
         when = datetime.fromisoformat(str(value))
     except ValueError:
@@ -50,7 +50,7 @@ def write_serve(state_dir: Path, *, host: str, port: int, interval: float, start
 
 def clear_serve(state_dir: Path) -> None:
     """Removed on a clean stop, only if it is still this process's file."""
-    if _read(state_dir / SERVE_FILE).get("pid") == os.getpid():
+    if read_object(state_dir / SERVE_FILE).get("pid") == os.getpid():
         with contextlib.suppress(FileNotFoundError):
             (state_dir / SERVE_FILE).unlink()
 
@@ -74,8 +74,8 @@ def _alive(pid: object) -> bool:
 
 def serve_running(state_dir: Path, now: datetime) -> dict[str, Any] | None:
     """The service's file when it runs (live pid, fresh heartbeat); None otherwise."""
-    data = _read(state_dir / SERVE_FILE)
-    beat = _when(data.get("heartbeat_at"))
+    data = read_object(state_dir / SERVE_FILE)
+    beat = aware_time(data.get("heartbeat_at"))
     if not data or beat is None or not _alive(data.get("pid")):
         return None
     return data if (now - beat).total_seconds() <= STALE_AFTER else None
@@ -86,15 +86,15 @@ def serve_lines(state_dir: Path, now: datetime) -> list[str]:
     lines = []
     running = serve_running(state_dir, now)
     if running is not None:
-        started = _when(running.get("started_at"))
+        started = aware_time(running.get("started_at"))
         up = f", up {format_duration(max(0.0, (now - started).total_seconds()))}" if started else ""
         lines.append(f"serve: running (pid {running.get('pid')}, http://{running.get('host')}:{running.get('port')}"
                      f"{up}; reconcile every {format_duration(float(running.get('interval', 0) or 0))})")
     elif (state_dir / SERVE_FILE).exists():
         lines.append("serve: not running (it stopped without cleaning up: `swarm serve` or "
                      "`systemctl --user restart swarm-serve-*` starts it again)")
-    hook = _read(state_dir / WEBHOOK_FILE)
-    at = _when(hook.get("at"))
+    hook = read_object(state_dir / WEBHOOK_FILE)
+    at = aware_time(hook.get("at"))
     if at is not None:
         ago = format_duration(max(0.0, (now - at).total_seconds()))
         lines.append(f"webhooks: last {str(hook.get('event', '?'))[:40]} {ago} ago ({at:%Y-%m-%d %H:%M:%S} UTC)")
@@ -109,7 +109,7 @@ def serve_lines(state_dir: Path, now: datetime) -> list[str]:
 def github_budget(state_dir: Path, now: datetime) -> str:
     """What ``.swarm/github.json`` knows of the rate limit: a block in force, or what is left of each budget
     (GraphQL points and REST requests are separate hourly budgets), from the last answers' headers."""
-    data = _read(state_dir / "github.json")
+    data = read_object(state_dir / "github.json")
     blocked = data.get("blocked_until")
     if isinstance(blocked, int | float) and blocked > now.timestamp():
         until = datetime.fromtimestamp(blocked, UTC)
