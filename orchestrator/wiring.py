@@ -162,9 +162,8 @@ def host_pool_from(layout: Layout, settings: Settings) -> HostPool | None:
         return None
     from monitor.runtime.container import ContainerRuntime, Limits
     from monitor.runtime.placement import Host
-    from monitor.runtime.remote import RemoteContainerRuntime
-
     from monitor.runtime.pushgate import PushSettings
+    from monitor.runtime.remote import RemoteContainerRuntime
 
     limits = Limits(memory=container.memory, cpus=container.cpus, pids=container.pids)
     return HostPool([(Host(host.label, host.slots),
