@@ -318,8 +318,10 @@ def _spawn_planned(world: World, settings: Settings, issue: IssueInfo, llm: Any)
     from it). A spawn that fails midway cancels the tasks already made."""
     from monitor.fence import Fence
     from orchestrator import tasks as task_ops
+    from orchestrator.budget import check_llm
     from orchestrator.submit import prepare, problems_of, split_usage
 
+    check_llm(settings, world.layout.state_dir, world.registry, world.clock(), f"planning issue #{issue.number}")
     plan, usage, _context, planned, _notes = prepare(world, settings, planning_request(issue, settings.github.repo),
                                                      llm)
     problems = problems_of(world, settings, planned)

@@ -36,3 +36,21 @@ def test_an_issue_is_planned_when_a_model_key_is_set(stage: Stage) -> None:
     prompt = stage.prompt(tasks[0]["id"], 1)
     assert "## The GitHub issue this comes from" in prompt and f"source='github issue #{number}'" in prompt
     assert PLANTED[1] not in prompt
+
+
+def test_a_spent_day_plans_no_issue_and_takes_it_on_a_later_run(stage: Stage) -> None:
+    from datetime import UTC, datetime
+
+    from orchestrator.budget import record_spend
+    from registry.store import Registry
+
+    number = stage.fake.add_issue(REPO, "CSV export", "scenario: commit\nExport invoices as CSV.", user="alice")
+    config = stage.repo / "swarm.toml"
+    config.write_text(config.read_text() + "\n[llm]\nmin_task_chars = 0\n[budget]\nper_day_tokens = 100\n")
+    stage.swarm("status")  # creates .swarm/
+    record_spend(Registry(stage.repo / ".swarm"), datetime.now(UTC), 500, 0.0, "reading notes")
+    with ScriptedMessagesServer([]) as api:
+        out = stage.swarm("discover", "github", env={"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": api.url})
+        assert api.agent_requests == []
+    assert f"planning issue #{number} not run" in out
+    assert not registry(stage)
