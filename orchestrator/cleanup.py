@@ -135,6 +135,8 @@ def run_cleanup(world: World, *, dry_run: bool, remove_orphans: bool, keep_dirty
         else:
             yield f"orphan session {session}; `swarm cleanup --yes` kills it"
     yield from _orphan_containers(world, state, remove=remove_orphans and not dry_run)
+    if world.tmux.panes() is not None:  # with no tmux answer, every job would look ended
+        yield from _orphan_check_containers(world, set(panes), remove=remove_orphans and not dry_run)
     live = [Path(t.worktree) for t in state.tasks.values() if Path(t.worktree).exists()]
     total = sum(disk_usage(p) for p in live)
     yield f"worktrees in use: {len(live)}, {_mb(total)} under {root}"
@@ -210,3 +212,35 @@ def _orphan_containers(world: World, state: RegistryState, *, remove: bool) -> I
                 yield f"kept orphan container {name} on {where}: {' '.join(str(exc).split())}"
                 continue
             yield f"removed orphan container {name} on {where} ({what}, {why})"
+
+
+def _orphan_check_containers(world: World, sessions: set[str], *, remove: bool) -> Iterator[str]:
+    """Check-job containers (label ``swarm.check``) whose job session is gone: its process was hard-killed
+    before it could remove the container. Listed, or removed with ``remove``; a running job's stays."""
+    from monitor.runtime.checkjob import check_containers, remove_check_container
+    from monitor.runtime.container import ContainerRuntime
+
+    seen: set[str] = set()
+    for key, runtime in sorted(world.runner.runtimes.items()):
+        if not isinstance(runtime, ContainerRuntime) or runtime.engine in seen:
+            continue
+        seen.add(runtime.engine)
+        try:
+            found = check_containers(runtime)
+        except TmuxError:  # the agent containers' sweep above already said the engine did not answer
+            continue
+        for name, running in sorted(found.items()):
+            if name in sessions:
+                continue
+            what = "running" if running else "exited"
+            where = _where(key, runtime.engine)
+            if not remove:
+                yield (f"orphan check container {name} on {where} ({what}, its job has ended); "
+                       "`swarm cleanup --yes` removes it")
+                continue
+            try:
+                remove_check_container(runtime, name)
+            except TmuxError as exc:
+                yield f"kept orphan check container {name} on {where}: {' '.join(str(exc).split())}"
+                continue
+            yield f"removed orphan check container {name} on {where} ({what}, its job has ended)"

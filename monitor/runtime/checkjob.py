@@ -52,6 +52,26 @@ def settings(runtime: ContainerRuntime, mounts: list[tuple[Path, bool]]) -> dict
             "shares_worktree": getattr(runtime, "shares_worktree", True)}
 
 
+def check_containers(runtime: ContainerRuntime) -> dict[str, bool]:
+    """This repository's check-job containers on the runtime's engine: name -> still running. A job whose
+    process was hard-killed (its wrapper's backup limit, a host crash) can leave one behind."""
+    found = runtime._call("list", runtime.client().containers.list, all=True,
+                          filters={"label": f"{CHECK_LABEL}={runtime.owner}"})
+    return {str(c.name).lstrip("/"): str((c.attrs.get("State") or {}).get("Status", "")
+                                          if isinstance(c.attrs.get("State"), dict) else c.attrs.get("State", ""))
+            .lower() == "running" for c in found}
+
+
+def remove_check_container(runtime: ContainerRuntime, name: str) -> None:
+    """Remove one check container of this repository (never another repository's, never an agent's)."""
+    import docker.errors
+
+    with contextlib.suppress(docker.errors.NotFound):
+        container = runtime._call("inspect", runtime.client().containers.get, name)
+        if (container.attrs.get("Config", {}).get("Labels") or {}).get(CHECK_LABEL) == runtime.owner:
+            runtime._call("remove", container.remove, force=True)
+
+
 class CheckContainer:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec

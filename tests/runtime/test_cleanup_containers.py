@@ -4,6 +4,7 @@ containers on the same engine are never seen, and an engine that cannot be reach
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -216,3 +217,31 @@ def test_two_host_names_for_one_engine_list_it_once_and_keep_a_live_attempt_on_e
     finally:
         for name in engine.panes() or {}:
             engine.kill(name)
+
+
+def test_a_check_container_whose_job_ended_is_an_orphan_and_a_running_jobs_stays(
+    git_repo: Path, tmux_socket: str, podman: Podman, tmp_path: Path
+) -> None:
+    from monitor.runtime.checkjob import CHECK_LABEL, check_containers
+
+    world, _clock, _ = make_world(git_repo, tmux_socket, extra=engine_config(podman))
+    runtime = world.runner.runtimes[CONTAINER]
+    assert isinstance(runtime, ContainerRuntime)
+    client = runtime.client()
+    left, live = "swarm-job-left-abc1234-ci", "swarm-job-live-abc1234-ci"
+    for name in (left, live):
+        client.containers.run(podman.image, ["sleep", "300"], name=name, detach=True, network_mode="none",
+                              labels={CHECK_LABEL: runtime.owner})
+    world.tmux.launch(live, ["sleep", "300"], git_repo)  # the live job's session, as the runner starts it
+    try:
+        lines = [line for line in run_cleanup(world, dry_run=False, remove_orphans=False) if "check container" in line]
+        assert lines == [f"orphan check container {left} on {podman.url} (running, its job has ended); "
+                         "`swarm cleanup --yes` removes it"], lines
+        assert set(check_containers(runtime)) == {left, live}
+        lines = [line for line in run_cleanup(world, dry_run=False, remove_orphans=True) if "check container" in line]
+        assert lines == [f"removed orphan check container {left} on {podman.url} (running, its job has ended)"]
+        assert set(check_containers(runtime)) == {live}, "the running job's container stays"
+    finally:
+        for name in (left, live):
+            with contextlib.suppress(Exception):
+                client.containers.get(name).remove(force=True)
