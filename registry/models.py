@@ -128,7 +128,7 @@ class MergeRequest(Frozen):
     by: str  # who approved: a GitHub login, or the local user for `swarm merge`
     at: datetime
     head: str  # the branch head the human approved
-    via: str = "cli"  # "cli" | "comment" | "github"
+    via: str = "cli"  # "cli" | "comment" | "github" | "dashboard"
     gate_head: str | None = None  # the head the train brought up to date with the base: its CI is the gate
     enqueued: bool = False  # handed to GitHub's own merge queue
     waiting: str = ""  # why the merge waits (for `swarm status`)

@@ -74,6 +74,19 @@ class Actions:
         self.wake({found.id})
         return f"{found.id}: {found.status.value}"
 
+    def merge(self, task_id: str) -> str:
+        """`swarm merge TASK`: the person at the dashboard approves the task's current head for the train."""
+        import getpass
+
+        from orchestrator.merging import request_merge
+
+        with self.lock:
+            try:
+                said = request_merge(self.repo, task_id, getpass.getuser(), via="dashboard")
+            except UsageError as exc:
+                raise ActionRefused(_line(exc)) from None
+        return said
+
     def submit(self, request: str) -> tuple[str, list[str]]:
         """(a one-line summary, the spawned task ids)."""
         from orchestrator.brain.llm import LlmError, llm_from

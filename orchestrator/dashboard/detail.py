@@ -62,6 +62,7 @@ class TaskPage:
     live: bool  # an agent runs: the transcript is tailed
     can_retry: bool
     can_cancel: bool
+    can_merge: bool = False  # [merge] mode = "queue", ready, not yet approved: the merge-train button
 
 
 def _clock(when: datetime | None) -> str:
@@ -162,7 +163,7 @@ def costs(task: Task) -> list[CostLine]:
     return lines
 
 
-def task_page(layout: Layout, task: Task, now: datetime, max_attempts: int) -> TaskPage:
+def task_page(layout: Layout, task: Task, now: datetime, max_attempts: int, merge_mode: str = "manual") -> TaskPage:
     number, text = transcript(layout, task)
     return TaskPage(
         card=card(task, now, max_attempts), kind=task.kind, branch=task.branch, after=list(task.after),
@@ -170,4 +171,5 @@ def task_page(layout: Layout, task: Task, now: datetime, max_attempts: int) -> T
         attempts=[attempt_view(layout, task, a) for a in reversed(task.attempts)], costs=costs(task),
         transcript=text, transcript_attempt=number, live=task.status.value == "running",
         can_retry=task.status.value not in ("queued", "merged"), can_cancel=task.status.active,
+        can_merge=merge_mode == "queue" and task.status.value == "ready" and task.merge_request is None,
     )

@@ -39,6 +39,7 @@ from registry.store import Registry, RegistryError
 
 log = logging.getLogger(__name__)
 SAID = {"retried": "Retry started.", "cancelled": "Task cancelled.", "submitted": "Request submitted.",
+         "merge": "Approved for the merge train.",
         "signed-in": "Signed in."}
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -90,7 +91,8 @@ class Dashboard:
         return self.registry.read().tasks.get(task_id)
 
     def task_context(self, task: Task) -> dict[str, Any]:
-        return {"page": task_page(self.layout, task, self.clock(), self.policy.max_attempts)}
+        return {"page": task_page(self.layout, task, self.clock(), self.policy.max_attempts,
+                                   self.policy.merge_mode)}
 
     def board_files(self) -> dict[str, list[Path]]:
         d = self.layout.state_dir
@@ -213,6 +215,9 @@ class Dashboard:
             elif action == "cancel":
                 await run_in_threadpool(self.actions.cancel, task_id)
                 said = "cancelled"
+            elif action == "merge":
+                await run_in_threadpool(self.actions.merge, task_id)
+                said = "merge"
             elif action == "submit":
                 await run_in_threadpool(self.actions.submit, form.get("request", ""))
                 said = "submitted"
