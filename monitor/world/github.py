@@ -9,6 +9,10 @@ what GraphQL cannot give cheaply or at all, and only when something happened: op
 of a failure (check output, annotations, the job log, review comments), ``update-branch``, and linking
 screenshots. Git itself (fetch, push) talks to the repository's remote, with the token passed through
 GIT_ASKPASS, never argv.
+
+The forge's per-tick reads are here; a head's CI verdict and reviews, with the evidence of a failure, are
+read by the mixin in ``monitor/world/github_evidence.py``, and its writes (push, open/retarget a PR,
+update-branch, reviews, screenshots) are in ``monitor/world/github_writes.py``.
 """
 
 from __future__ import annotations
@@ -24,15 +28,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from github import GithubException
-from github.Repository import Repository
-
 from monitor.layout import BRANCH_PREFIX
-from monitor.observation import ForgeView, Review
-from monitor.redact import redact
+from monitor.observation import ForgeView
 from monitor.world.forge import ForgeUnavailable
 from monitor.world.git import Git, GitError
 from monitor.world.github_api import GitHubApi, GraphQLRefused, askpass_env
+from monitor.world.github_evidence import GitHubEvidence, failing_tail
 from monitor.world.github_merge import GitHubMerges, approvals_of
 from monitor.world.github_query import (
     OPEN_PULLS,
@@ -42,57 +43,22 @@ from monitor.world.github_query import (
     pulls_by_branch,
     pulls_by_number,
 )
-from monitor.world.github_rollup import (
-    Check,
-    ReviewNode,
-    Rollup,
-    check_from_context,
-    normal_login,
-    review_from_node,
-    rollup,
-    verdicts,
-)
+from monitor.world.github_rollup import normal_login
+from monitor.world.github_writes import _SHOTS_RE, GitHubWrites, pr_body, screenshots_section
 from monitor.world.jobs import LensJobs
-from monitor.world.proc import tail
 from monitor.world.tmux import Pane
 from registry.models import PullRequest, Task
 
+__all__ = ["READERS", "GitHubForge", "failing_tail", "pr_body", "screenshots_section"]
+
 log = logging.getLogger(__name__)
-TASK_MARKER = "<!-- swarm-task: {id} -->"
-SHOTS_BEGIN = "<!-- swarm-screenshots {sha} -->"
-SHOTS_END = "<!-- /swarm-screenshots -->"
-_SHOTS_RE = re.compile(r"<!-- swarm-screenshots ([0-9a-f]{7,40}) -->.*?<!-- /swarm-screenshots -->", re.DOTALL)
 _IMAGE_RE = re.compile(r"!\[[^\]]*\]\([^)]+\)|<img\s", re.IGNORECASE)
-EVIDENCE_CHECKS = 3  # failing checks whose details are fetched
 READERS = 4
 """GraphQL reads of one tick in flight at once. GitHub's secondary limits allow 100 concurrent requests
 per user but advise against bursts; four cut a tick of 20 pages to about 5 round trips."""
-LOG_LINES = 60
 
 
-def pr_body(task: Task) -> str:
-    """The body of a PR the monitor opens: what the task is for, how it is judged, and a hidden marker."""
-    summary = task.prompt.strip().split("\n\n", 1)[0].strip()
-    if len(summary) > 1200:
-        summary = summary[:1200].rstrip() + " …"
-    parts = [f"## Summary\n\n{summary}"]
-    if task.acceptance:
-        parts.append("## Acceptance criteria\n\n" + "\n".join(f"- [ ] {item}" for item in task.acceptance))
-    if task.links:
-        parts.append("## Links\n\n" + "\n".join(f"- {link}" for link in task.links))
-    if task.source_issue is not None:  # GitHub closes the issue when this PR merges
-        parts.append(f"Fixes #{task.source_issue}")
-    parts.append(f"Opened by swarm for task `{task.id}` (attempt {task.attempt.number if task.attempt else 1}).")
-    parts.append(TASK_MARKER.format(id=task.id))
-    return redact("\n\n".join(parts))
-
-
-def screenshots_section(repo_html: str, sha: str, paths: Sequence[str]) -> str:
-    images = "\n".join(f"![{Path(p).name}]({repo_html}/blob/{sha}/{p}?raw=true)" for p in paths)
-    return f"{SHOTS_BEGIN.format(sha=sha)}\n## Screenshots\n\n{images}\n{SHOTS_END}"
-
-
-class GitHubForge:
+class GitHubForge(GitHubEvidence, GitHubWrites):
     supports_pr = True
 
     def __init__(
@@ -323,233 +289,8 @@ class GitHubForge:
                            reviews_to_post=to_post)
         return view
 
-    def _ci(self, task: Task, head: str, node: Mapping[str, Any]) -> tuple[str, str]:
-        roll = node.get("statusCheckRollup") or {}
-        contexts = roll.get("contexts") or {}
-        checks = [c for c in (check_from_context(n) for n in contexts.get("nodes") or [] if n) if c]
-        result = rollup(checks)
-        if (contexts.get("pageInfo") or {}).get("hasNextPage"):
-            # More than a page of checks: GitHub's own rollup state covers the ones not read.
-            github_state = str(roll.get("state") or "")
-            if github_state in ("FAILURE", "ERROR") and result.state != "fail":
-                result = Rollup("fail", result.checks)
-            elif github_state in ("PENDING", "EXPECTED") and result.state == "pass":
-                result = Rollup("pending", result.checks)
-        if result.state == "none":
-            first = self.api.state.first_seen(head)  # before reading the clock: never a negative wait
-            waited = self.clock() - first
-            if waited < self.api.config.ci_grace:
-                return "pending", ""  # checks take a few seconds to register after a push
-            return "none", ""
-        if result.state == "action_required":
-            waiting = result.named("action_required")
-            stale = ", ".join(c.name for c in waiting if c.conclusion == "STALE")
-            asked = ", ".join(c.name for c in waiting if c.conclusion != "STALE")
-            if not asked:
-                return "action_required", f"waiting for a human on GitHub (stale checks, re-run them): {stale}"
-            also = f"; stale checks to re-run: {stale}" if stale else ""
-            return "action_required", f"waiting for a human on GitHub (action required): {asked}{also}"
-        if result.state != "fail":
-            return result.state, ""
-        if f"ci_failed:{head}" in task.fired:
-            return "fail", ""  # this head was already retried: no evidence is needed to escalate
-        return "fail", self._ci_evidence(result.named("fail"))
-
-    def _ci_evidence(self, failing: Sequence[Check]) -> str:
-        """Names, outputs, annotations (path:line: message) and the job log's tail of the failing checks."""
-        parts: list[str] = []
-        for check in failing[:EVIDENCE_CHECKS]:
-            lines = [f"## {check.name}: {check.conclusion.lower()}"]
-            if check.kind == "status":
-                lines += [s for s in (check.description, check.url) if s]
-                parts.append("\n".join(lines))
-                continue
-            try:
-                lines += self.api.rest("check run details", partial(_check_run_details, check_id=check.id))
-                log_text = self.api.job_log(check.id)
-            except (GithubException, ForgeUnavailable) as exc:
-                lines.append(f"(details unavailable: {exc})")
-                log_text = ""
-            if log_text:
-                lines.append("log (tail around the failure):\n" + failing_tail(log_text))
-            parts.append("\n".join(lines))
-        if len(failing) > EVIDENCE_CHECKS:
-            parts.append("also failing: " + ", ".join(c.name for c in failing[EVIDENCE_CHECKS:]))
-        return redact("\n\n".join(parts))
-
-    def _reviews(self, task: Task, head: str, node: Mapping[str, Any], number: int) -> tuple[Review, ...]:
-        def listed(field: str) -> list[ReviewNode]:
-            return [review_from_node(n) for n in ((node.get(field) or {}).get("nodes") or []) if n]
-
-        counted = verdicts(listed("latestOpinionatedReviews"), listed("latestReviews"), head, self.wanted)
-        if f"changes_requested:{head}" in task.fired:
-            return tuple(review for review, _ in counted)  # already retried once for this head
-        reviews = []
-        for review, source in counted:
-            if review.state == "CHANGES_REQUESTED" and source.comments and source.id.isdigit():
-                try:
-                    comments = self.api.rest(
-                        "review comments", partial(_review_comments, number=number, review_id=int(source.id)))
-                except (GithubException, ForgeUnavailable) as exc:
-                    comments = [f"(inline comments unavailable: {exc})"]
-                if comments:
-                    review = Review(review.reviewer, review.state,
-                                    f"{review.body}\n\ninline comments:\n" + "\n".join(comments))
-            reviews.append(review)
-        return tuple(reviews)
-
-    # -- writing -------------------------------------------------------------------------------------
-
-    def _remote_head(self, branch: str) -> str | None:
-        tracking = f"refs/remotes/{self.remote}/{branch}"
-        try:
-            self.git.fetch(self.remote, [f"+refs/heads/{branch}:{tracking}"], env=self._git_env())
-        except GitError as exc:
-            if "couldn't find remote ref" not in str(exc).lower():
-                raise
-            return None
-        return self.git.head(tracking)
-
-    def publish(self, task: Task, head: str) -> None:
-        """Make the remote branch hold ``head``: push what the agent committed, or fast-forward the
-        worktree to what GitHub added (``update-branch``). An agent's rebase is pushed with a lease."""
-        remote = self._remote_head(task.branch)
-        if remote == head:
-            return
-        if remote is not None and self.git.is_ancestor(head, remote):
-            self.git.fast_forward(Path(task.worktree), remote)
-            return
-        if remote is not None and not self.git.is_ancestor(remote, head):
-            log.warning("task %s: %s was rewritten (rebase?); pushing with a lease", task.id, task.branch)
-        self.git.push(self.remote, head, task.branch, expect=remote, env=self._git_env())
-
-    def restacked(self, task: Task, head: str, expected: str, base_branch: str) -> bool:
-        """Push a restacked head over the remote branch with a lease on what was read
-        (``--force-with-lease=<branch>:<sha>``), when that is ``expected`` (the head that was rebased) or older
-        than it (not pushed yet); a branch never pushed is left to the PR step. Then retarget the PR to
-        ``base_branch`` (PyGithub ``edit(base=...)``). False when the remote holds commits ``expected`` lacks."""
-        remote = self._remote_head(task.branch)
-        if remote is not None and remote != head:
-            if remote != expected and not self.git.is_ancestor(remote, expected):
-                return False  # someone else's commits are there (update-branch, a push): never pushed over
-            self.git.push(self.remote, head, task.branch, expect=remote, env=self._git_env())
-        node = self._node(task) if task.pr is not None else None
-        if task.pr is not None and (node is None or str(node.get("baseRefName") or "") != base_branch):
-            number = task.pr.number
-            try:
-                self.api.rest("retarget pull request", lambda r: r.get_pull(number).edit(base=base_branch))
-            except GithubException as exc:
-                raise ForgeUnavailable(f"could not retarget PR #{number} to {base_branch}: {_message(exc)}") from exc
-            log.info("task %s: PR #%d now targets %s", task.id, number, base_branch)
-        return True
-
-    def _find_pr(self, task: Task) -> PullRequest | None:
-        owner = self.api.config.owner
-
-        def find(repo: Repository) -> PullRequest | None:
-            for pull in repo.get_pulls(state="open", head=f"{owner}:{task.branch}"):
-                if pull.head.ref == task.branch:
-                    return PullRequest(number=pull.number, url=pull.html_url)
-            return None
-
-        return self.api.rest("find pull request", find)
-
-    def open_pr(self, task: Task, head: str) -> PullRequest:
-        """Push, then adopt the open PR of the branch or open one. A create that failed in transit is
-        repeated only after checking that it did not happen."""
-        self.publish(task, head)
-        existing = self._find_pr(task)
-        if existing is not None:
-            return existing
-        title = task.title[:250]
-        try:
-            pull = self.api.rest("create pull request", lambda r: r.create_pull(
-                base=task.base_branch, head=task.branch, title=title, body=pr_body(task), draft=False))
-            return PullRequest(number=pull.number, url=pull.html_url)
-        except (GithubException, ForgeUnavailable) as exc:
-            found = self._find_pr(task)  # did it happen anyway (a 502 after the write, a 422 "already exists")?
-            if found is not None:
-                return found
-            if isinstance(exc, GithubException) and exc.status == 422:
-                raise GitError(f"GitHub refused to open a pull request for {task.branch}: {_message(exc)}") from exc
-            raise ForgeUnavailable(f"could not open the pull request for {task.branch}: {_message(exc)}") from exc
-
-    def start_checks(self, task: Task, head: str, jobs: Sequence[str]) -> None:
-        """GitHub runs CI and its reviewers itself; swarm's own lenses run here as check jobs."""
-        if self.jobs is not None:
-            self.jobs.start(task, head, jobs)
-
-    def post_reviews(self, task: Task, head: str, lenses: Sequence[str]) -> None:
-        """Post the lenses' findings on the PR as reviews (inline comments at path:line). GitHub refuses an
-        approval or a change request on one's own PR (the monitor opened it): then it is a comment."""
-        if self.jobs is None or task.pr is None:
-            return
-        number = task.pr.number
-        for lens in lenses:
-            review = self.jobs.review(task, head, lens)
-            if review is None:
-                continue
-            body, event, comments = review
-            try:
-                self.api.rest("post review", partial(_post_review, number=number, head=head, body=body,
-                                                     event=event, comments=comments))
-            except GithubException as exc:
-                if exc.status != 422:
-                    raise ForgeUnavailable(f"could not post the {lens} review: {_message(exc)}") from exc
-                try:  # our own PR, or a comment outside the diff: the verdict goes in the text
-                    self.api.rest("post review", partial(_post_review, number=number, head=head, body=body,
-                                                         event="COMMENT", comments=[]))
-                except GithubException as again:
-                    raise ForgeUnavailable(f"could not post the {lens} review: {_message(again)}") from again
-            self.jobs.mark_posted(task, head, lens)
-
-    def update_branch(self, task: Task) -> bool:
-        """Merge the base into the branch without an agent: GitHub's ``update-branch`` when there is a PR
-        (the worktree is fast-forwarded on the next tick), a local merge and push otherwise."""
-        node = self._node(task)
-        if task.pr is None or node is None:
-            ok = self.git.merge_base_into(Path(task.worktree), self.base_ref(task.base_branch))
-            return ok
-        expected = str(node.get("headRefOid") or "")
-
-        def update(repo: Repository) -> bool:
-            return repo.get_pull(task.pr.number).update_branch(expected_head_sha=expected)  # type: ignore[union-attr]
-
-        try:
-            return self.api.rest("update branch", update)
-        except GithubException as exc:
-            if exc.status == 422:
-                return False  # a conflict, or the head moved: the next tick looks again
-            raise ForgeUnavailable(f"update-branch failed: {_message(exc)}") from exc
-
     def approvals(self, task: Task, head: str) -> tuple[str, ...]:
         return approvals_of(self._node(task), head, self.wanted)
-
-    def merge_queue(self, base_branch: str) -> bool:
-        numbers = [int(n["number"]) for n in self._open.values() if n.get("baseRefName") == base_branch]
-        return bool(numbers) and self.merges.merge_queue(base_branch, numbers[0])
-
-    def enqueue(self, task: Task, head: str) -> None:
-        self.merges.enqueue(task, head)
-
-    def merge(self, task: Task, head: str, method: str) -> None:
-        self.merges.merge(task, head, method)
-
-    def link_screenshots(self, task: Task, head: str, paths: Sequence[str]) -> None:
-        """Put the committed screenshots (at ``head``) into the PR body, replacing an older section."""
-        node = self._node(task)
-        if node is None or task.pr is None:
-            return
-        repo_html = str(node["url"]).rsplit("/pull/", 1)[0]
-        section = screenshots_section(repo_html, head, paths)
-        body = str(node.get("body") or "")
-        body = _SHOTS_RE.sub(section, body) if _SHOTS_RE.search(body) else f"{body.rstrip()}\n\n{section}"
-        number = task.pr.number
-        try:
-            self.api.rest("edit pull request", lambda r: r.get_pull(number).edit(body=body))
-        except GithubException as exc:
-            raise ForgeUnavailable(f"could not edit the body of PR #{number}: {_message(exc)}") from exc
-        node["body"] = body
 
 
 def _batches(count: int) -> int:
@@ -598,53 +339,3 @@ def _sync(node: Mapping[str, Any]) -> str:
     if status == "BEHIND":
         return "behind"
     return ""
-
-
-def _check_run_details(repo: Repository, check_id: int) -> list[str]:
-    run = repo.get_check_run(check_id)
-    lines: list[str] = []
-    output = run.output
-    for text in (output.title, output.summary, output.text):
-        if text:
-            lines.append(tail(str(text), lines=40, chars=4000))
-    annotations = [
-        f"{a.path}:{a.start_line}: {a.annotation_level}: {a.message}"
-        for a in list(run.get_annotations())[:30]
-    ]
-    if annotations:
-        lines.append("annotations:\n" + "\n".join(annotations))
-    return lines
-
-
-def _post_review(repo: Repository, number: int, head: str, body: str, event: str,
-                 comments: list[dict[str, Any]]) -> None:
-    pull = repo.get_pull(number)
-    if comments:
-        pull.create_review(commit=repo.get_commit(head), body=body, event=event, comments=comments)  # type: ignore[arg-type]
-    else:
-        pull.create_review(commit=repo.get_commit(head), body=body, event=event)
-
-
-def _review_comments(repo: Repository, number: int, review_id: int) -> list[str]:
-    pull = repo.get_pull(number)
-    comments = list(pull.get_single_review_comments(review_id))[:40]
-    return [f"{c.path}:{c.line or c.original_line}: {c.body}" for c in comments]
-
-
-def failing_tail(log_text: str, lines: int = LOG_LINES) -> str:
-    """The part of an Actions log that explains the failure: the lines before the first ``##[error]``
-    (the failing step's output), else the end of the log. Timestamps are dropped."""
-    rows = [re.sub(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ", "", row) for row in log_text.splitlines()]
-    for index, row in enumerate(rows):
-        if "##[error]" in row:
-            return "\n".join(rows[max(0, index - lines + 5): index + 5])
-    return "\n".join(rows[-lines:])
-
-
-def _message(exc: Exception) -> str:
-    if isinstance(exc, GithubException):
-        data = exc.data if isinstance(exc.data, dict) else {}
-        errors = data.get("errors") or []
-        detail = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors)
-        return f"{exc.status} {data.get('message', '')} {detail}".strip()
-    return str(exc)
