@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-EVIDENCE_CHARS = 1500  # monitor/decide.py quotes the last 1500 characters of the agent's last message
+EVIDENCE_CHARS = 1500  # monitor/decide_running.py quotes the last 1500 characters of the agent's last message
 CUT_KEEP = 26  # characters of the token left after the cut
 
 
