@@ -4,9 +4,7 @@ around it (``monitor/daemon.py``); ``swarm monitor run-once`` is one call, for s
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -33,6 +31,7 @@ from monitor.decide import (
 from monitor.heartbeat import record_tick
 from monitor.issue_mirror import mirror_issues
 from monitor.layout import Layout
+from monitor.locks import try_lock
 from monitor.merge.stack import RESTACKABLE, plan_restacks
 from monitor.merge.train import step as train_step
 from monitor.messages import outage_message
@@ -92,20 +91,8 @@ class TickReport:
 @contextlib.contextmanager
 def tick_lock(layout: Layout) -> Iterator[bool]:
     """Non-blocking: yields False when another tick holds it."""
-    layout.state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(layout.tick_lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    with try_lock(layout.tick_lock) as held:
+        yield held
 
 
 def _soft_updates(

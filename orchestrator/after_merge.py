@@ -15,10 +15,8 @@ direct push to the base makes no chore.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 
 from monitor.agent_run import write_json_atomic
 from monitor.fence import Fence
+from monitor.locks import try_lock
 from monitor.tick import World
 from orchestrator.config import Settings
 from orchestrator.errors import UsageError
@@ -58,17 +57,8 @@ TITLES = {"changelog": "Changelog: {n} merged pull request(s)", "docs": "Docs: u
 
 @contextlib.contextmanager
 def _lock(state_dir: Path) -> Iterator[bool]:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_dir / "after_merge.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
+    with try_lock(state_dir / "after_merge.lock") as held:
+        yield held
 
 
 def _load(state_dir: Path) -> dict[str, Any]:

@@ -16,11 +16,9 @@ Without a key this says so in one line and reads nothing: there is no heuristic 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.agent_run import write_json_atomic
 from monitor.fence import Fence
+from monitor.locks import try_lock
 from monitor.tick import World
 from orchestrator import proposals
 from orchestrator.budget import check_llm, record_spend
@@ -107,17 +106,11 @@ def _load_state(state_dir: Path) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _lock(state_dir: Path) -> Iterator[None]:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_dir / "notes.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    with try_lock(state_dir / "notes.lock") as held:
+        if not held:
             raise OperationalError("another notes discovery is running (it holds .swarm/notes.lock); this one did "
-                                   "nothing") from None
+                                   "nothing")
         yield
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,6 @@ builds the fenced prompt. Their public names are re-exported here, so callers im
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -54,6 +53,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from monitor.agent_run import write_json_atomic
+from monitor.locks import try_lock
 from monitor.messages import discovered_message
 from monitor.tick import World
 from orchestrator.config import ConfigError, SentrySettings, Settings
@@ -160,17 +160,11 @@ def save_state(path: Path, state: DiscoveredState) -> None:
 
 @contextlib.contextmanager
 def _lock(state_dir: Path) -> Iterator[None]:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_dir / "discovered.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    with try_lock(state_dir / "discovered.lock") as held:
+        if not held:
             raise DiscoveryError("another Sentry discovery is running (it holds .swarm/discovered.lock); "
-                                 "this one did nothing") from None
+                                 "this one did nothing")
         yield
-    finally:
-        os.close(fd)
 
 
 # ------------------------------------------------------------------------------------------ the report
