@@ -67,7 +67,16 @@ def _base(task: Task, event: str) -> dict[str, Any]:
         "event": event, "task_id": task.id, "title": task.title, "status": task.status.value,
         "reason": task.reason, "branch": task.branch, "base_branch": task.base_branch,
         "pr_url": task.pr.url if task.pr else "", "pr_number": task.pr.number if task.pr else None,
+        "spend": spend_text(task),
     }
+
+
+def spend_text(task: Task) -> str:
+    """What the task has cost so far (agents and the orchestrator), for the Slack thread's status line."""
+    if not task.tokens:
+        return ""
+    cost = f"${task.cost_usd:.2f}" if task.cost_known else "cost unknown"
+    return f"{task.tokens:,} tokens, {cost}"
 
 
 def _message(task: Task, key: str, kind: str, text: str, data: dict[str, Any], now: datetime) -> OutboxMessage:

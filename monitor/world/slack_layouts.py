@@ -173,7 +173,8 @@ def status_line(message: OutboxMessage) -> str:
         what = f"🆕 {data.get('status', 'queued')} — discovered from {data.get('source_url') or 'an outside report'}"
     else:
         what = f"{data.get('status', message.kind)}"
-    return _fit(f"Status: {what}", 300)
+    spend = str(data.get("spend") or "")
+    return _fit(f"Status: {what}" + (f" · spent {spend}" if spend else ""), 300)
 
 
 def parent_for(message: OutboxMessage) -> tuple[str, list[dict[str, Any]]]:

@@ -180,12 +180,13 @@ def test_one_thread_per_task_with_its_status_line_kept_current(parts: tuple[Worl
     assert "waiting for you" in slack.messages[ts_a].text
 
     clock.advance(hours=1)
-    enqueue(world, ready_message(task_a.model_copy(update={"status": Status.ready}), "f" * 40, clock.now))
+    spent = {"status": Status.ready, "llm_tokens": 12345, "llm_cost_usd": 0.5}
+    enqueue(world, ready_message(task_a.model_copy(update=spent), "f" * 40, clock.now))
     assert flush_outbox(world) == 1
     assert len(parents(slack)) == 2, "a later event reuses the task's parent"
     [update] = slack.calls("chat.update")
     assert (update["channel"], update["ts"]) == (CHANNEL_ID, ts_a), "chat.update needs the channel id, not #name"
-    assert "Status: ✅ ready for review (PR #12)" in update["text"]
+    assert "Status: ✅ ready for review (PR #12) · spent 12,345 tokens, $0.50" in update["text"]
     assert "ready for review" in texts(update["blocks"])
     assert "ready for review" in slack.messages[ts_a].text and "waiting" not in slack.messages[ts_a].text
     ready_reply = replies(slack)[-1]
