@@ -291,15 +291,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     gate = Gate(Path(spec["staging"]), str(spec["branch"]), token, str(spec["path"]))
     server = serve(gate, str(spec["listen"]))
-    write_private(gate_dir / STATE, json.dumps({"port": server.server_address[1], "pid": os.getpid()}))
+    fresh = gate_dir / f"{STATE}.{os.getpid()}"  # written whole, then renamed: a reader never sees it half-written
+    write_private(fresh, json.dumps({"port": server.server_address[1], "pid": os.getpid()}))
+    os.replace(fresh, gate_dir / STATE)
     started = time.monotonic()
     try:
         while not _ended(gate_dir, started):
             time.sleep(0.3)
     finally:
         server.shutdown()
-        with contextlib.suppress(OSError):
-            (gate_dir / STATE).unlink()
+        with contextlib.suppress(OSError, ValueError):  # only its own: a newer gate may have written it since
+            if json.loads((gate_dir / STATE).read_text(encoding="utf-8")).get("pid") == os.getpid():
+                (gate_dir / STATE).unlink()
     return 0
 
 

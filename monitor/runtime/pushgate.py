@@ -75,6 +75,7 @@ def start(run_dir: Path, worktree: Path, branch: str, push: PushSettings, python
     stop(run_dir, keep=True)
     gate_dir = private_dir(run_dir / GATE_DIR)
     (gate_dir / STOP).unlink(missing_ok=True)
+    (gate_dir / STATE).unlink(missing_ok=True)  # the old gate's: the new one's port is waited for below
     objects = Path(_git(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir")) / "objects"
     try:
         prepare(gate_dir / STAGING, objects, branch, _git(worktree, "rev-parse", "HEAD"), allow_force=push.allow_force)
@@ -93,7 +94,7 @@ def start(run_dir: Path, worktree: Path, branch: str, push: PushSettings, python
     if not done.ok:
         raise RuntimeFailure(f"the push gate did not start: {done.stderr.strip()[-300:]}")
     deadline = time.monotonic() + START_TIMEOUT
-    while not (gate_dir / STATE).exists():
+    while int((read_json(gate_dir / STATE) or {}).get("port", 0) or 0) <= 0:
         if time.monotonic() > deadline or (not (gate_dir / TOKEN_FILE).exists() and _failed(gate_dir)):
             with contextlib.suppress(FileNotFoundError):
                 (gate_dir / TOKEN_FILE).unlink()
