@@ -43,6 +43,7 @@ def step(actor: TrainActor) -> None:
         return
     _join_from_forge(actor)
     _leave_when_fixed(actor)
+    _leave_when_withdrawn(actor)
     order = train_order(actor.registry.read().tasks.values())
     if order and actor.forge.supports_pr and actor.forge.merge_queue(order[0].base_branch):
         _enqueue_all(actor, order)
@@ -84,6 +85,28 @@ def _leave_when_fixed(actor: TrainActor) -> None:
         why = task.reason or "a fixer attempt started"
         message = train_message("stopped", task, f"the merge train stopped at {task.id}: {why}; a fixer is at work. "
                                 f"Approve it again once it is ready (`swarm merge {task.id}`)", actor.now)
+
+        def leave(current: Task) -> Task | None:
+            return current.model_copy(update={"merge_request": None}) if current.merge_request else None
+
+        if actor._update(task.id, leave, message) is not None:
+            actor._event(task.id, "train_left", why=why, head=request.head[:12])
+
+
+def _leave_when_withdrawn(actor: TrainActor) -> None:
+    """An approval given on GitHub that was dismissed (or followed by a request for changes) no longer
+    approves: the task leaves the train before anything is merged, and the human is told once."""
+    if not actor.forge.supports_pr:
+        return
+    for task in actor.registry.read().tasks.values():
+        request = task.merge_request
+        if request is None or request.via != "github" or not in_train(task) or request.enqueued:
+            continue
+        if actor.forge.still_approved(task, request.head):
+            continue
+        why = f"the approval of {request.head[:7]} by {request.by} was dismissed or withdrawn"
+        message = train_message("stopped", task, f"the merge train let {task.id} go: {why}; approve it again to "
+                                f"land it", actor.now, f"train:withdrawn:{task.id}:{request.head}")
 
         def leave(current: Task) -> Task | None:
             return current.model_copy(update={"merge_request": None}) if current.merge_request else None

@@ -55,6 +55,11 @@ class Forge(Protocol):
         train's approval; () where there are no PRs (the local forge: `swarm merge` is the approval)."""
         ...
 
+    def still_approved(self, task: Task, head: str) -> bool:
+        """Whether a human's approval of ``head`` still stands on the PR (not dismissed, not followed by a
+        request for changes), also after the train moved the PR's head on; True where there are no PRs."""
+        ...
+
     def merge_queue(self, base_branch: str) -> bool:
         """Whether the repository runs its own merge queue on ``base_branch`` (then the train enqueues)."""
         ...

@@ -34,7 +34,7 @@ from monitor.world.forge import ForgeUnavailable
 from monitor.world.git import Git, GitError
 from monitor.world.github_api import GitHubApi, GraphQLRefused, askpass_env
 from monitor.world.github_evidence import GitHubEvidence, failing_tail
-from monitor.world.github_merge import GitHubMerges, approvals_of
+from monitor.world.github_merge import GitHubMerges, approvals_of, standing_approvals
 from monitor.world.github_query import (
     OPEN_PULLS,
     PAGE_SIZE,
@@ -291,6 +291,9 @@ class GitHubForge(GitHubEvidence, GitHubWrites):
 
     def approvals(self, task: Task, head: str) -> tuple[str, ...]:
         return approvals_of(self._node(task), head, self.wanted)
+
+    def still_approved(self, task: Task, head: str) -> bool:
+        return bool(standing_approvals(self._node(task), head, self.wanted))
 
 
 def _batches(count: int) -> int:

@@ -42,6 +42,15 @@ def approvals_of(node: Mapping[str, Any] | None, head: str, ai_reviewers: Sequen
     return human_approvals(reviews, head, ai_reviewers)
 
 
+def standing_approvals(node: Mapping[str, Any] | None, head: str, ai_reviewers: Sequence[str]) -> tuple[str, ...]:
+    """``human_approvals`` of ``head`` whatever the PR's head is now (the train may have merged the base in
+    since): a dismissed approval, or a later request for changes, is no longer among them."""
+    if node is None:
+        return ()
+    reviews = [review_from_node(n) for n in ((node.get("latestOpinionatedReviews") or {}).get("nodes") or []) if n]
+    return human_approvals(reviews, head, ai_reviewers)
+
+
 def _queue_info(api: GitHubApi, base_branch: str, number: int) -> tuple[bool, str, str]:
     data = api.graphql(MERGE_QUEUE, {"owner": api.config.owner, "name": api.config.name, "branch": base_branch,
                                      "number": number})

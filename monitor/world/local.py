@@ -92,6 +92,9 @@ class LocalForge:
     def approvals(self, task: Task, head: str) -> tuple[str, ...]:
         return ()
 
+    def still_approved(self, task: Task, head: str) -> bool:
+        return True
+
     def merge_queue(self, base_branch: str) -> bool:
         return False
 

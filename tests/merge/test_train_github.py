@@ -94,3 +94,34 @@ def test_a_repository_with_a_merge_queue_gets_the_prs_enqueued_not_merged(
     fake.merge_pr(REPO, numbers[0])  # GitHub's queue lands it: the task is merged as after a human merge
     state = tick_until(world, "merged", lambda s: s.tasks[second.id].status is Status.merged)
     assert state.tasks[first.id].status is Status.ready
+
+
+def test_a_dismissed_approval_takes_the_task_out_of_the_train_before_any_merge(
+        git_repo: Path, tmux_socket: str, fake: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = tmp_path / "steps"
+    world, notifier = github_world(git_repo, tmux_socket, fake, steps, monkeypatch)
+    step(steps, 1, "commit({'a.txt': 'mine\\n'}, 'mine')\n")
+    task = spawn(world, "Add a")
+    state = tick_until(world, "ready", lambda s: s.tasks[task.id].status is Status.ready)
+    pr = state.tasks[task.id].pr
+    assert pr is not None
+    head = git(git_repo, "rev-parse", task.branch)
+    other = tmp_path / "other"  # someone else lands work on main: the train must bring the branch up to date
+    git(tmp_path, "clone", "-q", str(git_repo.parent / "remote.git"), str(other))
+    (other / "b.txt").write_text("theirs\n")
+    git(other, "add", "b.txt")
+    git(other, "-c", "user.name=Other", "-c", "user.email=other@example.com", "commit", "-q", "-m", "theirs")
+    git(other, "push", "-q", "origin", "HEAD:main")
+    review = fake.add_review(REPO, pr.number, "bob", "APPROVED")
+    run_tick(world)  # bob's approval joins the train, which merges main into the branch first
+    request = world.registry.read().tasks[task.id].merge_request
+    assert request is not None and request.by == "bob" and request.head == head
+    assert fake.pr(REPO, pr.number)["head_sha"] != head, "brought up to date with main"
+    fake.dismiss_review(REPO, pr.number, review)
+    run_tick(world)
+    run_tick(world)
+    state = world.registry.read()
+    assert state.tasks[task.id].merge_request is None and state.tasks[task.id].status is not Status.merged
+    assert not fake.pr(REPO, pr.number)["merged"] and _merges(fake) == []
+    stopped = [m for m in notifier.sent if m.kind == "train" and "dismissed or withdrawn" in m.text]
+    assert len(stopped) == 1 and "bob" in stopped[0].text
