@@ -76,7 +76,7 @@ def slack_check(settings: Settings, environ: Mapping[str, str] | None = None) ->
     token, webhook_url = _secrets(settings, environ)
     if not (token or webhook_url or slack.channel):
         return True, "slack: not configured — notifications go to the console"
-    from monitor.world.slack import check
+    from monitor.world.slack_check import check
 
     return check(token, slack.channel, api_url=slack.api_url, timeout=slack.timeout, token_env=slack.token_env,
                  webhook_url=webhook_url, webhook_url_env=slack.webhook_url_env)

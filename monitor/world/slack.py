@@ -33,7 +33,6 @@ import logging
 import math
 import re
 import secrets
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,30 +41,25 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse, WebClient
 from slack_sdk.webhook import WebhookClient
 
-from monitor.agent_run import write_json_atomic
-from monitor.files import read_json
 from monitor.redact import redact
 from monitor.world.notify import NotifyError
 from monitor.world.slack_layouts import (
     HEADER_CHARS,
     MAX_BLOCKS,
     SECTION_CHARS,
-    URL,
     blocks_for,
     escape,
     fallback_text,
     parent_for,
     status_line,
 )
+from monitor.world.slack_state import KEEP_SENT, KEEP_THREADS, SlackState, parent_key
 from registry.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://slack.com/api/"
 TOKEN_ENV = "SLACK_BOT_TOKEN"  # the name of the variable, never a token
-KEEP_SENT = 1000  # keys remembered as delivered (the crash window is one tick, so the newest suffice)
-KEEP_THREADS = 2000
-KEEP_IN_FLIGHT = 200  # posts whose answer never came (each is cleared when the message is found or re-sent)
 EVENT_TYPE = "swarm_notification"  # the metadata event type swarm's messages carry (their key in the payload)
 LOOKUP_MARGIN = 3600.0  # seconds before the in-flight record that a lookup reads back (clock skew with Slack)
 LOOKUP_PAGES = 10
@@ -110,82 +104,6 @@ class SlackError(NotifyError):
     def __init__(self, message: str, code: str, *, retry_after: float | None = None, permanent: bool = False):
         super().__init__(message, retry_after=retry_after, permanent=permanent)
         self.code = code
-
-
-# -------------------------------------------------------------------------------------------- state
-
-
-class SlackState:
-    """``.swarm/slack.json``: each task's thread (channel id + parent ``ts``), the keys Slack accepted, the
-    posts in flight (recorded before the request, cleared by the answer) and the id of the configured channel.
-
-    Written atomically (fsynced) before each post and right after Slack answers: a post whose answer never
-    came is looked up in Slack before it is sent again (the bot notifier); the webhook has no lookup.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        data = read_json(path) if path is not None else None
-        if path is not None and data is None and path.exists():
-            log.warning("slack: %s is not readable JSON; starting new threads", path.name)
-        data = data or {}
-        threads, sent = data.get("threads"), data.get("sent")
-        in_flight, channels = data.get("in_flight"), data.get("channels")
-        self.threads: dict[str, dict[str, str]] = threads if isinstance(threads, dict) else {}
-        self.sent: dict[str, str] = sent if isinstance(sent, dict) else {}
-        self.in_flight: dict[str, dict[str, Any]] = in_flight if isinstance(in_flight, dict) else {}
-        self.channels: dict[str, str] = channels if isinstance(channels, dict) else {}
-
-    def thread(self, task_id: str, configured: str) -> tuple[str, str] | None:
-        entry = self.threads.get(task_id)
-        if not isinstance(entry, dict) or entry.get("configured") != configured:
-            return None  # none yet, or slack.channel changed since: start over in the new channel
-        channel, ts = entry.get("channel"), entry.get("ts")
-        return (channel, ts) if isinstance(channel, str) and isinstance(ts, str) else None
-
-    def set_thread(self, task_id: str, configured: str, channel: str, ts: str, at: str) -> None:
-        self.threads[task_id] = {"configured": configured, "channel": channel, "ts": ts, "at": at}
-        self.in_flight.pop(parent_key(task_id), None)
-        self.channels[configured] = channel
-        if len(self.threads) > KEEP_THREADS:
-            newest = sorted(self.threads.items(), key=lambda kv: str(kv[1].get("at", "")))[-KEEP_THREADS // 2:]
-            self.threads = dict(newest)
-        self.save()
-
-    def was_sent(self, key: str) -> bool:
-        return key in self.sent
-
-    def flight(self, key: str) -> dict[str, Any] | None:
-        """The record of a post of ``key`` whose answer never came, if any."""
-        entry = self.in_flight.get(key)
-        return entry if isinstance(entry, dict) else None
-
-    def begin(self, name: str, **record: Any) -> dict[str, Any]:
-        """Record the post ``name`` as in flight (saved before the request leaves); returns the record."""
-        entry = {**record, "at": time.time()}
-        self.in_flight[name] = entry
-        if len(self.in_flight) > KEEP_IN_FLIGHT:
-            self.in_flight = dict(list(self.in_flight.items())[-KEEP_IN_FLIGHT // 2:])
-        self.save()
-        return entry
-
-    def mark_sent(self, key: str, at: str) -> None:
-        self.sent[key] = at
-        self.in_flight.pop(key, None)
-        if len(self.sent) > KEEP_SENT:
-            self.sent = dict(list(self.sent.items())[-KEEP_SENT // 2:])
-        self.save()
-
-    def save(self) -> None:
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.path, {"version": 1, "threads": self.threads, "sent": self.sent,
-                                          "in_flight": self.in_flight, "channels": self.channels})
-
-
-def parent_key(task_id: str) -> str:
-    """The in-flight key of a task's first message (task ids have no ``:``, outbox keys start with one)."""
-    return f"thread:{task_id}"
 
 
 def _metadata(key: str, task_id: str) -> dict[str, Any]:
@@ -447,69 +365,8 @@ class SlackWebhookNotifier:
         return api_error("the incoming webhook", status, code, headers, env=self.url_env, channel="")
 
 
-def check(token: str, channel: str, *, api_url: str = DEFAULT_API_URL, timeout: float = 10.0,
-          token_env: str = TOKEN_ENV, webhook_url: str = "", webhook_url_env: str = "SLACK_WEBHOOK_URL",
-          ) -> tuple[bool, str]:
-    """``swarm doctor``'s line: whether Slack notifications will work, and the fix when they will not."""
-    if token and channel:
-        return _check_bot(token, channel, api_url, timeout, token_env)
-    if channel and not token:
-        return False, (f"slack: slack.channel is {channel!r} but {token_env} is empty — export the bot token "
-                       f"(xoxb-...) in the monitor's environment")
-    if token and not webhook_url:
-        return False, f"slack: {token_env} is set but slack.channel is empty — set [slack] channel in swarm.toml"
-    if webhook_url:
-        if not URL.match(webhook_url):
-            return False, f"slack: {webhook_url_env} is not an http(s) URL — export the incoming webhook's URL"
-        return True, (f"slack: incoming webhook from {webhook_url_env}: flat messages (not tested: it would post); "
-                      f"threads need a bot token and slack.channel")
-    return True, "slack: not configured — notifications go to the console"
-
-
-def _check_bot(token: str, channel: str, api_url: str, timeout: float, token_env: str) -> tuple[bool, str]:
-    notifier = SlackNotifier(token, channel, None, api_url=api_url, timeout=timeout, token_env=token_env)
-    client = notifier.client
-    try:
-        who = notifier._call("auth.test", lambda kw: client.auth_test(**kw), {})
-    except NotifyError as exc:
-        return False, str(exc)
-    where = f"slack: bot {who.get('user', '?')} in {who.get('team', '?')}"
-    if not re.fullmatch(r"[CGD][A-Z0-9]{6,}", channel):
-        return True, f"{where}, posting to {channel} (a name: doctor checks a channel by its id, C0123...)"
-    try:
-        info = notifier._call("conversations.info", lambda kw: client.conversations_info(**kw), {"channel": channel})
-    except SlackError as exc:
-        if exc.code == "missing_scope":
-            return True, f"{where}, posting to {channel} (not checked: the token lacks channels:read)"
-        return False, str(exc)
-    except NotifyError as exc:
-        return False, str(exc)
-    found = info.get("channel")
-    found = found if isinstance(found, dict) else {}
-    name = f"#{found.get('name', channel)}"
-    if found.get("is_member") is False:
-        return True, (f"{where}, {name}: the bot is not a member — invite it (/invite @your-app) unless the app has "
-                      "chat:write.public")
-    return True, f"{where}, posting to {name}{_read_back(notifier, channel)}"
-
-
-def _read_back(notifier: SlackNotifier, channel: str) -> str:
-    """Whether the token can read the channel back (what exactly-once needs); empty when it can."""
-    client = notifier.client
-    try:
-        notifier._call("conversations.history", lambda kw: client.conversations_history(**kw),
-                       {"channel": channel, "limit": 1})
-    except SlackError as exc:
-        if exc.code == "missing_scope":
-            return (" (at least once: a tick killed mid-send may post twice — add the channels:history scope, "
-                    "groups:history for a private channel, for exactly-once)")
-    except NotifyError:
-        pass
-    return ""
-
-
 __all__ = [  # the layouts lived here before slack_layouts.py: their names stay importable from this module
     "DEFAULT_API_URL", "EVENT_TYPE", "HEADER_CHARS", "KEEP_SENT", "KEEP_THREADS", "MAX_BLOCKS", "SECTION_CHARS",
     "TOKEN_ENV", "SlackError", "SlackNotifier", "SlackState", "SlackWebhookNotifier", "api_error", "blocks_for",
-    "check", "escape", "fallback_text", "parent_for", "parent_key", "status_line",
+    "escape", "fallback_text", "parent_for", "parent_key", "status_line",
 ]

@@ -40,20 +40,15 @@ builds the fenced prompt. Their public names are re-exported here, so callers im
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
 
-from monitor.agent_run import write_json_atomic
-from monitor.locks import try_lock
 from monitor.messages import discovered_message
 from monitor.tick import World
 from orchestrator.config import ConfigError, SentrySettings, Settings
@@ -77,6 +72,16 @@ from orchestrator.discovery.sentry_prompt import (
     issue_text,
     task_title,
 )
+from orchestrator.discovery.sentry_state import (
+    STATE_NAME,
+    DiscoveredState,
+    IssueRecord,
+    TaskRef,
+    discovery_lock,
+    load_state,
+    save_state,
+    state_path,
+)
 from orchestrator.wiring import UsageError
 from registry.archive import archived
 from registry.models import Status, Task
@@ -90,81 +95,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-STATE_NAME = "discovered.json"
-
-
-# ----------------------------------------------------------------------------------------- dedupe state
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class TaskRef(_Record):
-    """One task made for an issue, with what Sentry said then and what became of the task (kept here so
-    it outlives the task's archiving)."""
-
-    task_id: str
-    created_at: datetime
-    status_at_discovery: str
-    substatus_at_discovery: str = ""
-    count: int = 0
-    users: int = 0
-    last_seen: str = ""
-    regression_of: str | None = None
-    task_status: str | None = None
-    ended_at: datetime | None = None
-    pr_url: str | None = None
-
-
-class IssueRecord(_Record):
-    short_id: str
-    permalink: str
-    title: str
-    first_seen: str
-    armed: bool = True  # a regression seen now is a new one (False right after a task made for a regression)
-    tasks: tuple[TaskRef, ...]
-
-    @property
-    def latest(self) -> TaskRef:
-        return self.tasks[-1]
-
-
-class DiscoveredState(_Record):
-    version: int = 1
-    issues: dict[str, IssueRecord] = {}
-
-
-def state_path(world: World) -> Path:
-    return world.layout.state_dir / STATE_NAME
-
-
-def load_state(path: Path) -> DiscoveredState:
-    """Never reset: a damaged file would make every known issue a new task, so discovery stops instead."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return DiscoveredState()
-    try:
-        return DiscoveredState.model_validate(json.loads(text))
-    except (ValueError, ValidationError) as exc:
-        first = str(exc).splitlines()[0]
-        raise DiscoveryError(f"{path} is damaged ({first}); discovery will not run without it (every known issue "
-                             "would get a second task): repair it, or move it aside to start over") from None
-
-
-def save_state(path: Path, state: DiscoveredState) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, state.model_dump(mode="json"))
-
-
-@contextlib.contextmanager
-def _lock(state_dir: Path) -> Iterator[None]:
-    with try_lock(state_dir / "discovered.lock") as held:
-        if not held:
-            raise DiscoveryError("another Sentry discovery is running (it holds .swarm/discovered.lock); "
-                                 "this one did nothing")
-        yield
 
 
 # ------------------------------------------------------------------------------------------ the report
@@ -300,7 +230,7 @@ def discover(
             raise ConfigError(f"Sentry discovery needs an auth token in the environment variable {s.token_env} "
                               "([sentry] token_env) with the project:read and event:read scopes; export it")
         client = SentryClient(s.url, token, s.org, timeout=s.timeout, token_env=s.token_env)
-    with client, (contextlib.nullcontext() if dry_run else _lock(world.layout.state_dir)):
+    with client, (contextlib.nullcontext() if dry_run else discovery_lock(world.layout.state_dir)):
         return _discover(world, settings, client, dry_run, now)
 
 

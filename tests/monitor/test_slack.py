@@ -38,8 +38,8 @@ from monitor.world.slack import (
     SlackNotifier,
     SlackWebhookNotifier,
     blocks_for,
-    check,
 )
+from monitor.world.slack_check import check
 from orchestrator import tasks as task_ops
 from orchestrator.config import Settings
 from orchestrator.notifiers import LazyNotifier, notifier_from, slack_check

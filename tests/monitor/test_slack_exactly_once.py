@@ -230,7 +230,7 @@ def test_the_fake_returns_metadata_only_when_asked(slack: FakeSlack) -> None:
 
 
 def test_doctor_says_when_sends_are_only_at_least_once(slack: FakeSlack) -> None:
-    from monitor.world.slack import check
+    from monitor.world.slack_check import check
 
     assert check(slack.token, CHANNEL_ID, api_url=slack.api_url, timeout=2) == \
         (True, "slack: bot swarm-bot in Fake Team, posting to #swarm")
