@@ -33,6 +33,7 @@ from monitor.private import private_dir, write_private, write_secret_once
 from monitor.runtime.base import RuntimeFailure
 from monitor.runtime.gitgate import GATE_DIR, SPEC, STAGING, STATE, STOP, TOKEN_FILE, prepare
 from monitor.world import proc
+from monitor.world.proc import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +114,7 @@ def _failed(gate_dir: Path) -> bool:
 
 def running(run_dir: Path) -> bool:
     state = read_json(run_dir / GATE_DIR / STATE) or {}
-    pid = int(state.get("pid", 0) or 0)
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(int(state.get("pid", 0) or 0))
 
 
 def stop(run_dir: Path, *, keep: bool = False) -> None:

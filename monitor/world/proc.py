@@ -15,6 +15,19 @@ from pathlib import Path
 KILL_GRACE = 2.0  # seconds to collect a killed command's output before giving up on its pipes
 
 
+def pid_alive(pid: object) -> bool:
+    """Whether a process ``pid`` exists (one of another user's counts too); False for anything but a pid."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def tail(text: str, lines: int = 40, chars: int = 4000) -> str:
     kept = "\n".join(text.splitlines()[-lines:])
     return kept[-chars:]

@@ -17,6 +17,7 @@ from typing import Any
 
 from monitor.agent_run import write_json_atomic
 from monitor.durations import format_duration
+from monitor.world.proc import pid_alive
 
 SERVE_FILE = "serve.json"
 WEBHOOK_FILE = "last-webhook.json"
@@ -60,23 +61,13 @@ def record_webhook(state_dir: Path, event: str, delivery: str, tasks: int, now: 
         "at": now.isoformat(), "event": event, "delivery": delivery, "tasks": tasks})
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def serve_running(state_dir: Path, now: datetime) -> dict[str, Any] | None:
     """The service's file when it runs (live pid, fresh heartbeat); None otherwise."""
     data = read_object(state_dir / SERVE_FILE)
     beat = aware_time(data.get("heartbeat_at"))
-    if not data or beat is None or not _alive(data.get("pid")):
+    if not data or beat is None or not pid_alive(data.get("pid")):
         return None
     return data if (now - beat).total_seconds() <= STALE_AFTER else None
 
