@@ -39,8 +39,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+if __package__ in (None, ""):  # run as a script: the repository root is not on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from bench.common import CallCounter, QuietNotifier, _stats
 from monitor.tick import World, run_tick
+from monitor.world.proc import pid_alive
 from orchestrator import tasks as task_ops
 from orchestrator.config import CONFIG_NAME, load
 from orchestrator.wiring import build_world
@@ -139,17 +143,9 @@ def _wait_gone(pids: Sequence[int], timeout: float) -> None:
     alive = list(pids)
     while alive and time.monotonic() < deadline:
         time.sleep(0.05)
-        alive = [pid for pid in alive if _alive(pid)]
+        alive = [pid for pid in alive if pid_alive(pid)]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager
@@ -525,6 +521,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # Run as a script, the repository root is not on sys.path: `bench` is importable once it is.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     main()
